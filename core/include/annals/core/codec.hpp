@@ -1,0 +1,120 @@
+#pragma once
+/// Typed events: plain structs converted with nlohmann to_json/from_json that
+/// name themselves with `static constexpr std::string_view type_name` and
+/// `static constexpr int schema_version`.
+///
+///   struct Deposited {
+///     static constexpr std::string_view type_name = "bank.Deposited";
+///     static constexpr int schema_version = 1;
+///     std::int64_t amount;
+///   };
+///   NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Deposited, amount)
+///
+///   using AccountEvent = std::variant<Opened, Deposited, Withdrawn>;
+///   EventData data = annals::encode(Deposited{500});
+///   AccountEvent e = annals::decode<AccountEvent>(recorded);
+///
+/// decode picks the variant alternative whose type_name equals the stored type
+/// (after upcasting) with a fold over the alternatives: no global registry.
+///
+/// Thread safety: the functions are reentrant.
+
+#include <concepts>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "annals/core/error.hpp"
+#include "annals/core/event.hpp"
+#include "annals/core/upcaster.hpp"
+
+namespace annals {
+
+template <class E>
+concept TypedEvent = requires {
+  { E::type_name } -> std::convertible_to<std::string_view>;
+  { E::schema_version } -> std::convertible_to<int>;
+} && requires(const E& e, Json& j, const Json& cj) {
+  nlohmann::to_json(j, e);
+  cj.template get<E>();
+};
+
+namespace detail {
+template <class V>
+struct is_typed_variant : std::false_type {};
+template <TypedEvent... Es>
+struct is_typed_variant<std::variant<Es...>> : std::true_type {};
+
+[[noreturn]] void throw_decode_error(const RecordedEvent& event, std::string_view why);
+[[noreturn]] void throw_schema_mismatch(const RecordedEvent& event, std::string_view type,
+                                        int stored, int expected);
+}  // namespace detail
+
+/// A std::variant whose alternatives are all typed events.
+template <class V>
+concept EventVariant = detail::is_typed_variant<V>::value;
+
+/// Converts a typed event into EventData with a fresh UUIDv7 id.
+/// Throws: SerializationError if to_json fails or does not give an object.
+template <TypedEvent E>
+EventData encode(const E& event, const Json& metadata = Json::object()) {
+  Json payload;
+  try {
+    payload = event;
+  } catch (const std::exception& e) {
+    throw SerializationError("cannot encode event of type '" + std::string(E::type_name) +
+                             "': " + e.what());
+  }
+  if (!payload.is_object()) {
+    throw SerializationError("event of type '" + std::string(E::type_name) +
+                             "' must encode to a JSON object, got " + payload.type_name());
+  }
+  return EventData::from_json(std::string(E::type_name), payload, metadata, E::schema_version);
+}
+
+/// Decodes a recorded event into the variant alternative named by its type, or
+/// std::nullopt when no alternative has that type.
+/// Throws: SerializationError naming the stream, version and type if the payload
+/// does not parse, upcasting fails, the schema version after upcasting differs
+/// from the alternative's, or from_json fails.
+template <EventVariant V>
+std::optional<V> try_decode(const RecordedEvent& event, const UpcasterChain* upcasters = nullptr) {
+  std::string type = event.type;
+  int version = event.schema_version;
+  Json payload;
+  try {
+    payload = Json::parse(event.payload);
+  } catch (const std::exception& e) {
+    detail::throw_decode_error(event, e.what());
+  }
+  if (upcasters != nullptr && !upcasters->empty()) upcasters->apply(type, version, payload);
+
+  std::optional<V> result;
+  auto try_one = [&]<class E>(std::type_identity<E>) {
+    if (result || type != E::type_name) return;
+    if (version != E::schema_version) {
+      detail::throw_schema_mismatch(event, type, version, E::schema_version);
+    }
+    try {
+      result.emplace(std::in_place_type<E>, payload.template get<E>());
+    } catch (const std::exception& e) {
+      detail::throw_decode_error(event, e.what());
+    }
+  };
+  [&]<class... Es>(std::type_identity<std::variant<Es...>>) {
+    (try_one(std::type_identity<Es>{}), ...);
+  }(std::type_identity<V>{});
+  return result;
+}
+
+/// As try_decode, but an unknown type throws UnknownEventType naming the type,
+/// stream and version.
+template <EventVariant V>
+V decode(const RecordedEvent& event, const UpcasterChain* upcasters = nullptr) {
+  auto decoded = try_decode<V>(event, upcasters);
+  if (!decoded) throw UnknownEventType(event.type, event.stream_id, event.version);
+  return std::move(*decoded);
+}
+
+}  // namespace annals

@@ -1,0 +1,71 @@
+#pragma once
+/// The event model: what an append takes (EventData) and what a read gives
+/// back (RecordedEvent).
+///
+/// Payload and metadata travel as JSON text, exactly the bytes that are stored
+/// and hashed. Keeping text on the hot paths means an append of pre-serialized
+/// events and a replay that only forwards events never parse JSON; call
+/// payload_json()/metadata_json() when you want the parsed value, or use the
+/// typed codec in annals/core/codec.hpp. See docs/adr/0002-json-as-text.md.
+///
+/// Thread safety: plain value types.
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "annals/core/clock.hpp"
+
+namespace annals {
+
+using Json = nlohmann::json;
+
+/// An event to append.
+struct EventData {
+  /// A UUID; generated (UUIDv7) when left empty. Reusing the ids of an earlier
+  /// append at the same place makes the append an idempotent retry.
+  std::string event_id;
+  /// Stable name, e.g. "bank.AccountOpened"; same rules as a stream id.
+  std::string type;
+  /// Version of the payload's schema, >= 1; upcasters move old versions forward.
+  int schema_version = 1;
+  /// A JSON object, as text.
+  std::string payload = "{}";
+  /// A JSON object, as text: correlation_id, causation_id, actor, and anything else.
+  std::string metadata = "{}";
+
+  /// Builds an event from parsed JSON. Throws: InvalidArgument if `payload` or
+  /// `metadata` is not an object.
+  static EventData from_json(std::string type, const Json& payload,
+                             const Json& metadata = Json::object(), int schema_version = 1);
+};
+
+/// SHA-256 digest of an event chained to its predecessor (annals/core/event_hash.hpp).
+using EventHash = std::array<std::uint8_t, 32>;
+
+/// An event as stored.
+struct RecordedEvent {
+  std::string stream_id;
+  std::int64_t version = 0;   ///< position in its stream; the first event is 1
+  std::int64_t position = 0;  ///< global order in the store; the first event is 1
+  std::string event_id;
+  std::string type;
+  int schema_version = 1;
+  std::string payload;   ///< JSON object text, byte for byte as appended
+  std::string metadata;  ///< JSON object text, byte for byte as appended
+  Timestamp recorded_at{};
+  EventHash hash{};  ///< chain hash as stored (all zero for stores without one)
+
+  /// Throws: SerializationError naming the event if the stored text is not JSON.
+  Json payload_json() const;
+  Json metadata_json() const;
+};
+
+/// Checks that `text` is a JSON object (valid UTF-8, nothing after it).
+/// `what` names the input in the error ("payload of event 3 for stream 'a-1'").
+/// Throws: InvalidArgument.
+void validate_json_object(std::string_view text, std::string_view what);
+
+}  // namespace annals

@@ -1,0 +1,171 @@
+#pragma once
+/// The EventStore contract, shared by every store (SQLite, in-memory) and
+/// checked by one conformance suite (tests/store/conformance_test.cpp).
+///
+/// Versions count events within a stream from 1; positions order every event
+/// in the store from 1. An append is atomic: all its events are stored and
+/// become visible together, or none is.
+///
+/// Thread safety: every member may be called concurrently from many threads on
+/// one store object. Cursors returned by reads belong to the calling thread.
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "annals/core/event.hpp"
+#include "annals/core/expected_version.hpp"
+#include "annals/store/cursor.hpp"
+
+namespace annals {
+
+/// What an append did: the stream's version after it, and the positions of its
+/// first and last events.
+struct AppendResult {
+  std::int64_t stream_version = 0;
+  std::int64_t first_position = 0;
+  std::int64_t last_position = 0;
+  friend bool operator==(const AppendResult&, const AppendResult&) = default;
+};
+
+/// One stream's part of an append.
+struct StreamAppend {
+  std::string stream_id;
+  ExpectedVersion expected = ExpectedVersion::any();
+  std::vector<EventData> events;
+};
+
+enum class Direction { forward, backward };
+
+inline constexpr std::uint64_t kNoLimit = std::numeric_limits<std::uint64_t>::max();
+/// read_stream(..., backward) from this version starts at the stream's end.
+inline constexpr std::int64_t kStreamEnd = std::numeric_limits<std::int64_t>::max();
+
+/// Which events read_all returns; empty fields do not filter. All given fields
+/// must match (types OR-ed among themselves).
+struct EventFilter {
+  std::vector<std::string> types;  ///< event type is one of these
+  std::string stream_prefix;       ///< stream id starts with this
+  std::string category;            ///< stream category (text before the first '-') equals this
+
+  static EventFilter for_types(std::vector<std::string> types) {
+    return EventFilter{std::move(types), {}, {}};
+  }
+  static EventFilter for_category(std::string category) {
+    return EventFilter{{}, {}, std::move(category)};
+  }
+  static EventFilter for_prefix(std::string prefix) { return EventFilter{{}, std::move(prefix), {}}; }
+  bool empty() const noexcept {
+    return types.empty() && stream_prefix.empty() && category.empty();
+  }
+};
+
+/// The result of verify(): ok, or the first position that does not match.
+struct VerifyResult {
+  bool ok = true;
+  std::int64_t events_checked = 0;
+  std::int64_t first_bad_position = 0;  ///< 0 when ok
+  std::string reason;                   ///< empty when ok
+};
+
+/// Receives each committed append (or group of appends), in position order,
+/// after the commit. Called on the appending thread before append() returns;
+/// listeners must not throw (what they throw is dropped) and must not append to
+/// the same store from inside the callback.
+using CommitListener = std::function<void(std::span<const RecordedEvent>)>;
+
+class EventStore;
+
+/// Keeps a commit listener registered; unregisters it when destroyed or on
+/// reset(). Once reset() returns, the listener is not running and will not run
+/// again (unless reset() is called from inside the listener itself).
+class CommitListenerHandle {
+ public:
+  CommitListenerHandle() = default;
+  CommitListenerHandle(std::function<void()> unregister) : unregister_(std::move(unregister)) {}
+  CommitListenerHandle(CommitListenerHandle&& other) noexcept
+      : unregister_(std::exchange(other.unregister_, nullptr)) {}
+  CommitListenerHandle& operator=(CommitListenerHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      unregister_ = std::exchange(other.unregister_, nullptr);
+    }
+    return *this;
+  }
+  ~CommitListenerHandle() { reset(); }
+  void reset() noexcept {
+    if (unregister_) {
+      auto fn = std::exchange(unregister_, nullptr);
+      try {
+        fn();
+      } catch (...) {  // a destructor path: never throw
+      }
+    }
+  }
+
+ private:
+  std::function<void()> unregister_;
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  /// Appends `events` to `stream_id` if its version matches `expected`.
+  /// Event ids left empty are generated (UUIDv7). If every event id is already
+  /// stored, in this stream, in this order, at versions consistent with
+  /// `expected`, the call is an idempotent retry and returns the first result.
+  /// Throws: InvalidArgument (bad stream id, type, schema version, event id or
+  /// JSON; no events), WrongExpectedVersion, DuplicateEventId (an id stored
+  /// anywhere else), StorageError. On any throw nothing is written.
+  AppendResult append(const std::string& stream_id, ExpectedVersion expected,
+                      std::vector<EventData> events) {
+    std::vector<StreamAppend> batch;
+    batch.push_back(StreamAppend{stream_id, expected, std::move(events)});
+    return append(std::move(batch)).front();
+  }
+
+  /// Appends to several streams in one transaction: every stream's events or
+  /// none. Results are in the order of `batch`. A stream may appear only once.
+  /// Throws: as append(); the first failing stream's error is thrown.
+  virtual std::vector<AppendResult> append(std::vector<StreamAppend> batch) = 0;
+
+  /// Events of one stream from `from_version` (inclusive): forward in ascending
+  /// versions, backward in descending versions (kStreamEnd: from the last).
+  /// At most `max_count` events. A stream that does not exist reads as empty.
+  /// Throws: InvalidArgument (bad stream id, from_version < 1 forward or < 0),
+  /// StorageError (also later, while iterating).
+  virtual Cursor<RecordedEvent> read_stream(const std::string& stream_id,
+                                            std::int64_t from_version = 1,
+                                            Direction direction = Direction::forward,
+                                            std::uint64_t max_count = kNoLimit) const = 0;
+
+  /// Every event from `from_position` (inclusive) in ascending position order,
+  /// restricted by `filter`, at most `max_count`.
+  virtual Cursor<RecordedEvent> read_all(std::int64_t from_position = 1,
+                                         const EventFilter& filter = {},
+                                         std::uint64_t max_count = kNoLimit) const = 0;
+
+  /// Last version of the stream; 0 if it does not exist.
+  virtual std::int64_t stream_version(const std::string& stream_id) const = 0;
+
+  /// Position of the newest event; 0 for an empty store.
+  virtual std::int64_t head_position() const = 0;
+
+  /// Stream ids starting with `prefix`, in ascending byte order.
+  virtual Cursor<std::string> list_streams(const std::string& prefix = {}) const = 0;
+
+  /// Walks the hash chain from position 1 and reports the first event whose
+  /// position or hash does not match.
+  virtual VerifyResult verify() const;
+
+  /// Registers a listener for committed events (see CommitListener).
+  virtual CommitListenerHandle add_commit_listener(CommitListener listener) = 0;
+};
+
+}  // namespace annals

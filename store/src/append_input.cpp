@@ -1,0 +1,82 @@
+#include "append_input.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "annals/core/error.hpp"
+#include "annals/core/event_id.hpp"
+#include "annals/core/stream_id.hpp"
+
+namespace annals::detail {
+
+void prepare_batch(std::vector<StreamAppend>& batch) {
+  if (batch.empty()) throw InvalidArgument("append needs at least one stream");
+  std::unordered_set<std::string_view> streams;
+  std::unordered_map<std::string_view, std::string_view> ids;  // id -> stream
+  for (auto& part : batch) {
+    validate_stream_id(part.stream_id);
+    if (!streams.insert(part.stream_id).second) {
+      throw InvalidArgument("stream '" + part.stream_id +
+                            "' appears more than once in one append; put its events together");
+    }
+    if (part.events.empty()) {
+      throw InvalidArgument("append to stream '" + part.stream_id + "' has no events");
+    }
+    for (std::size_t i = 0; i < part.events.size(); ++i) {
+      auto& event = part.events[i];
+      const auto what = [&](const char* field) {
+        return std::string(field) + " of event " + std::to_string(i + 1) + " for stream '" +
+               part.stream_id + "'";
+      };
+      try {
+        validate_event_type(event.type);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(what("type") + ": " + e.what());
+      }
+      if (event.schema_version < 1) {
+        throw InvalidArgument(what("schema version") + " must be >= 1, got " +
+                              std::to_string(event.schema_version));
+      }
+      if (event.event_id.empty()) {
+        event.event_id = new_event_id();
+      } else {
+        event.event_id = normalize_event_id(event.event_id);
+      }
+      validate_json_object(event.payload, what("payload"));
+      validate_json_object(event.metadata, what("metadata"));
+    }
+  }
+  // Ids are final now (no more reallocation of the strings), so views are safe.
+  for (const auto& part : batch) {
+    for (const auto& event : part.events) {
+      auto [it, inserted] = ids.emplace(event.event_id, part.stream_id);
+      if (!inserted) {
+        throw DuplicateEventId(event.event_id, part.stream_id,
+                               "it appears twice in the same append");
+      }
+    }
+  }
+}
+
+bool matches(const EventFilter& filter, const RecordedEvent& event) {
+  if (!filter.types.empty() &&
+      std::find(filter.types.begin(), filter.types.end(), event.type) == filter.types.end()) {
+    return false;
+  }
+  if (!filter.stream_prefix.empty() && !event.stream_id.starts_with(filter.stream_prefix)) {
+    return false;
+  }
+  if (!filter.category.empty() && stream_category(event.stream_id) != filter.category) {
+    return false;
+  }
+  return true;
+}
+
+std::string prefix_upper_bound(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+}  // namespace annals::detail

@@ -1,0 +1,25 @@
+#pragma once
+// Validation of append input, shared by the stores so both reject the same
+// things with the same messages, before anything is written.
+
+#include <vector>
+
+#include "annals/store/event_store.hpp"
+
+namespace annals::detail {
+
+// Checks every stream id, event type, schema version, event id and JSON text in
+// `batch`; fills in missing event ids (UUIDv7) and lowercases given ones.
+// Throws: InvalidArgument naming the offending input; DuplicateEventId when one
+// id appears twice in the batch.
+void prepare_batch(std::vector<StreamAppend>& batch);
+
+// Does `event` pass `filter`? (The in-memory store filters in C++; the SQLite
+// store translates the same rules into SQL.)
+bool matches(const EventFilter& filter, const RecordedEvent& event);
+
+// Smallest string greater than every string that starts with `prefix`; empty
+// when there is none (a prefix of only 0xFF bytes).
+std::string prefix_upper_bound(std::string prefix);
+
+}  // namespace annals::detail

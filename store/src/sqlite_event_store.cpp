@@ -1,0 +1,655 @@
+// SqliteEventStore: one writer connection with group commit, a pool of reader
+// connections, and paged reads. The schema is in sqlite_schema.cpp.
+//
+// Group commit: an appending thread queues its request; the first thread to
+// find no leader becomes the leader, takes every queued request (up to
+// max_group_size), and writes them in one BEGIN IMMEDIATE transaction, each
+// request inside its own savepoint so that one request's WrongExpectedVersion
+// rolls back only that request. One COMMIT (and so one fsync) acknowledges the
+// whole group. Followers sleep until the leader marks their request done.
+
+#include "annals/store/sqlite_event_store.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "annals/core/error.hpp"
+#include "annals/core/event_hash.hpp"
+#include "annals/core/stream_id.hpp"
+#include "append_input.hpp"
+#include "commit_listeners.hpp"
+#include "sqlite_schema.hpp"
+
+namespace annals {
+
+namespace {
+
+constexpr const char* kColumns =
+    "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
+    "recorded_at, hash";
+
+StorageError storage_error(const SQLite::Exception& e, const std::string& doing) {
+  return StorageError("SQLite error while " + doing + ": " + e.what(), e.getErrorCode(),
+                      e.getExtendedErrorCode());
+}
+
+// One connection and the statements prepared on it. Used by one thread at a time.
+class Connection {
+ public:
+  Connection(const std::filesystem::path& path, int flags, const SqliteStoreOptions& options)
+      : db_(path.string(), flags, static_cast<int>(options.busy_timeout.count()), options.vfs) {}
+
+  SQLite::Database& db() { return db_; }
+
+  // A cached statement, reset and unbound.
+  SQLite::Statement& statement(const std::string& sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      it = cache_.emplace(sql, std::make_unique<SQLite::Statement>(db_, sql)).first;
+    } else {
+      it->second->reset();
+      it->second->clearBindings();
+    }
+    return *it->second;
+  }
+
+ private:
+  SQLite::Database db_;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
+};
+
+// Resets a statement when leaving scope, so a read never keeps its snapshot
+// (and with it the WAL) pinned after the page is read.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(SQLite::Statement& st) : st_(st) {}
+  ~ResetOnExit() {
+    try {
+      st_.reset();
+    } catch (...) {  // reset reports the last step's error, already handled
+    }
+  }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  SQLite::Statement& st_;
+};
+
+RecordedEvent read_row(SQLite::Statement& st) {
+  RecordedEvent e;
+  e.position = st.getColumn(0).getInt64();
+  e.stream_id = st.getColumn(1).getString();
+  e.version = st.getColumn(2).getInt64();
+  e.event_id = st.getColumn(3).getString();
+  e.type = st.getColumn(4).getString();
+  e.schema_version = st.getColumn(5).getInt();
+  e.payload = st.getColumn(6).getString();
+  e.metadata = st.getColumn(7).getString();
+  e.recorded_at = from_micros(st.getColumn(8).getInt64());
+  const auto hash = st.getColumn(9);
+  if (hash.getBytes() == static_cast<int>(e.hash.size())) {
+    std::memcpy(e.hash.data(), hash.getBlob(), e.hash.size());
+  }
+  return e;
+}
+
+void create_private_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+  } else if (errno != EEXIST) {
+    throw StorageError("cannot create store file '" + path.string() + "': " +
+                       std::strerror(errno));
+  }
+}
+
+struct Request {
+  std::vector<StreamAppend>* batch = nullptr;
+  std::vector<AppendResult> results;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+struct Head {
+  std::int64_t position = 0;
+  EventHash hash{};
+};
+
+}  // namespace
+
+class SqliteEventStore::Impl {
+ public:
+  Impl(const std::filesystem::path& path, SqliteStoreOptions options)
+      : path_(path), options_(std::move(options)) {
+    if (!options_.clock) options_.clock = SystemClock::shared();
+    if (options_.read_page_size == 0) options_.read_page_size = 1;
+    if (options_.max_group_size == 0) options_.max_group_size = 1;
+    const bool exists = std::filesystem::exists(path_);
+    if (!exists && !options_.create_if_missing) {
+      throw StorageError("store file '" + path_.string() + "' does not exist");
+    }
+    if (!exists) create_private_file(path_);
+    try {
+      writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_);
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "opening '" + path_.string() + "'");
+    }
+    if (sqlite3_db_readonly(writer_->db().getHandle(), "main") == 1) {
+      throw StorageError("store file '" + path_.string() +
+                         "' is read-only; an event store needs write access");
+    }
+    detail::open_schema(writer_->db(), path_);
+    try {
+      const std::string mode = writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
+      if (mode != "wal") {
+        throw StorageError("store file '" + path_.string() +
+                           "' cannot use write-ahead logging (journal mode is " + mode + ")");
+      }
+      writer_->db().exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
+                                                                   : "PRAGMA synchronous = NORMAL");
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "configuring '" + path_.string() + "'");
+    }
+  }
+
+  // ---- writing -------------------------------------------------------------
+
+  std::vector<AppendResult> submit(std::vector<StreamAppend>& batch) {
+    Request request;
+    request.batch = &batch;
+    std::unique_lock lock(queue_mu_);
+    queue_.push_back(&request);
+    while (!request.done) {
+      if (leader_active_) {
+        queue_cv_.wait(lock);
+        continue;
+      }
+      leader_active_ = true;
+      std::vector<Request*> group;
+      while (!queue_.empty() && group.size() < options_.max_group_size) {
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      write_group(group);
+      lock.lock();
+      for (Request* r : group) r->done = true;
+      leader_active_ = false;
+      queue_cv_.notify_all();
+    }
+    if (request.error) std::rethrow_exception(request.error);
+    return std::move(request.results);
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  class Lease {
+   public:
+    Lease(const Impl& impl, std::unique_ptr<Connection> conn) : impl_(impl), conn_(std::move(conn)) {}
+    ~Lease() { impl_.release_reader(std::move(conn_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Connection* operator->() { return conn_.get(); }
+    Connection& operator*() { return *conn_; }
+
+   private:
+    const Impl& impl_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  Lease reader() const {
+    {
+      std::lock_guard lock(readers_mu_);
+      if (!idle_readers_.empty()) {
+        auto conn = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        return Lease(*this, std::move(conn));
+      }
+    }
+    try {
+      auto conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                               options_);
+      conn->db().exec("PRAGMA query_only = 1");
+      return Lease(*this, std::move(conn));
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "opening a reader on '" + path_.string() + "'");
+    }
+  }
+
+  void release_reader(std::unique_ptr<Connection> conn) const {
+    std::lock_guard lock(readers_mu_);
+    if (idle_readers_.size() < options_.max_idle_readers) idle_readers_.push_back(std::move(conn));
+  }
+
+  std::int64_t version_on(Connection& conn, const std::string& stream_id) const {
+    auto& st = conn.statement(
+        "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1");
+    ResetOnExit reset(st);
+    st.bind(1, stream_id);
+    return st.executeStep() ? st.getColumn(0).getInt64() : 0;
+  }
+
+// Runs one paged query. `bind` binds everything but the cursor and the limit;
+// `advance` moves the cursor past the last row read.
+class QuerySource final : public Cursor<RecordedEvent>::Source {
+ public:
+  using Bind = std::function<void(SQLite::Statement&, std::int64_t cursor, std::int64_t limit)>;
+  using Advance = std::function<std::int64_t(const RecordedEvent&)>;
+
+  QuerySource(const Impl& impl, std::string sql, std::int64_t cursor, Bind bind,
+              Advance advance)
+      : impl_(impl), sql_(std::move(sql)), cursor_(cursor), bind_(std::move(bind)),
+        advance_(std::move(advance)) {}
+
+  bool fetch(std::vector<RecordedEvent>& out, std::size_t max) override {
+    auto lease = impl_.reader();
+    try {
+      auto& st = lease->statement(sql_);
+      ResetOnExit reset(st);
+      bind_(st, cursor_, static_cast<std::int64_t>(max));
+      std::size_t got = 0;
+      while (st.executeStep()) {
+        out.push_back(read_row(st));
+        ++got;
+      }
+      if (got > 0) cursor_ = advance_(out.back());
+      return got == max;
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "reading '" + impl_.path_.string() + "'");
+    }
+  }
+
+ private:
+  const Impl& impl_;
+  std::string sql_;
+  std::int64_t cursor_;
+  Bind bind_;
+  Advance advance_;
+};
+
+
+  const std::filesystem::path path_;
+  SqliteStoreOptions options_;
+  std::shared_ptr<detail::CommitListeners> listeners_ =
+      std::make_shared<detail::CommitListeners>();
+
+ private:
+  void exec(const char* sql) { writer_->statement(sql).exec(); }
+
+  void rollback_quietly() noexcept {
+    try {
+      if (sqlite3_get_autocommit(writer_->db().getHandle()) == 0) writer_->db().exec("ROLLBACK");
+    } catch (...) {
+    }
+  }
+
+  void load_head() {
+    auto& st = writer_->statement("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
+    ResetOnExit reset(st);
+    head_ = Head{};
+    if (st.executeStep()) {
+      head_.position = st.getColumn(0).getInt64();
+      const auto hash = st.getColumn(1);
+      if (hash.getBytes() == static_cast<int>(head_.hash.size())) {
+        std::memcpy(head_.hash.data(), hash.getBlob(), head_.hash.size());
+      }
+    }
+  }
+
+  void write_group(const std::vector<Request*>& group) {
+    const bool collect = !listeners_->empty();
+    std::vector<RecordedEvent> committed;
+    // With one request there is nothing to isolate: a failure rolls back the
+    // whole transaction, which is cheaper than a savepoint.
+    const bool savepoints = group.size() > 1;
+    std::vector<Request*> pending;
+    try {
+      exec("BEGIN IMMEDIATE");
+      load_head();
+      for (Request* r : group) {
+        const Head saved = head_;
+        const std::size_t mark = committed.size();
+        if (savepoints) exec("SAVEPOINT annals_append");
+        try {
+          r->results = apply(*r->batch, collect ? &committed : nullptr);
+          if (savepoints) exec("RELEASE annals_append");
+          pending.push_back(r);
+        } catch (const StorageError&) {
+          throw;  // the transaction itself is in doubt: fail the group
+        } catch (...) {
+          r->error = std::current_exception();
+          if (savepoints) {
+            exec("ROLLBACK TO annals_append");
+            exec("RELEASE annals_append");
+          } else {
+            rollback_quietly();
+          }
+          head_ = saved;
+          committed.resize(mark);
+        }
+      }
+      if (pending.empty()) {
+        rollback_quietly();
+        return;
+      }
+      exec("COMMIT");
+    } catch (const SQLite::Exception& e) {
+      fail_group(group, std::make_exception_ptr(storage_error(e, "appending")));
+      return;
+    } catch (...) {
+      fail_group(group, std::current_exception());
+      return;
+    }
+    listeners_->notify(committed);
+  }
+
+  void fail_group(const std::vector<Request*>& group, std::exception_ptr error) {
+    rollback_quietly();
+    for (Request* r : group) {
+      if (!r->error) {
+        r->error = error;
+        r->results.clear();
+      }
+    }
+  }
+
+  // Writes one request's streams inside the open transaction.
+  std::vector<AppendResult> apply(std::vector<StreamAppend>& batch,
+                                  std::vector<RecordedEvent>* committed) {
+    std::vector<AppendResult> results(batch.size());
+    const Timestamp now = options_.clock->now();
+    for (std::size_t s = 0; s < batch.size(); ++s) {
+      auto& part = batch[s];
+      try {
+        if (auto retry = retry_of(part)) {
+          results[s] = *retry;
+          continue;
+        }
+        const std::int64_t actual = version_on(*writer_, part.stream_id);
+        if (!part.expected.matches(actual)) {
+          throw WrongExpectedVersion(part.stream_id, part.expected, actual);
+        }
+        std::int64_t version = actual;
+        const std::int64_t first_position = head_.position + 1;
+        auto& insert = writer_->statement(
+            "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+            "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+            "?10)");
+        for (auto& data : part.events) {
+          RecordedEvent event;
+          event.stream_id = part.stream_id;
+          event.version = ++version;
+          event.position = head_.position + 1;
+          event.event_id = std::move(data.event_id);
+          event.type = std::move(data.type);
+          event.schema_version = data.schema_version;
+          event.payload = std::move(data.payload);
+          event.metadata = std::move(data.metadata);
+          event.recorded_at = now;
+          event.hash = chain_hash(head_.hash, event);
+
+          insert.reset();
+          insert.bind(1, event.position);
+          insert.bindNoCopy(2, event.stream_id);
+          insert.bind(3, event.version);
+          insert.bindNoCopy(4, event.event_id);
+          insert.bindNoCopy(5, event.type);
+          insert.bind(6, event.schema_version);
+          insert.bindNoCopy(7, event.payload);
+          insert.bindNoCopy(8, event.metadata);
+          insert.bind(9, to_micros(event.recorded_at));
+          insert.bindNoCopy(10, event.hash.data(), static_cast<int>(event.hash.size()));
+          try {
+            insert.exec();
+          } catch (const SQLite::Exception& e) {
+            insert.reset();
+            if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE &&
+                std::strstr(e.what(), "event_id") != nullptr) {
+              throw duplicate_of(event.event_id, part.stream_id);
+            }
+            if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE) {
+              // (stream_id, version) taken: another writer got there first.
+              throw WrongExpectedVersion(part.stream_id, part.expected,
+                                         version_on(*writer_, part.stream_id));
+            }
+            throw;
+          }
+          insert.reset();
+          head_ = Head{event.position, event.hash};
+          if (committed != nullptr) committed->push_back(std::move(event));
+        }
+        results[s] = AppendResult{version, first_position, head_.position};
+      } catch (const SQLite::Exception& e) {
+        throw storage_error(e, "appending to stream '" + part.stream_id + "'");
+      }
+    }
+    return results;
+  }
+
+  DuplicateEventId duplicate_of(const std::string& event_id, const std::string& stream_id) {
+    auto& st = writer_->statement("SELECT stream_id, version FROM events WHERE event_id = ?1");
+    ResetOnExit reset(st);
+    st.bind(1, event_id);
+    if (st.executeStep()) {
+      return DuplicateEventId(event_id, stream_id,
+                              "stored in stream '" + st.getColumn(0).getString() +
+                                  "' at version " + std::to_string(st.getColumn(1).getInt64()));
+    }
+    return DuplicateEventId(event_id, stream_id, "stored elsewhere");
+  }
+
+  // The first result, if `part` repeats an earlier append; nullopt if its first
+  // id is new. Throws DuplicateEventId if the id is stored somewhere else.
+  std::optional<AppendResult> retry_of(const StreamAppend& part) {
+    std::string stored_stream;
+    std::int64_t first_version = 0;
+    std::int64_t first_position = 0;
+    {
+      auto& st = writer_->statement(
+          "SELECT stream_id, version, position FROM events WHERE event_id = ?1");
+      ResetOnExit reset(st);
+      st.bind(1, part.events.front().event_id);
+      if (!st.executeStep()) return std::nullopt;
+      stored_stream = st.getColumn(0).getString();
+      first_version = st.getColumn(1).getInt64();
+      first_position = st.getColumn(2).getInt64();
+    }
+    bool same_place = stored_stream == part.stream_id && part.expected.matches(first_version - 1);
+    std::int64_t last_position = first_position;
+    std::size_t seen = 0;
+    if (same_place) {
+      auto& st = writer_->statement(
+          "SELECT event_id, position FROM events WHERE stream_id = ?1 AND version >= ?2 "
+          "ORDER BY version LIMIT ?3");
+      ResetOnExit reset(st);
+      st.bind(1, part.stream_id);
+      st.bind(2, first_version);
+      st.bind(3, static_cast<std::int64_t>(part.events.size()));
+      while (same_place && st.executeStep()) {
+        same_place = st.getColumn(0).getString() == part.events[seen].event_id;
+        last_position = st.getColumn(1).getInt64();
+        ++seen;
+      }
+      same_place = same_place && seen == part.events.size();
+    }
+    if (!same_place) {
+      throw DuplicateEventId(part.events.front().event_id, part.stream_id,
+                             "stored in stream '" + stored_stream + "' at version " +
+                                 std::to_string(first_version) +
+                                 ", which is not a retry of this append");
+    }
+    return AppendResult{first_version - 1 + static_cast<std::int64_t>(seen), first_position,
+                        last_position};
+  }
+
+  std::optional<Connection> writer_;  // guarded by being the group leader
+  Head head_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Request*> queue_;
+  bool leader_active_ = false;
+
+  mutable std::mutex readers_mu_;
+  mutable std::vector<std::unique_ptr<Connection>> idle_readers_;
+};
+
+SqliteEventStore::SqliteEventStore(const std::filesystem::path& path, SqliteStoreOptions options)
+    : impl_(std::make_unique<Impl>(path, std::move(options))) {}
+
+SqliteEventStore::~SqliteEventStore() = default;
+
+const std::filesystem::path& SqliteEventStore::path() const noexcept { return impl_->path_; }
+
+std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> batch) {
+  detail::prepare_batch(batch);
+  return impl_->submit(batch);
+}
+
+Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id,
+                                                    std::int64_t from_version, Direction direction,
+                                                    std::uint64_t max_count) const {
+  validate_stream_id(stream_id);
+  if (direction == Direction::forward ? from_version < 1 : from_version < 0) {
+    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
+                          std::to_string(from_version) + ": versions start at 1");
+  }
+  const bool forward = direction == Direction::forward;
+  std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
+                    (forward ? "version >= ?2 ORDER BY version" : "version <= ?2 ORDER BY version DESC") +
+                    " LIMIT ?3";
+  auto bind = [stream_id](SQLite::Statement& st, std::int64_t cursor, std::int64_t limit) {
+    st.bind(1, stream_id);
+    st.bind(2, cursor);
+    st.bind(3, limit);
+  };
+  auto advance = [forward](const RecordedEvent& e) { return forward ? e.version + 1 : e.version - 1; };
+  return Cursor<RecordedEvent>(
+      std::make_unique<Impl::QuerySource>(*impl_, std::move(sql), from_version, bind, advance),
+      impl_->options_.read_page_size, max_count);
+}
+
+Cursor<RecordedEvent> SqliteEventStore::read_all(std::int64_t from_position,
+                                                 const EventFilter& filter,
+                                                 std::uint64_t max_count) const {
+  if (from_position < 1) {
+    throw InvalidArgument("read_all from position " + std::to_string(from_position) +
+                          ": positions start at 1");
+  }
+  // Filters use unary + on the columns so SQLite walks the primary key in
+  // position order instead of an index it would then have to sort: each page
+  // then costs the rows it scans, never the whole category.
+  std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE position >= ?1";
+  std::string types_json;
+  if (!filter.types.empty()) {
+    sql += " AND +type IN (SELECT value FROM json_each(?3))";
+    types_json = Json(filter.types).dump();
+  }
+  std::string prefix_low, prefix_high;
+  if (!filter.stream_prefix.empty()) {
+    prefix_low = filter.stream_prefix;
+    prefix_high = detail::prefix_upper_bound(filter.stream_prefix);
+    sql += " AND +stream_id >= ?4";
+    if (!prefix_high.empty()) sql += " AND +stream_id < ?5";
+  }
+  std::string category = filter.category;
+  if (!category.empty()) {
+    sql += " AND (+stream_id = ?6 OR (+stream_id >= ?6 || '-' AND +stream_id < ?6 || '.'))";
+  }
+  sql += " ORDER BY position LIMIT ?2";
+  auto bind = [types_json, prefix_low, prefix_high, category](
+                  SQLite::Statement& st, std::int64_t cursor, std::int64_t limit) {
+    st.bind(1, cursor);
+    st.bind(2, limit);
+    if (!types_json.empty()) st.bind(3, types_json);
+    if (!prefix_low.empty()) st.bind(4, prefix_low);
+    if (!prefix_high.empty()) st.bind(5, prefix_high);
+    if (!category.empty()) st.bind(6, category);
+  };
+  auto advance = [](const RecordedEvent& e) { return e.position + 1; };
+  return Cursor<RecordedEvent>(
+      std::make_unique<Impl::QuerySource>(*impl_, std::move(sql), from_position, bind, advance),
+      impl_->options_.read_page_size, max_count);
+}
+
+std::int64_t SqliteEventStore::stream_version(const std::string& stream_id) const {
+  validate_stream_id(stream_id);
+  auto lease = impl_->reader();
+  try {
+    return impl_->version_on(*lease, stream_id);
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "reading the version of stream '" + stream_id + "'");
+  }
+}
+
+std::int64_t SqliteEventStore::head_position() const {
+  auto lease = impl_->reader();
+  try {
+    auto& st = lease->statement("SELECT coalesce(max(position), 0) FROM events");
+    ResetOnExit reset(st);
+    st.executeStep();
+    return st.getColumn(0).getInt64();
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "reading the head position");
+  }
+}
+
+Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) const {
+  // Seeks from one stream id to the next through the (stream_id, version)
+  // index: the cost grows with the number of streams, not of events.
+  class Source final : public Cursor<std::string>::Source {
+   public:
+    Source(const Impl& impl, std::string prefix)
+        : impl_(impl), prefix_(std::move(prefix)) {}
+    bool fetch(std::vector<std::string>& out, std::size_t max) override {
+      auto lease = impl_.reader();
+      try {
+        auto& first = lease->statement(
+            "SELECT stream_id FROM events WHERE stream_id >= ?1 ORDER BY stream_id LIMIT 1");
+        auto& next = lease->statement(
+            "SELECT stream_id FROM events WHERE stream_id > ?1 ORDER BY stream_id LIMIT 1");
+        while (out.size() < max) {
+          auto& st = started_ ? next : first;
+          ResetOnExit reset(st);
+          st.bind(1, started_ ? last_ : prefix_);
+          if (!st.executeStep()) return false;
+          std::string id = st.getColumn(0).getString();
+          if (!id.starts_with(prefix_)) return false;
+          started_ = true;
+          last_ = id;
+          out.push_back(std::move(id));
+        }
+        return true;
+      } catch (const SQLite::Exception& e) {
+        throw storage_error(e, "listing streams");
+      }
+    }
+
+   private:
+    const Impl& impl_;
+    std::string prefix_;
+    std::string last_;
+    bool started_ = false;
+  };
+  return Cursor<std::string>(std::make_unique<Source>(*impl_, prefix),
+                             impl_->options_.read_page_size, kNoLimit);
+}
+
+CommitListenerHandle SqliteEventStore::add_commit_listener(CommitListener listener) {
+  return impl_->listeners_->add(std::move(listener));
+}
+
+}  // namespace annals

@@ -1,0 +1,148 @@
+// Schema of an Annals SQLite store (PRAGMA user_version = 1,
+// PRAGMA application_id = 0x414E4C53, "ANLS").
+//
+//   events(position INTEGER PRIMARY KEY,  -- global order, dense from 1
+//          stream_id TEXT, version INTEGER, -- UNIQUE(stream_id, version)
+//          event_id TEXT UNIQUE,            -- canonical lowercase UUID
+//          type TEXT, schema_version INTEGER,
+//          payload TEXT, metadata TEXT,     -- JSON objects, byte for byte as appended
+//          recorded_at INTEGER,             -- microseconds since the Unix epoch, UTC
+//          hash BLOB)                       -- SHA-256 chain, see annals/core/event_hash.hpp
+//   snapshots(stream_id, version, schema_version, state TEXT, recorded_at)
+//
+// JSON stays text so that the sqlite3 shell and json_extract() read a store
+// without Annals. Triggers make the events table append-only for every
+// connection, not just for this library. Positions are assigned by the writer
+// inside its write transaction as max(position)+1, so they are dense and a
+// reader paging by position never skips a row committed later.
+//
+// Migrations: each schema version has a step below that moves a store from the
+// version before; open_schema runs the missing steps in one transaction.
+
+#include "sqlite_schema.hpp"
+
+#include <sqlite3.h>
+
+#include <cstdio>
+
+#include "annals/core/error.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+namespace annals::detail {
+
+namespace {
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE events (
+  position       INTEGER PRIMARY KEY,
+  stream_id      TEXT    NOT NULL,
+  version        INTEGER NOT NULL CHECK (version >= 1),
+  event_id       TEXT    NOT NULL UNIQUE,
+  type           TEXT    NOT NULL,
+  schema_version INTEGER NOT NULL CHECK (schema_version >= 1),
+  payload        TEXT    NOT NULL,
+  metadata       TEXT    NOT NULL,
+  recorded_at    INTEGER NOT NULL,
+  hash           BLOB    NOT NULL,
+  UNIQUE (stream_id, version)
+) STRICT;
+
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the events table is append-only; UPDATE is not allowed');
+END;
+
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the events table is append-only; DELETE is not allowed');
+END;
+
+CREATE TABLE snapshots (
+  stream_id      TEXT    NOT NULL,
+  version        INTEGER NOT NULL,
+  schema_version INTEGER NOT NULL,
+  state          TEXT    NOT NULL,
+  recorded_at    INTEGER NOT NULL,
+  PRIMARY KEY (stream_id, version)
+) STRICT;
+)sql";
+
+std::string hex32(int v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08X", static_cast<unsigned>(v));
+  return buf;
+}
+
+struct Identity {
+  int application_id = 0;
+  int user_version = 0;
+  int objects = 0;
+};
+
+Identity read_identity(SQLite::Database& db) {
+  Identity id;
+  id.application_id = db.execAndGet("PRAGMA application_id").getInt();
+  id.user_version = db.execAndGet("PRAGMA user_version").getInt();
+  id.objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
+  return id;
+}
+
+}  // namespace
+
+void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
+  const std::string name = "'" + path.string() + "'";
+  Identity id;
+  try {
+    id = read_identity(db);
+  } catch (const SQLite::Exception& e) {
+    if (e.getErrorCode() == SQLITE_NOTADB) {
+      throw StorageError(name + " is not an Annals store: it is not an SQLite database",
+                         e.getErrorCode(), e.getExtendedErrorCode());
+    }
+    throw StorageError("cannot read " + name + ": " + e.what(), e.getErrorCode(),
+                       e.getExtendedErrorCode());
+  }
+  const bool empty = id.application_id == 0 && id.user_version == 0 && id.objects == 0;
+  if (!empty && id.application_id != SqliteEventStore::kApplicationId) {
+    throw StorageError(name + " is an SQLite database but not an Annals store (application_id " +
+                       hex32(id.application_id) + ", " + std::to_string(id.objects) +
+                       " schema objects)");
+  }
+  if (id.user_version > SqliteEventStore::kSchemaVersion) {
+    throw StorageError(name + " was written by a newer Annals: schema version " +
+                       std::to_string(id.user_version) + ", this build reads up to " +
+                       std::to_string(SqliteEventStore::kSchemaVersion));
+  }
+  if (id.user_version == SqliteEventStore::kSchemaVersion) return;
+
+  // Creating or migrating: take the write lock, then look again, since another
+  // process may have done it while we were deciding.
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      id = read_identity(db);
+      const bool still_empty = id.application_id == 0 && id.user_version == 0 && id.objects == 0;
+      if (still_empty) {
+        db.exec(kSchemaV1);
+        db.exec("PRAGMA application_id = " + std::to_string(SqliteEventStore::kApplicationId));
+        db.exec("PRAGMA user_version = 1");
+      } else if (id.user_version < SqliteEventStore::kSchemaVersion) {
+        // Migration steps from version N to N+1 go here as the schema evolves.
+        throw StorageError(name + " has Annals schema version " +
+                           std::to_string(id.user_version) + ", which this build cannot migrate");
+      }
+      db.exec("COMMIT");
+    } catch (...) {
+      try {
+        db.exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+  } catch (const SQLite::Exception& e) {
+    throw StorageError("cannot create the Annals schema in " + name + ": " + e.what(),
+                       e.getErrorCode(), e.getExtendedErrorCode());
+  }
+}
+
+}  // namespace annals::detail

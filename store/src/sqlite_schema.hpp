@@ -1,0 +1,17 @@
+#pragma once
+// The SQLite schema of an Annals store and the checks made when opening a file.
+// See sqlite_schema.cpp for the schema itself.
+
+#include <filesystem>
+
+#include <SQLiteCpp/Database.h>
+
+namespace annals::detail {
+
+// Checks that `db` is an empty database or an Annals store this build can
+// read, then creates or migrates the schema. Reads only, until it has decided
+// the file is ours: a foreign file is left byte for byte as it was.
+// Throws: StorageError naming `path` and what is wrong.
+void open_schema(SQLite::Database& db, const std::filesystem::path& path);
+
+}  // namespace annals::detail

@@ -1,0 +1,2 @@
+// Placeholder: the SQLite-only tests are being written.
+#include <gtest/gtest.h>

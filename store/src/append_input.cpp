@@ -41,7 +41,11 @@ void prepare_batch(std::vector<StreamAppend>& batch) {
       if (event.event_id.empty()) {
         event.event_id = new_event_id();
       } else {
-        event.event_id = normalize_event_id(event.event_id);
+        try {
+          event.event_id = normalize_event_id(event.event_id);
+        } catch (const InvalidArgument& e) {
+          throw InvalidArgument(what("event id") + ": " + e.what());
+        }
       }
       validate_json_object(event.payload, what("payload"));
       validate_json_object(event.metadata, what("metadata"));

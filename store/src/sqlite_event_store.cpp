@@ -59,7 +59,7 @@ class Connection {
     if (it == cache_.end()) {
       it = cache_.emplace(sql, std::make_unique<SQLite::Statement>(db_, sql)).first;
     } else {
-      it->second->reset();
+      it->second->tryReset();  // an earlier failed step was already reported
       it->second->clearBindings();
     }
     return *it->second;
@@ -75,12 +75,7 @@ class Connection {
 class ResetOnExit {
  public:
   explicit ResetOnExit(SQLite::Statement& st) : st_(st) {}
-  ~ResetOnExit() {
-    try {
-      st_.reset();
-    } catch (...) {  // reset reports the last step's error, already handled
-    }
-  }
+  ~ResetOnExit() { st_.tryReset(); }  // reports the last step's error: already handled
   ResetOnExit(const ResetOnExit&) = delete;
   ResetOnExit& operator=(const ResetOnExit&) = delete;
 
@@ -415,7 +410,7 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
           try {
             insert.exec();
           } catch (const SQLite::Exception& e) {
-            insert.reset();
+            insert.tryReset();  // reset() would throw this same error again
             if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE &&
                 std::strstr(e.what(), "event_id") != nullptr) {
               throw duplicate_of(event.event_id, part.stream_id);

@@ -1,0 +1,59 @@
+#pragma once
+// Fixtures that make each store for the conformance suite. Every store under
+// test gets a fresh, empty instance per test and a ManualClock it reads time from.
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "annals/core/clock.hpp"
+#include "annals/store/in_memory_event_store.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+namespace annals::testing {
+
+// A directory under /tmp, removed with everything in it when destroyed.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "annals-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct InMemoryStoreFactory {
+  static constexpr const char* kName = "InMemory";
+  std::unique_ptr<EventStore> make(std::shared_ptr<const Clock> clock) {
+    return std::make_unique<InMemoryEventStore>(std::move(clock));
+  }
+};
+
+struct SqliteStoreFactory {
+  static constexpr const char* kName = "Sqlite";
+  TempDir dir;
+  std::unique_ptr<EventStore> make(std::shared_ptr<const Clock> clock) {
+    SqliteStoreOptions options;
+    options.clock = std::move(clock);
+    // Small pages so every multi-page code path runs in ordinary tests.
+    options.read_page_size = 7;
+    // Conformance is about the contract, not durability: spare the fsyncs.
+    options.synchronous = Synchronous::normal;
+    return std::make_unique<SqliteEventStore>(dir / "store.db", options);
+  }
+};
+
+}  // namespace annals::testing

@@ -15,6 +15,7 @@ function(annals_module name)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${target} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   annals_warnings(${target})
+  set_property(GLOBAL APPEND PROPERTY ANNALS_MODULE_TARGETS ${target})
 endfunction()
 
 function(annals_warnings target)

@@ -63,6 +63,19 @@ void prepare_batch(std::vector<StreamAppend>& batch) {
   }
 }
 
+void validate_snapshot(const Snapshot& snapshot) {
+  validate_stream_id(snapshot.stream_id);
+  const std::string what = "snapshot of stream '" + snapshot.stream_id + "'";
+  if (snapshot.version < 1) {
+    throw InvalidArgument(what + ": version must be >= 1, got " + std::to_string(snapshot.version));
+  }
+  if (snapshot.schema_version < 1) {
+    throw InvalidArgument(what + ": schema version must be >= 1, got " +
+                          std::to_string(snapshot.schema_version));
+  }
+  if (!Json::accept(snapshot.state)) throw InvalidArgument(what + ": state is not valid JSON");
+}
+
 bool matches(const EventFilter& filter, const RecordedEvent& event) {
   if (!filter.types.empty() &&
       std::find(filter.types.begin(), filter.types.end(), event.type) == filter.types.end()) {

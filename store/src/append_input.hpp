@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "annals/store/event_store.hpp"
+#include "annals/store/snapshot_store.hpp"
 
 namespace annals::detail {
 
@@ -13,6 +14,10 @@ namespace annals::detail {
 // Throws: InvalidArgument naming the offending input; DuplicateEventId when one
 // id appears twice in the batch.
 void prepare_batch(std::vector<StreamAppend>& batch);
+
+// Checks a snapshot before it is saved.
+// Throws: InvalidArgument naming the stream and what is wrong.
+void validate_snapshot(const Snapshot& snapshot);
 
 // Does `event` pass `filter`? (The in-memory store filters in C++; the SQLite
 // store translates the same rules into SQL.)

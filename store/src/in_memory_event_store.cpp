@@ -38,6 +38,8 @@ class InMemoryEventStore::Impl {
   std::shared_ptr<detail::CommitListeners> listeners_ =
       std::make_shared<detail::CommitListeners>();
   std::mutex append_mu_;  // orders appends and their notifications
+  mutable std::mutex snapshots_mu_;
+  std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
 
   std::int64_t version_of(const std::string& stream) const {
     auto it = streams_.find(stream);
@@ -251,6 +253,34 @@ Cursor<std::string> InMemoryEventStore::list_streams(const std::string& prefix) 
 
 CommitListenerHandle InMemoryEventStore::add_commit_listener(CommitListener listener) {
   return impl_->listeners_->add(std::move(listener));
+}
+
+void InMemoryEventStore::save_snapshot(const Snapshot& snapshot) {
+  detail::validate_snapshot(snapshot);
+  Snapshot stored = snapshot;
+  stored.recorded_at = impl_->clock_->now();
+  std::lock_guard lock(impl_->snapshots_mu_);
+  impl_->snapshots_[stored.stream_id][stored.version] = std::move(stored);
+}
+
+std::optional<Snapshot> InMemoryEventStore::load_snapshot(const std::string& stream_id,
+                                                          std::int64_t max_version) const {
+  validate_stream_id(stream_id);
+  std::lock_guard lock(impl_->snapshots_mu_);
+  auto stream = impl_->snapshots_.find(stream_id);
+  if (stream == impl_->snapshots_.end()) return std::nullopt;
+  auto it = stream->second.upper_bound(max_version);
+  if (it == stream->second.begin()) return std::nullopt;
+  return std::prev(it)->second;
+}
+
+void InMemoryEventStore::delete_snapshots(const std::string& stream_id) {
+  std::lock_guard lock(impl_->snapshots_mu_);
+  if (stream_id.empty()) {
+    impl_->snapshots_.clear();
+  } else {
+    impl_->snapshots_.erase(stream_id);
+  }
 }
 
 }  // namespace annals

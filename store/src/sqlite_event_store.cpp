@@ -500,6 +500,22 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
 
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Connection>> idle_readers_;
+
+ public:
+  // Snapshots are written on a connection of their own: they are a cache
+  // outside the event transactions and must not wait in the group-commit queue.
+  template <class Fn>
+  auto with_snapshot_writer(Fn&& fn) {
+    std::lock_guard lock(snapshot_mu_);
+    if (!snapshot_writer_) {
+      snapshot_writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_);
+    }
+    return fn(*snapshot_writer_);
+  }
+
+ private:
+  std::mutex snapshot_mu_;
+  std::optional<Connection> snapshot_writer_;
 };
 
 SqliteEventStore::SqliteEventStore(const std::filesystem::path& path, SqliteStoreOptions options)
@@ -645,6 +661,64 @@ Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) co
 
 CommitListenerHandle SqliteEventStore::add_commit_listener(CommitListener listener) {
   return impl_->listeners_->add(std::move(listener));
+}
+
+void SqliteEventStore::save_snapshot(const Snapshot& snapshot) {
+  detail::validate_snapshot(snapshot);
+  try {
+    impl_->with_snapshot_writer([&](Connection& conn) {
+      auto& st = conn.statement(
+          "INSERT OR REPLACE INTO snapshots (stream_id, version, schema_version, state, "
+          "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+      ResetOnExit reset(st);
+      st.bind(1, snapshot.stream_id);
+      st.bind(2, snapshot.version);
+      st.bind(3, snapshot.schema_version);
+      st.bind(4, snapshot.state);
+      st.bind(5, to_micros(impl_->options_.clock->now()));
+      st.exec();
+    });
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "saving a snapshot of stream '" + snapshot.stream_id + "'");
+  }
+}
+
+std::optional<Snapshot> SqliteEventStore::load_snapshot(const std::string& stream_id,
+                                                        std::int64_t max_version) const {
+  validate_stream_id(stream_id);
+  auto lease = impl_->reader();
+  try {
+    auto& st = lease->statement(
+        "SELECT version, schema_version, state, recorded_at FROM snapshots "
+        "WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1");
+    ResetOnExit reset(st);
+    st.bind(1, stream_id);
+    st.bind(2, max_version);
+    if (!st.executeStep()) return std::nullopt;
+    Snapshot snapshot;
+    snapshot.stream_id = stream_id;
+    snapshot.version = st.getColumn(0).getInt64();
+    snapshot.schema_version = st.getColumn(1).getInt();
+    snapshot.state = st.getColumn(2).getString();
+    snapshot.recorded_at = from_micros(st.getColumn(3).getInt64());
+    return snapshot;
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "loading a snapshot of stream '" + stream_id + "'");
+  }
+}
+
+void SqliteEventStore::delete_snapshots(const std::string& stream_id) {
+  try {
+    impl_->with_snapshot_writer([&](Connection& conn) {
+      auto& st = conn.statement(stream_id.empty() ? "DELETE FROM snapshots"
+                                                  : "DELETE FROM snapshots WHERE stream_id = ?1");
+      ResetOnExit reset(st);
+      if (!stream_id.empty()) st.bind(1, stream_id);
+      st.exec();
+    });
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "deleting snapshots");
+  }
 }
 
 }  // namespace annals

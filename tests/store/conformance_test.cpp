@@ -530,5 +530,51 @@ TYPED_TEST(StoreConformance, AListenerThatThrowsDoesNotUndoTheCommitOrStopOthers
   EXPECT_EQ(this->store().head_position(), 1);
 }
 
+// ---- snapshots ----------------------------------------------------------------
+
+TYPED_TEST(StoreConformance, SnapshotLoadGivesTheNewestAtOrBelowTheWantedVersion) {
+  auto& snapshots = dynamic_cast<SnapshotStore&>(this->store());
+  EXPECT_FALSE(snapshots.load_snapshot("account-1").has_value());
+  snapshots.save_snapshot({"account-1", 10, 1, R"({"balance":100})", {}});
+  snapshots.save_snapshot({"account-1", 20, 1, R"({"balance":200})", {}});
+  snapshots.save_snapshot({"account-2", 5, 2, "[1,2]", {}});
+  EXPECT_EQ(snapshots.load_snapshot("account-1")->version, 20);
+  EXPECT_EQ(snapshots.load_snapshot("account-1", 19)->state, R"({"balance":100})");
+  EXPECT_EQ(snapshots.load_snapshot("account-1", 20)->version, 20);
+  EXPECT_FALSE(snapshots.load_snapshot("account-1", 9).has_value());
+  const auto other = snapshots.load_snapshot("account-2");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->schema_version, 2);
+  EXPECT_EQ(other->state, "[1,2]");
+  EXPECT_EQ(other->recorded_at, parse_timestamp("2026-03-01T12:00:00Z"));
+  // Saving again at the same version replaces.
+  snapshots.save_snapshot({"account-1", 20, 3, R"({"balance":201})", {}});
+  EXPECT_EQ(snapshots.load_snapshot("account-1")->state, R"({"balance":201})");
+  EXPECT_EQ(snapshots.load_snapshot("account-1")->schema_version, 3);
+}
+
+TYPED_TEST(StoreConformance, SnapshotsCanBeDroppedPerStreamOrAllWithoutTouchingEvents) {
+  auto& snapshots = dynamic_cast<SnapshotStore&>(this->store());
+  this->store().append("account-1", ExpectedVersion::any(), events(3));
+  snapshots.save_snapshot({"account-1", 3, 1, "{}", {}});
+  snapshots.save_snapshot({"account-2", 1, 1, "{}", {}});
+  snapshots.delete_snapshots("account-1");
+  EXPECT_FALSE(snapshots.load_snapshot("account-1").has_value());
+  EXPECT_TRUE(snapshots.load_snapshot("account-2").has_value());
+  snapshots.delete_snapshots();
+  EXPECT_FALSE(snapshots.load_snapshot("account-2").has_value());
+  EXPECT_EQ(this->store().head_position(), 3);
+  EXPECT_TRUE(this->store().verify().ok);
+}
+
+TYPED_TEST(StoreConformance, BadSnapshotsAreRejected) {
+  auto& snapshots = dynamic_cast<SnapshotStore&>(this->store());
+  EXPECT_THROW(snapshots.save_snapshot({"", 1, 1, "{}", {}}), InvalidArgument);
+  EXPECT_THROW(snapshots.save_snapshot({"s-1", 0, 1, "{}", {}}), InvalidArgument);
+  EXPECT_THROW(snapshots.save_snapshot({"s-1", 1, 0, "{}", {}}), InvalidArgument);
+  EXPECT_THROW(snapshots.save_snapshot({"s-1", 1, 1, "{oops", {}}), InvalidArgument);
+  EXPECT_FALSE(snapshots.load_snapshot("s-1").has_value());
+}
+
 }  // namespace
 }  // namespace annals

@@ -10,10 +10,11 @@
 
 #include "annals/core/clock.hpp"
 #include "annals/store/event_store.hpp"
+#include "annals/store/snapshot_store.hpp"
 
 namespace annals {
 
-class InMemoryEventStore final : public EventStore {
+class InMemoryEventStore final : public EventStore, public SnapshotStore {
  public:
   /// `clock` supplies recorded_at; the system clock when null.
   explicit InMemoryEventStore(std::shared_ptr<const Clock> clock = nullptr);
@@ -33,6 +34,11 @@ class InMemoryEventStore final : public EventStore {
   std::int64_t head_position() const override;
   Cursor<std::string> list_streams(const std::string& prefix = {}) const override;
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
+
+  void save_snapshot(const Snapshot& snapshot) override;
+  std::optional<Snapshot> load_snapshot(const std::string& stream_id,
+                                        std::int64_t max_version = kStreamEnd) const override;
+  void delete_snapshots(const std::string& stream_id = {}) override;
 
  private:
   class Impl;

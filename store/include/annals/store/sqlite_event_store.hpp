@@ -26,6 +26,7 @@
 
 #include "annals/core/clock.hpp"
 #include "annals/store/event_store.hpp"
+#include "annals/store/snapshot_store.hpp"
 
 namespace annals {
 
@@ -55,7 +56,7 @@ struct SqliteStoreOptions {
   std::string vfs;
 };
 
-class SqliteEventStore final : public EventStore {
+class SqliteEventStore final : public EventStore, public SnapshotStore {
  public:
   /// Opens (or creates) the store at `path`.
   /// Throws: StorageError when the file cannot be opened or created, is not an
@@ -79,6 +80,11 @@ class SqliteEventStore final : public EventStore {
   std::int64_t head_position() const override;
   Cursor<std::string> list_streams(const std::string& prefix = {}) const override;
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
+
+  void save_snapshot(const Snapshot& snapshot) override;
+  std::optional<Snapshot> load_snapshot(const std::string& stream_id,
+                                        std::int64_t max_version = kStreamEnd) const override;
+  void delete_snapshots(const std::string& stream_id = {}) override;
 
   /// The file this store was opened on.
   const std::filesystem::path& path() const noexcept;

@@ -7,8 +7,7 @@
 namespace annals {
 
 Timestamp SystemClock::now() const {
-  return std::chrono::time_point_cast<std::chrono::microseconds>(
-      std::chrono::system_clock::now());
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
 }
 
 std::shared_ptr<const Clock> SystemClock::shared() {

@@ -30,9 +30,9 @@ DuplicateEventId::DuplicateEventId(std::string event_id, std::string stream_id,
 
 UnknownEventType::UnknownEventType(std::string type, std::string stream_id, std::int64_t version)
     : Error("unknown event type '" + type + "'" +
-            (stream_id.empty() ? std::string()
-                               : " in stream '" + stream_id + "' at version " +
-                                     std::to_string(version))),
+            (stream_id.empty()
+                 ? std::string()
+                 : " in stream '" + stream_id + "' at version " + std::to_string(version))),
       type_(std::move(type)),
       stream_id_(std::move(stream_id)),
       version_(version) {}

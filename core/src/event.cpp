@@ -68,7 +68,8 @@ struct TopLevelKind : nlohmann::json_sax<Json> {
   bool end_object() override { return --depth, true; }
   bool start_array(std::size_t) override { return nest(); }
   bool end_array() override { return --depth, true; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& ex) override {
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& ex) override {
     error = ex.what();
     return false;
   }

@@ -13,10 +13,14 @@ ExpectedVersion ExpectedVersion::exactly(std::int64_t n) {
 
 std::string ExpectedVersion::to_string() const {
   switch (kind_) {
-    case Kind::any: return "any";
-    case Kind::no_stream: return "no_stream";
-    case Kind::stream_exists: return "stream_exists";
-    case Kind::exactly: return "exactly(" + std::to_string(value_) + ")";
+    case Kind::any:
+      return "any";
+    case Kind::no_stream:
+      return "no_stream";
+    case Kind::stream_exists:
+      return "stream_exists";
+    case Kind::exactly:
+      return "exactly(" + std::to_string(value_) + ")";
   }
   return "?";
 }

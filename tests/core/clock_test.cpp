@@ -1,6 +1,7 @@
+#include "annals/core/clock.hpp"
+
 #include <gtest/gtest.h>
 
-#include "annals/core/clock.hpp"
 #include "annals/core/error.hpp"
 
 namespace annals {

@@ -1,6 +1,7 @@
+#include "annals/core/codec.hpp"
+
 #include <gtest/gtest.h>
 
-#include "annals/core/codec.hpp"
 #include "annals/core/error.hpp"
 #include "annals/core/event_id.hpp"
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "annals/core/event_hash.hpp"
+
+#include <gtest/gtest.h>
 
 namespace annals {
 namespace {

@@ -1,3 +1,5 @@
+#include "annals/core/event_id.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -5,7 +7,6 @@
 #include <vector>
 
 #include "annals/core/error.hpp"
-#include "annals/core/event_id.hpp"
 
 namespace annals {
 namespace {
@@ -14,7 +15,7 @@ TEST(EventId, GeneratedIdsAreCanonicalVersion7Uuids) {
   const std::string id = new_event_id();
   ASSERT_EQ(id.size(), 36u);
   EXPECT_TRUE(is_valid_event_id(id));
-  EXPECT_EQ(id[14], '7') << id;                           // version nibble
+  EXPECT_EQ(id[14], '7') << id;                                          // version nibble
   EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;  // RFC 4122 variant
   EXPECT_EQ(normalize_event_id(id), id);
 }
@@ -40,10 +41,10 @@ TEST(EventId, IdsFromManyThreadsAreUniqueAndEachThreadSeesThemIncrease) {
 TEST(EventId, NormalizeLowercasesAndRejectsNonUuids) {
   EXPECT_EQ(normalize_event_id("0190A6E4-7C1E-7A3B-9F00-1234567890AB"),
             "0190a6e4-7c1e-7a3b-9f00-1234567890ab");
-  for (const char* bad : {"", "not-a-uuid", "0190a6e4-7c1e-7a3b-9f00-1234567890a",
-                          "0190a6e4_7c1e-7a3b-9f00-1234567890ab",
-                          "0190a6e4-7c1e-7a3b-9f00-1234567890abc",
-                          "g190a6e4-7c1e-7a3b-9f00-1234567890ab"}) {
+  for (const char* bad :
+       {"", "not-a-uuid", "0190a6e4-7c1e-7a3b-9f00-1234567890a",
+        "0190a6e4_7c1e-7a3b-9f00-1234567890ab", "0190a6e4-7c1e-7a3b-9f00-1234567890abc",
+        "g190a6e4-7c1e-7a3b-9f00-1234567890ab"}) {
     EXPECT_FALSE(is_valid_event_id(bad)) << bad;
     try {
       normalize_event_id(bad);

@@ -1,7 +1,8 @@
+#include "annals/core/stream_id.hpp"
+
 #include <gtest/gtest.h>
 
 #include "annals/core/error.hpp"
-#include "annals/core/stream_id.hpp"
 
 namespace annals {
 namespace {

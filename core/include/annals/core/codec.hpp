@@ -35,7 +35,8 @@ template <class E>
 concept TypedEvent = requires {
   { E::type_name } -> std::convertible_to<std::string_view>;
   { E::schema_version } -> std::convertible_to<int>;
-} && requires(const E& e, Json& j, const Json& cj) {
+}
+&&requires(const E& e, Json& j, const Json& cj) {
   nlohmann::to_json(j, e);
   cj.template get<E>();
 };

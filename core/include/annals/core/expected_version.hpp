@@ -34,10 +34,14 @@ class ExpectedVersion {
   /// True when a stream whose last version is `actual` (0: no stream) satisfies this.
   constexpr bool matches(std::int64_t actual) const noexcept {
     switch (kind_) {
-      case Kind::any: return true;
-      case Kind::no_stream: return actual == 0;
-      case Kind::stream_exists: return actual > 0;
-      case Kind::exactly: return actual == value_;
+      case Kind::any:
+        return true;
+      case Kind::no_stream:
+        return actual == 0;
+      case Kind::stream_exists:
+        return actual > 0;
+      case Kind::exactly:
+        return actual == value_;
     }
     return false;
   }

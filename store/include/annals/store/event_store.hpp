@@ -7,7 +7,8 @@
 /// become visible together, or none is.
 ///
 /// Thread safety: every member may be called concurrently from many threads on
-/// one store object. Cursors returned by reads belong to the calling thread.
+/// one store object. Cursors returned by reads belong to the calling thread and
+/// must not outlive the store that made them.
 
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds with a CMake preset and runs every test.
+#   bash tools/test.sh            # dev preset: Debug, warnings as errors
+#   bash tools/test.sh asan       # AddressSanitizer + UndefinedBehaviorSanitizer
+#   bash tools/test.sh tsan       # ThreadSanitizer
+# Extra arguments go to ctest (e.g. -L crash, -R Conformance).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+preset="${1:-dev}"
+shift || true
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+echo "== deps"
+bash tools/deps.sh
+echo "== configure ($preset)"
+cmake --preset "$preset"
+echo "== build ($preset)"
+cmake --build --preset "$preset" -j "$jobs"
+echo "== test ($preset)"
+ctest --preset "$preset" -j "$jobs" "$@"

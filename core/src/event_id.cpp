@@ -1,5 +1,7 @@
 #include "annals/core/event_id.hpp"
 
+#include <pthread.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -31,13 +33,35 @@ V7State& state() {
   return s;
 }
 
+// A forked child inherits its parent's generator state, and would then make
+// the very ids its parent (or a sibling) makes next: the store would take the
+// second append as an idempotent retry of the first and drop it. Every fork
+// bumps this generation, and each thread reseeds when it sees a new one.
+std::atomic<unsigned> fork_generation{0};
+
+void after_fork_in_child() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
 std::mt19937_64& rng() {
-  thread_local std::mt19937_64 engine = [] {
+  static const bool registered = [] {
+    ::pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+    return true;
+  }();
+  (void)registered;
+  struct Seeded {
+    std::mt19937_64 engine;
+    unsigned generation = 0;
+    bool seeded = false;
+  };
+  thread_local Seeded state;
+  const unsigned generation = fork_generation.load(std::memory_order_relaxed);
+  if (!state.seeded || state.generation != generation) {
     std::random_device rd;
     std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }();
-  return engine;
+    state.engine.seed(seq);
+    state.generation = generation;
+    state.seeded = true;
+  }
+  return state.engine;
 }
 
 bool is_hex(char c) {

@@ -1,6 +1,8 @@
 #include "annals/core/event_id.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -36,6 +38,27 @@ TEST(EventId, IdsFromManyThreadsAreUniqueAndEachThreadSeesThemIncrease) {
     all.insert(list.begin(), list.end());
   }
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+TEST(EventId, AForkedChildDoesNotRepeatItsParentsIds) {
+  new_event_id();  // the parent's generator is seeded before the fork
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const std::string id = new_event_id();
+    const bool written = ::write(fds[1], id.data(), id.size()) == static_cast<ssize_t>(id.size());
+    ::_exit(written ? 0 : 1);
+  }
+  const std::string parent_id = new_event_id();
+  std::string child_id(36, '\0');
+  ASSERT_EQ(::read(fds[0], child_id.data(), child_id.size()), 36);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  // Same millisecond and counter are likely; the 62 random bits must differ.
+  EXPECT_NE(child_id.substr(19), parent_id.substr(19)) << child_id << " vs " << parent_id;
 }
 
 TEST(EventId, NormalizeLowercasesAndRejectsNonUuids) {

@@ -17,7 +17,10 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -284,6 +287,28 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
  private:
   void exec(const char* sql) { writer_->statement(sql).exec(); }
 
+  // The busy handler covers waiting for another writer, but SQLite returns
+  // SQLITE_BUSY without calling it in a few WAL states (another connection
+  // running recovery, for one). Those pass quickly: retry them within the same
+  // busy_timeout, so a caller never sees SQLITE_BUSY while waiting would do.
+  void begin_immediate() {
+    const auto deadline = std::chrono::steady_clock::now() + options_.busy_timeout;
+    auto pause = std::chrono::milliseconds(1);
+    for (;;) {
+      try {
+        exec("BEGIN IMMEDIATE");
+        return;
+      } catch (const SQLite::Exception& e) {
+        if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY ||
+            std::chrono::steady_clock::now() >= deadline) {
+          throw;
+        }
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(50));
+    }
+  }
+
   void rollback_quietly() noexcept {
     try {
       if (sqlite3_get_autocommit(writer_->db().getHandle()) == 0) writer_->db().exec("ROLLBACK");
@@ -312,7 +337,7 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
     const bool savepoints = group.size() > 1;
     std::vector<Request*> pending;
     try {
-      exec("BEGIN IMMEDIATE");
+      begin_immediate();
       load_head();
       for (Request* r : group) {
         const Head saved = head_;

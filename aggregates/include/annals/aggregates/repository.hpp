@@ -1,0 +1,279 @@
+#pragma once
+/// Repository<A>: loads aggregates by replaying their streams and saves the
+/// events their commands raised, under optimistic concurrency.
+///
+///   annals::Repository<Account> accounts(store, {.snapshot_every = 100}, &store);
+///   Account a = accounts.load("42");          // replay (from a snapshot if any)
+///   a.withdraw(500);                          // command: check, raise
+///   accounts.save(a, {.actor = "alice"});     // append with exactly(version loaded)
+///   accounts.update("42", [](Account& a) { a.deposit(100); });   // load-run-save, retried
+///
+/// Thread safety: a repository holds no mutable state of its own; any number of
+/// threads may call it at once if the store allows it (both stores do).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "annals/aggregates/aggregate.hpp"
+#include "annals/aggregates/errors.hpp"
+#include "annals/core/clock.hpp"
+#include "annals/core/upcaster.hpp"
+#include "annals/store/event_store.hpp"
+#include "annals/store/snapshot_store.hpp"
+
+namespace annals {
+
+/// Who asked for a change and why; copied into every saved event's metadata
+/// (keys "correlation_id", "causation_id", "actor"; empty fields are left out).
+struct CommandContext {
+  std::string correlation_id{};
+  std::string causation_id{};
+  std::string actor{};
+
+  Json to_metadata() const;
+};
+
+struct RepositoryOptions {
+  /// Applied to stored events before decoding. Not owned; must outlive the
+  /// repository. Default: none.
+  const UpcasterChain* upcasters = nullptr;
+  /// Skip stored events whose type the aggregate does not list, instead of
+  /// throwing UnknownEventType. Default: false.
+  bool skip_unknown_events = false;
+  /// Save a snapshot whenever a save crosses a multiple of this many versions
+  /// (needs a SnapshotStore and a Snapshottable aggregate). 0: never. Default: 0.
+  std::int64_t snapshot_every = 0;
+  /// update(): how many times to retry after WrongExpectedVersion. Default: 3.
+  int max_retries = 3;
+};
+
+/// Saves several aggregates (of any types) in one atomic multi-stream append:
+/// all their pending events or none. Each stream is appended with
+/// exactly(version loaded). Aggregates with nothing pending are left out.
+/// Returns one result per aggregate appended, in argument order.
+/// Throws: WrongExpectedVersion (nothing written, pending events kept),
+/// InvalidArgument, StorageError.
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
+                                        As&... aggregates);
+
+template <class A>
+class Repository {
+ public:
+  using Events = typename A::EventType;
+
+  explicit Repository(EventStore& store, RepositoryOptions options = {},
+                      SnapshotStore* snapshots = nullptr)
+      : store_(store), options_(options), snapshots_(snapshots) {}
+
+  /// The aggregate with every stored event applied.
+  /// Throws: AggregateNotFound (empty stream), UnknownEventType (naming type,
+  /// stream and version), SerializationError, StorageError.
+  A load(const std::string& id) const { return load_at(id, kStreamEnd); }
+
+  /// As load(), but std::nullopt instead of AggregateNotFound.
+  std::optional<A> try_load(const std::string& id) const {
+    A a = replay(id, kStreamEnd);
+    if (a.version_loaded() == 0) return std::nullopt;
+    return a;
+  }
+
+  /// The aggregate as it was at `version` (events 1..version applied).
+  /// Throws: as load(); AggregateNotFound also when the stream is shorter than
+  /// `version`; InvalidArgument when version < 1.
+  A load_at(const std::string& id, std::int64_t version) const {
+    if (version < 1) {
+      throw InvalidArgument("load_at of '" + id + "' at version " + std::to_string(version) +
+                            ": versions start at 1");
+    }
+    A a = replay(id, version);
+    if (a.version_loaded() == 0) throw AggregateNotFound(a.stream_id());
+    if (version != kStreamEnd && a.version_loaded() < version) {
+      throw AggregateNotFound(a.stream_id(), "at version " + std::to_string(version) +
+                                                 " (its last version is " +
+                                                 std::to_string(a.version_loaded()) + ")");
+    }
+    return a;
+  }
+
+  /// The aggregate as it was at `time`: every event recorded at or before it,
+  /// in version order, and none after. Snapshots are not used (their version
+  /// says nothing about time).
+  /// Throws: as load(); AggregateNotFound when nothing was recorded by then.
+  A load_as_of(const std::string& id, Timestamp time) const {
+    A a(id);
+    for (const RecordedEvent& recorded : store_.read_stream(a.stream_id())) {
+      if (recorded.recorded_at > time) break;
+      apply_recorded(a, recorded);
+    }
+    if (a.version_loaded() == 0) {
+      throw AggregateNotFound(a.stream_id(), "as of " + format_timestamp(time));
+    }
+    return a;
+  }
+
+  /// Appends the pending events with exactly(version loaded) and marks them
+  /// saved. A no-op returning {version, 0, 0} when nothing is pending.
+  /// Throws: WrongExpectedVersion (nothing written; the aggregate is unchanged
+  /// and still holds its pending events), InvalidArgument, StorageError.
+  AppendResult save(A& a, const CommandContext& context = {}) {
+    const std::int64_t before = a.version_loaded();
+    if (a.pending_events().empty()) return AppendResult{before, 0, 0};
+    auto results = save_together(store_, context, a);
+    maybe_snapshot(a, before);
+    return results.front();
+  }
+
+  /// Saves several aggregates of this type in one atomic append (see save_together).
+  std::vector<AppendResult> save_all(const std::vector<A*>& aggregates,
+                                     const CommandContext& context = {}) {
+    std::vector<std::int64_t> before;
+    std::vector<StreamAppend> batch;
+    for (A* a : aggregates) {
+      before.push_back(a->version_loaded());
+      if (!a->pending_events().empty()) batch.push_back(to_append(*a, context));
+    }
+    if (batch.empty()) return {};
+    auto results = store_.append(std::move(batch));
+    for (std::size_t i = 0; i < aggregates.size(); ++i) {
+      if (aggregates[i]->pending_events().empty()) continue;
+      detail::AggregateAccess::mark_saved(*aggregates[i]);
+      maybe_snapshot(*aggregates[i], before[i]);
+    }
+    return results;
+  }
+
+  /// Loads the aggregate, runs `command` on it and saves; on
+  /// WrongExpectedVersion (someone saved in between) starts again from a fresh
+  /// load, at most options.max_retries more times. Exceptions thrown by
+  /// `command` (the domain's own) propagate at once and are never retried.
+  /// Returns the saved aggregate.
+  /// Throws: AggregateNotFound, WrongExpectedVersion (retries exhausted), what
+  /// `command` throws, StorageError.
+  template <class Command>
+  requires std::is_invocable_v<Command&, A&> A update(const std::string& id, Command&& command,
+                                                      const CommandContext& context = {}) {
+    for (int attempt = 0;; ++attempt) {
+      A a = load(id);
+      command(a);
+      try {
+        save(a, context);
+        return a;
+      } catch (const WrongExpectedVersion&) {
+        if (attempt >= options_.max_retries) throw;
+        // A short, growing pause spreads out writers that keep colliding.
+        std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
+      }
+    }
+  }
+
+  /// The stream an aggregate with this id lives in.
+  std::string stream_id(const std::string& id) const { return A(id).stream_id(); }
+
+ private:
+  template <class... As>
+  friend std::vector<AppendResult> save_together(EventStore&, const CommandContext&, As&...);
+
+  A replay(const std::string& id, std::int64_t version) const {
+    A a(id);
+    std::int64_t from = 1;
+    if constexpr (Snapshottable<A>) {
+      if (snapshots_ != nullptr) from = restore_snapshot(a, version) + 1;
+    }
+    if (version != kStreamEnd && from > version) return a;
+    const std::uint64_t count =
+        version == kStreamEnd ? kNoLimit : static_cast<std::uint64_t>(version - from + 1);
+    for (const RecordedEvent& recorded :
+         store_.read_stream(a.stream_id(), from, Direction::forward, count)) {
+      apply_recorded(a, recorded);
+    }
+    return a;
+  }
+
+  // Restores the newest usable snapshot at or below `version` into `a`;
+  // returns its version, or 0 when there is none to use. A snapshot is only a
+  // cache: one of another schema version, or one that fails to restore, is
+  // ignored and the aggregate is replayed from the start.
+  std::int64_t restore_snapshot(A& a, std::int64_t version) const requires Snapshottable<A> {
+    const auto snapshot = snapshots_->load_snapshot(a.stream_id(), version);
+    if (!snapshot || snapshot->schema_version != A::snapshot_schema_version) return 0;
+    try {
+      A restored(a.id());
+      restored.restore_state(Json::parse(snapshot->state));
+      detail::AggregateAccess::skip_to(restored, snapshot->version);
+      a = std::move(restored);
+      return snapshot->version;
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+
+  void apply_recorded(A& a, const RecordedEvent& recorded) const {
+    auto event = try_decode<Events>(recorded, options_.upcasters);
+    if (event) {
+      detail::AggregateAccess::replay(a, *event, recorded.version);
+    } else if (options_.skip_unknown_events) {
+      detail::AggregateAccess::skip_to(a, recorded.version);
+    } else {
+      throw UnknownEventType(recorded.type, recorded.stream_id, recorded.version);
+    }
+  }
+
+  // Snapshots after a save that crossed a multiple of snapshot_every. Saving
+  // a snapshot is best effort: the events are committed, and a snapshot that
+  // could not be written only makes later loads replay more.
+  void maybe_snapshot(const A& a, std::int64_t before) {
+    if constexpr (Snapshottable<A>) {
+      const auto every = options_.snapshot_every;
+      if (snapshots_ == nullptr || every <= 0) return;
+      if (a.version_loaded() / every == before / every) return;
+      try {
+        snapshots_->save_snapshot(Snapshot{a.stream_id(),
+                                           a.version_loaded(),
+                                           A::snapshot_schema_version,
+                                           Json(a.snapshot_state()).dump(),
+                                           {}});
+      } catch (const std::exception&) {
+      }
+    }
+  }
+
+  static StreamAppend to_append(const A& a, const CommandContext& context) {
+    const Json metadata = context.to_metadata();
+    StreamAppend part{a.stream_id(), ExpectedVersion::exactly(a.version_loaded()), {}};
+    part.events.reserve(a.pending_events().size());
+    for (const auto& event : a.pending_events()) {
+      part.events.push_back(std::visit([&](const auto& e) { return encode(e, metadata); }, event));
+    }
+    return part;
+  }
+
+  EventStore& store_;
+  RepositoryOptions options_;
+  SnapshotStore* snapshots_;
+};
+
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
+                                        As&... aggregates) {
+  std::vector<StreamAppend> batch;
+  (
+      [&] {
+        if (!aggregates.pending_events().empty()) {
+          batch.push_back(Repository<As>::to_append(aggregates, context));
+        }
+      }(),
+      ...);
+  if (batch.empty()) return {};
+  auto results = store.append(std::move(batch));
+  (detail::AggregateAccess::mark_saved(aggregates), ...);
+  return results;
+}
+
+}  // namespace annals

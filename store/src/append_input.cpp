@@ -76,20 +76,6 @@ void validate_snapshot(const Snapshot& snapshot) {
   if (!Json::accept(snapshot.state)) throw InvalidArgument(what + ": state is not valid JSON");
 }
 
-bool matches(const EventFilter& filter, const RecordedEvent& event) {
-  if (!filter.types.empty() &&
-      std::find(filter.types.begin(), filter.types.end(), event.type) == filter.types.end()) {
-    return false;
-  }
-  if (!filter.stream_prefix.empty() && !event.stream_id.starts_with(filter.stream_prefix)) {
-    return false;
-  }
-  if (!filter.category.empty() && stream_category(event.stream_id) != filter.category) {
-    return false;
-  }
-  return true;
-}
-
 std::string prefix_upper_bound(std::string prefix) {
   while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) prefix.pop_back();
   if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);

@@ -19,10 +19,6 @@ void prepare_batch(std::vector<StreamAppend>& batch);
 // Throws: InvalidArgument naming the stream and what is wrong.
 void validate_snapshot(const Snapshot& snapshot);
 
-// Does `event` pass `filter`? (The in-memory store filters in C++; the SQLite
-// store translates the same rules into SQL.)
-bool matches(const EventFilter& filter, const RecordedEvent& event);
-
 // Smallest string greater than every string that starts with `prefix`; empty
 // when there is none (a prefix of only 0xFF bytes).
 std::string prefix_upper_bound(std::string prefix);

@@ -7,10 +7,9 @@ namespace annals::detail {
 CommitListenerHandle CommitListeners::add(CommitListener listener) {
   std::uint64_t id;
   {
-    std::lock_guard lock(list_mu_);
-    id = next_id_++;
+    std::lock_guard lock(mu_);
+    id = next_listener_id_++;
     listeners_.emplace_back(id, std::make_shared<CommitListener>(std::move(listener)));
-    count_.store(listeners_.size(), std::memory_order_release);
   }
   std::weak_ptr<CommitListeners> weak = shared_from_this();
   return CommitListenerHandle([weak, id] {
@@ -19,42 +18,64 @@ CommitListenerHandle CommitListeners::add(CommitListener listener) {
 }
 
 void CommitListeners::remove(std::uint64_t id) {
-  {
-    std::lock_guard lock(list_mu_);
-    std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
-    count_.store(listeners_.size(), std::memory_order_release);
-  }
-  // Wait for a notification in flight, unless we are inside it.
-  if (notifying_thread_.load(std::memory_order_acquire) != std::this_thread::get_id()) {
-    std::lock_guard wait(notify_mu_);
-  }
+  std::unique_lock lock(mu_);
+  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
+  // Wait for a listener call in flight, unless it is the one removing itself.
+  if (deliverer_ == std::this_thread::get_id()) return;
+  cv_.wait(lock, [this] { return !in_call_; });
 }
 
-void CommitListeners::notify(std::span<const RecordedEvent> events) noexcept {
-  if (events.empty()) return;
-  std::lock_guard serial(notify_mu_);
-  notifying_thread_.store(std::this_thread::get_id(), std::memory_order_release);
-  std::vector<std::pair<std::uint64_t, std::shared_ptr<CommitListener>>> snapshot;
-  {
-    std::lock_guard lock(list_mu_);
-    snapshot = listeners_;
-  }
-  for (const auto& [id, listener] : snapshot) {
-    {
-      // Skip a listener removed by an earlier one in this same round.
-      std::lock_guard lock(list_mu_);
-      if (std::none_of(listeners_.begin(), listeners_.end(),
-                       [id = id](const auto& entry) { return entry.first == id; })) {
-        continue;
+bool CommitListeners::empty() const {
+  std::lock_guard lock(mu_);
+  return listeners_.empty();
+}
+
+std::uint64_t CommitListeners::enqueue(std::vector<RecordedEvent> events) {
+  if (events.empty()) return 0;
+  std::lock_guard lock(mu_);
+  if (listeners_.empty()) return 0;
+  queue_.emplace_back(++last_ticket_, std::move(events));
+  return last_ticket_;
+}
+
+void CommitListeners::deliver(std::uint64_t ticket) noexcept {
+  std::unique_lock lock(mu_);
+  while (delivered_ < ticket) {
+    if (delivering_) {
+      if (deliverer_ == std::this_thread::get_id()) return;  // nested: delivered after us
+      cv_.wait(lock);
+      continue;
+    }
+    delivering_ = true;
+    deliverer_ = std::this_thread::get_id();
+    while (!queue_.empty()) {
+      auto [batch_ticket, events] = std::move(queue_.front());
+      queue_.pop_front();
+      auto listeners = listeners_;
+      for (const auto& [id, listener] : listeners) {
+        // Skip a listener removed by an earlier one in this same round.
+        if (std::none_of(listeners_.begin(), listeners_.end(),
+                         [id = id](const auto& entry) { return entry.first == id; })) {
+          continue;
+        }
+        in_call_ = true;
+        lock.unlock();
+        try {
+          (*listener)(std::span<const RecordedEvent>(events));
+        } catch (...) {
+          // Listeners must not throw (see CommitListener); the commit stands.
+        }
+        lock.lock();
+        in_call_ = false;
+        cv_.notify_all();
       }
+      delivered_ = batch_ticket;
+      cv_.notify_all();
     }
-    try {
-      (*listener)(events);
-    } catch (...) {
-      // Listeners must not throw (see CommitListener); the commit stands.
-    }
+    delivering_ = false;
+    deliverer_ = {};
+    cv_.notify_all();
   }
-  notifying_thread_.store(std::thread::id{}, std::memory_order_release);
 }
 
 }  // namespace annals::detail

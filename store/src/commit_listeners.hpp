@@ -1,11 +1,16 @@
 #pragma once
-// Registry of commit listeners shared by the stores. Notifications are
-// serialized (one batch at a time, in the order the stores call notify), and
-// removing a listener waits for a notification in flight so that a listener's
-// owner can be destroyed right after its handle is reset.
+// Registry of commit listeners shared by the stores.
+//
+// A store enqueues each committed batch while it still orders commits (so the
+// queue is in position order), releases its own locks, then calls deliver().
+// One thread at a time delivers the queue; other appenders wait until their
+// batch was delivered, so append() returns after its listeners ran. An append
+// made from inside a listener only queues its batch: the delivering thread (up
+// the same stack) delivers it next, instead of deadlocking on itself.
 
-#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -19,20 +24,32 @@ namespace annals::detail {
 class CommitListeners : public std::enable_shared_from_this<CommitListeners> {
  public:
   CommitListenerHandle add(CommitListener listener);
-  // Calls every listener with `events`; exceptions from listeners are dropped.
-  void notify(std::span<const RecordedEvent> events) noexcept;
+
   // Cheap check so stores can skip building notification batches.
-  bool empty() const noexcept { return count_.load(std::memory_order_acquire) == 0; }
+  bool empty() const;
+
+  // Queues a committed batch; returns its ticket for deliver() (0 when there
+  // is nothing to deliver). Call in commit order.
+  std::uint64_t enqueue(std::vector<RecordedEvent> events);
+
+  // Returns once the batch with this ticket has been delivered, delivering
+  // queued batches itself if no other thread is; returns at once when called
+  // from inside a listener. Listener exceptions are dropped.
+  void deliver(std::uint64_t ticket) noexcept;
 
  private:
   void remove(std::uint64_t id);
 
-  std::mutex notify_mu_;  // held for the whole of one notification
-  std::atomic<std::thread::id> notifying_thread_{};
-  std::mutex list_mu_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
   std::vector<std::pair<std::uint64_t, std::shared_ptr<CommitListener>>> listeners_;
-  std::uint64_t next_id_ = 1;
-  std::atomic<std::size_t> count_{0};
+  std::uint64_t next_listener_id_ = 1;
+  std::deque<std::pair<std::uint64_t, std::vector<RecordedEvent>>> queue_;
+  std::uint64_t last_ticket_ = 0;
+  std::uint64_t delivered_ = 0;
+  bool delivering_ = false;
+  bool in_call_ = false;  // a listener is running right now
+  std::thread::id deliverer_;
 };
 
 }  // namespace annals::detail

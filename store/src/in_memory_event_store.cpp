@@ -37,7 +37,6 @@ class InMemoryEventStore::Impl {
   std::unordered_map<std::string, IdLocation> ids_;
   std::shared_ptr<detail::CommitListeners> listeners_ =
       std::make_shared<detail::CommitListeners>();
-  std::mutex append_mu_;  // orders appends and their notifications
   mutable std::mutex snapshots_mu_;
   std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
 
@@ -81,9 +80,9 @@ InMemoryEventStore::~InMemoryEventStore() = default;
 
 std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> batch) {
   detail::prepare_batch(batch);
-  std::lock_guard order(impl_->append_mu_);
   std::vector<AppendResult> results(batch.size());
   std::vector<RecordedEvent> committed;
+  std::uint64_t ticket = 0;
   {
     std::unique_lock lock(impl_->mu_);
     // Check everything first, so a failure leaves the store untouched.
@@ -135,8 +134,10 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
                                 positions[positions.size() - part.events.size()],
                                 positions.back()};
     }
+    // Queued under the lock that orders appends, so the queue is in position order.
+    ticket = impl_->listeners_->enqueue(std::move(committed));
   }
-  impl_->listeners_->notify(committed);
+  impl_->listeners_->deliver(ticket);
   return results;
 }
 
@@ -205,7 +206,7 @@ Cursor<RecordedEvent> InMemoryEventStore::read_all(std::int64_t from_position,
     const auto head = static_cast<std::int64_t>(impl->events_.size());
     while (out.size() < max && next <= head) {
       const auto& event = impl->events_[static_cast<std::size_t>(next - 1)];
-      if (detail::matches(filter, event)) out.push_back(event);
+      if (filter.matches(event)) out.push_back(event);
       ++next;
     }
     return next <= head;

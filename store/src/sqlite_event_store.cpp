@@ -118,6 +118,7 @@ struct Request {
   std::vector<StreamAppend>* batch = nullptr;
   std::vector<AppendResult> results;
   std::exception_ptr error;
+  std::uint64_t ticket = 0;  // of the group's batch for commit listeners
   bool done = false;
 };
 
@@ -188,6 +189,9 @@ class SqliteEventStore::Impl {
       leader_active_ = false;
       queue_cv_.notify_all();
     }
+    lock.unlock();
+    // Outside the leader role, so a listener may append without deadlock.
+    listeners_->deliver(request.ticket);
     if (request.error) std::rethrow_exception(request.error);
     return std::move(request.results);
   }
@@ -373,7 +377,8 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
       fail_group(group, std::current_exception());
       return;
     }
-    listeners_->notify(committed);
+    const std::uint64_t ticket = listeners_->enqueue(std::move(committed));
+    for (Request* r : pending) r->ticket = ticket;
   }
 
   void fail_group(const std::vector<Request*>& group, std::exception_ptr error) {

@@ -520,6 +520,21 @@ TYPED_TEST(StoreConformance, CommitListenersSeeEachCommitInPositionOrderAfterItI
   EXPECT_EQ(seen.size(), 5u);
 }
 
+TYPED_TEST(StoreConformance, AListenerMayAppendToTheSameStoreAndSeesThatBatchNext) {
+  std::vector<std::int64_t> seen;
+  auto handle = this->store().add_commit_listener([&](std::span<const RecordedEvent> batch) {
+    for (const auto& e : batch) seen.push_back(e.position);
+    if (batch.front().stream_id == "order-1") {
+      // A reaction appended from inside the listener: no deadlock, and it is
+      // delivered after the current batch, still in position order.
+      this->store().append("invoice-1", ExpectedVersion::any(), events(1));
+    }
+  });
+  this->store().append("order-1", ExpectedVersion::any(), events(2));
+  EXPECT_EQ(seen, (std::vector<std::int64_t>{1, 2, 3}));
+  EXPECT_EQ(this->store().stream_version("invoice-1"), 1);
+}
+
 TYPED_TEST(StoreConformance, AListenerThatThrowsDoesNotUndoTheCommitOrStopOthers) {
   int calls = 0;
   auto bad = this->store().add_commit_listener(

@@ -64,6 +64,8 @@ struct EventFilter {
   bool empty() const noexcept {
     return types.empty() && stream_prefix.empty() && category.empty();
   }
+  /// Does `event` pass this filter? (What read_all applies, for in-process use.)
+  bool matches(const RecordedEvent& event) const;
 };
 
 /// The result of verify(): ok, or the first position that does not match.
@@ -75,9 +77,11 @@ struct VerifyResult {
 };
 
 /// Receives each committed append (or group of appends), in position order,
-/// after the commit. Called on the appending thread before append() returns;
-/// listeners must not throw (what they throw is dropped) and must not append to
-/// the same store from inside the callback.
+/// after the commit, one batch at a time. Called on one of the appending
+/// threads; append() returns after its own events were delivered. A listener
+/// may append to the same store: that batch is delivered right after the
+/// current one (the nested append() returns before its own delivery).
+/// Listeners must not throw (what they throw is dropped).
 using CommitListener = std::function<void(std::span<const RecordedEvent>)>;
 
 class EventStore;

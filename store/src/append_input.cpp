@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "annals/core/error.hpp"
+#include "annals/core/event_hash.hpp"
 #include "annals/core/event_id.hpp"
 #include "annals/core/stream_id.hpp"
 
@@ -76,9 +77,26 @@ void validate_snapshot(const Snapshot& snapshot) {
   if (!Json::accept(snapshot.state)) throw InvalidArgument(what + ": state is not valid JSON");
 }
 
+RecordedEvent record(EventData&& data, const std::string& stream_id, std::int64_t version,
+                     std::int64_t position, Timestamp recorded_at, const EventHash& previous) {
+  RecordedEvent event;
+  event.stream_id = stream_id;
+  event.version = version;
+  event.position = position;
+  event.event_id = std::move(data.event_id);
+  event.type = std::move(data.type);
+  event.schema_version = data.schema_version;
+  event.payload = std::move(data.payload);
+  event.metadata = std::move(data.metadata);
+  event.recorded_at = recorded_at;
+  event.hash = chain_hash(previous, event);
+  return event;
+}
+
 std::string prefix_upper_bound(std::string prefix) {
   while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xFF) prefix.pop_back();
-  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  if (!prefix.empty())
+    prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
   return prefix;
 }
 

@@ -19,6 +19,11 @@ void prepare_batch(std::vector<StreamAppend>& batch);
 // Throws: InvalidArgument naming the stream and what is wrong.
 void validate_snapshot(const Snapshot& snapshot);
 
+// The stored form of `data` at its place in the store, hash chained to
+// `previous` (the hash of the event at position - 1). Moves out of `data`.
+RecordedEvent record(EventData&& data, const std::string& stream_id, std::int64_t version,
+                     std::int64_t position, Timestamp recorded_at, const EventHash& previous);
+
 // Smallest string greater than every string that starts with `prefix`; empty
 // when there is none (a prefix of only 0xFF bytes).
 std::string prefix_upper_bound(std::string prefix);

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -32,11 +32,10 @@ class InMemoryEventStore::Impl {
 
   mutable std::shared_mutex mu_;
   std::shared_ptr<const Clock> clock_;
-  std::vector<RecordedEvent> events_;                               // index = position - 1
+  std::vector<RecordedEvent> events_;                                      // index = position - 1
   std::map<std::string, std::vector<std::int64_t>, std::less<>> streams_;  // id -> positions
   std::unordered_map<std::string, IdLocation> ids_;
-  std::shared_ptr<detail::CommitListeners> listeners_ =
-      std::make_shared<detail::CommitListeners>();
+  std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
   mutable std::mutex snapshots_mu_;
   std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
 
@@ -107,32 +106,25 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
       }
     }
     const Timestamp now = impl_->clock_->now();
+    const bool collect = !impl_->listeners_->empty();
     for (std::size_t s = 0; s < batch.size(); ++s) {
       if (is_retry[s]) continue;
       auto& part = batch[s];
       auto& positions = impl_->streams_[part.stream_id];
       for (auto& data : part.events) {
-        RecordedEvent event;
-        event.stream_id = part.stream_id;
-        event.version = static_cast<std::int64_t>(positions.size()) + 1;
-        event.position = static_cast<std::int64_t>(impl_->events_.size()) + 1;
-        event.event_id = std::move(data.event_id);
-        event.type = std::move(data.type);
-        event.schema_version = data.schema_version;
-        event.payload = std::move(data.payload);
-        event.metadata = std::move(data.metadata);
-        event.recorded_at = now;
-        const EventHash previous = impl_->events_.empty() ? EventHash{} : impl_->events_.back().hash;
-        event.hash = chain_hash(previous, event);
+        const EventHash previous =
+            impl_->events_.empty() ? EventHash{} : impl_->events_.back().hash;
+        RecordedEvent event = detail::record(
+            std::move(data), part.stream_id, static_cast<std::int64_t>(positions.size()) + 1,
+            static_cast<std::int64_t>(impl_->events_.size()) + 1, now, previous);
         positions.push_back(event.position);
         impl_->ids_.emplace(event.event_id,
                             IdLocation{event.stream_id, event.version, event.position});
-        if (!impl_->listeners_->empty()) committed.push_back(event);
+        if (collect) committed.push_back(event);
         impl_->events_.push_back(std::move(event));
       }
       results[s] = AppendResult{static_cast<std::int64_t>(positions.size()),
-                                positions[positions.size() - part.events.size()],
-                                positions.back()};
+                                positions[positions.size() - part.events.size()], positions.back()};
     }
     // Queued under the lock that orders appends, so the queue is in position order.
     ticket = impl_->listeners_->enqueue(std::move(committed));
@@ -232,8 +224,8 @@ Cursor<std::string> InMemoryEventStore::list_streams(const std::string& prefix) 
     Source(const Impl* impl, std::string prefix) : impl_(impl), prefix_(std::move(prefix)) {}
     bool fetch(std::vector<std::string>& out, std::size_t max) override {
       std::shared_lock lock(impl_->mu_);
-      auto it = started_ ? impl_->streams_.upper_bound(last_)
-                         : impl_->streams_.lower_bound(prefix_);
+      auto it =
+          started_ ? impl_->streams_.upper_bound(last_) : impl_->streams_.lower_bound(prefix_);
       started_ = true;
       for (; it != impl_->streams_.end() && out.size() < max; ++it) {
         if (!it->first.starts_with(prefix_)) return false;

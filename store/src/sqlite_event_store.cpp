@@ -10,22 +10,21 @@
 
 #include "annals/store/sqlite_event_store.hpp"
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "annals/core/error.hpp"
@@ -109,8 +108,7 @@ void create_private_file(const std::filesystem::path& path) {
   if (fd >= 0) {
     ::close(fd);
   } else if (errno != EEXIST) {
-    throw StorageError("cannot create store file '" + path.string() + "': " +
-                       std::strerror(errno));
+    throw StorageError("cannot create store file '" + path.string() + "': " + std::strerror(errno));
   }
 }
 
@@ -200,7 +198,8 @@ class SqliteEventStore::Impl {
 
   class Lease {
    public:
-    Lease(const Impl& impl, std::unique_ptr<Connection> conn) : impl_(impl), conn_(std::move(conn)) {}
+    Lease(const Impl& impl, std::unique_ptr<Connection> conn)
+        : impl_(impl), conn_(std::move(conn)) {}
     ~Lease() { impl_.release_reader(std::move(conn_)); }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -244,49 +243,49 @@ class SqliteEventStore::Impl {
     return st.executeStep() ? st.getColumn(0).getInt64() : 0;
   }
 
-// Runs one paged query. `bind` binds everything but the cursor and the limit;
-// `advance` moves the cursor past the last row read.
-class QuerySource final : public Cursor<RecordedEvent>::Source {
- public:
-  using Bind = std::function<void(SQLite::Statement&, std::int64_t cursor, std::int64_t limit)>;
-  using Advance = std::function<std::int64_t(const RecordedEvent&)>;
+  // Runs one paged query. `bind` binds everything but the cursor and the limit;
+  // `advance` moves the cursor past the last row read.
+  class QuerySource final : public Cursor<RecordedEvent>::Source {
+   public:
+    using Bind = std::function<void(SQLite::Statement&, std::int64_t cursor, std::int64_t limit)>;
+    using Advance = std::function<std::int64_t(const RecordedEvent&)>;
 
-  QuerySource(const Impl& impl, std::string sql, std::int64_t cursor, Bind bind,
-              Advance advance)
-      : impl_(impl), sql_(std::move(sql)), cursor_(cursor), bind_(std::move(bind)),
-        advance_(std::move(advance)) {}
+    QuerySource(const Impl& impl, std::string sql, std::int64_t cursor, Bind bind, Advance advance)
+        : impl_(impl),
+          sql_(std::move(sql)),
+          cursor_(cursor),
+          bind_(std::move(bind)),
+          advance_(std::move(advance)) {}
 
-  bool fetch(std::vector<RecordedEvent>& out, std::size_t max) override {
-    auto lease = impl_.reader();
-    try {
-      auto& st = lease->statement(sql_);
-      ResetOnExit reset(st);
-      bind_(st, cursor_, static_cast<std::int64_t>(max));
-      std::size_t got = 0;
-      while (st.executeStep()) {
-        out.push_back(read_row(st));
-        ++got;
+    bool fetch(std::vector<RecordedEvent>& out, std::size_t max) override {
+      auto lease = impl_.reader();
+      try {
+        auto& st = lease->statement(sql_);
+        ResetOnExit reset(st);
+        bind_(st, cursor_, static_cast<std::int64_t>(max));
+        std::size_t got = 0;
+        while (st.executeStep()) {
+          out.push_back(read_row(st));
+          ++got;
+        }
+        if (got > 0) cursor_ = advance_(out.back());
+        return got == max;
+      } catch (const SQLite::Exception& e) {
+        throw storage_error(e, "reading '" + impl_.path_.string() + "'");
       }
-      if (got > 0) cursor_ = advance_(out.back());
-      return got == max;
-    } catch (const SQLite::Exception& e) {
-      throw storage_error(e, "reading '" + impl_.path_.string() + "'");
     }
-  }
 
- private:
-  const Impl& impl_;
-  std::string sql_;
-  std::int64_t cursor_;
-  Bind bind_;
-  Advance advance_;
-};
-
+   private:
+    const Impl& impl_;
+    std::string sql_;
+    std::int64_t cursor_;
+    Bind bind_;
+    Advance advance_;
+  };
 
   const std::filesystem::path path_;
   SqliteStoreOptions options_;
-  std::shared_ptr<detail::CommitListeners> listeners_ =
-      std::make_shared<detail::CommitListeners>();
+  std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
 
  private:
   void exec(const char* sql) { writer_->statement(sql).exec(); }
@@ -321,7 +320,8 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
   }
 
   void load_head() {
-    auto& st = writer_->statement("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
+    auto& st =
+        writer_->statement("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
     ResetOnExit reset(st);
     head_ = Head{};
     if (st.executeStep()) {
@@ -414,17 +414,8 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
             "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
             "?10)");
         for (auto& data : part.events) {
-          RecordedEvent event;
-          event.stream_id = part.stream_id;
-          event.version = ++version;
-          event.position = head_.position + 1;
-          event.event_id = std::move(data.event_id);
-          event.type = std::move(data.type);
-          event.schema_version = data.schema_version;
-          event.payload = std::move(data.payload);
-          event.metadata = std::move(data.metadata);
-          event.recorded_at = now;
-          event.hash = chain_hash(head_.hash, event);
+          RecordedEvent event = detail::record(std::move(data), part.stream_id, ++version,
+                                               head_.position + 1, now, head_.hash);
 
           insert.reset();
           insert.bind(1, event.position);
@@ -470,8 +461,8 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
     st.bind(1, event_id);
     if (st.executeStep()) {
       return DuplicateEventId(event_id, stream_id,
-                              "stored in stream '" + st.getColumn(0).getString() +
-                                  "' at version " + std::to_string(st.getColumn(1).getInt64()));
+                              "stored in stream '" + st.getColumn(0).getString() + "' at version " +
+                                  std::to_string(st.getColumn(1).getInt64()));
     }
     return DuplicateEventId(event_id, stream_id, "stored elsewhere");
   }
@@ -483,8 +474,8 @@ class QuerySource final : public Cursor<RecordedEvent>::Source {
     std::int64_t first_version = 0;
     std::int64_t first_position = 0;
     {
-      auto& st = writer_->statement(
-          "SELECT stream_id, version, position FROM events WHERE event_id = ?1");
+      auto& st =
+          writer_->statement("SELECT stream_id, version, position FROM events WHERE event_id = ?1");
       ResetOnExit reset(st);
       st.bind(1, part.events.front().event_id);
       if (!st.executeStep()) return std::nullopt;
@@ -569,15 +560,18 @@ Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id
                           std::to_string(from_version) + ": versions start at 1");
   }
   const bool forward = direction == Direction::forward;
-  std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
-                    (forward ? "version >= ?2 ORDER BY version" : "version <= ?2 ORDER BY version DESC") +
-                    " LIMIT ?3";
+  std::string sql =
+      std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
+      (forward ? "version >= ?2 ORDER BY version" : "version <= ?2 ORDER BY version DESC") +
+      " LIMIT ?3";
   auto bind = [stream_id](SQLite::Statement& st, std::int64_t cursor, std::int64_t limit) {
     st.bind(1, stream_id);
     st.bind(2, cursor);
     st.bind(3, limit);
   };
-  auto advance = [forward](const RecordedEvent& e) { return forward ? e.version + 1 : e.version - 1; };
+  auto advance = [forward](const RecordedEvent& e) {
+    return forward ? e.version + 1 : e.version - 1;
+  };
   return Cursor<RecordedEvent>(
       std::make_unique<Impl::QuerySource>(*impl_, std::move(sql), from_version, bind, advance),
       impl_->options_.read_page_size, max_count);
@@ -653,8 +647,7 @@ Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) co
   // index: the cost grows with the number of streams, not of events.
   class Source final : public Cursor<std::string>::Source {
    public:
-    Source(const Impl& impl, std::string prefix)
-        : impl_(impl), prefix_(std::move(prefix)) {}
+    Source(const Impl& impl, std::string prefix) : impl_(impl), prefix_(std::move(prefix)) {}
     bool fetch(std::vector<std::string>& out, std::size_t max) override {
       auto lease = impl_.reader();
       try {

@@ -128,8 +128,8 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
         db.exec("PRAGMA user_version = 1");
       } else if (id.user_version < SqliteEventStore::kSchemaVersion) {
         // Migration steps from version N to N+1 go here as the schema evolves.
-        throw StorageError(name + " has Annals schema version " +
-                           std::to_string(id.user_version) + ", which this build cannot migrate");
+        throw StorageError(name + " has Annals schema version " + std::to_string(id.user_version) +
+                           ", which this build cannot migrate");
       }
       db.exec("COMMIT");
     } catch (...) {

@@ -2,9 +2,9 @@
 // The SQLite schema of an Annals store and the checks made when opening a file.
 // See sqlite_schema.cpp for the schema itself.
 
-#include <filesystem>
-
 #include <SQLiteCpp/Database.h>
+
+#include <filesystem>
 
 namespace annals::detail {
 

@@ -98,6 +98,13 @@ struct AggregateAccess {
     std::visit([&](const auto& e) { a.apply(e); }, event);
     a.version_loaded_ = version;
   }
+  // A given event of a concrete type: applied without wrapping it in the
+  // variant first.
+  template <class A, class E>
+  static void replay_one(A& a, const E& event, std::int64_t version) {
+    a.apply(event);
+    a.version_loaded_ = version;
+  }
   template <class A>
   static void skip_to(A& a, std::int64_t version) {
     a.version_loaded_ = version;

@@ -37,10 +37,10 @@ class Scenario {
 
   /// Applies past events, as a load would (they are not pending).
   template <class... Es>
-  Scenario& given(Es&&... events) {
-    (detail::AggregateAccess::replay(aggregate_, typename A::EventType(std::forward<Es>(events)),
-                                     aggregate_.version_loaded() + 1),
-     ...);
+  Scenario& given(const Es&... events) {
+    static_assert((std::is_constructible_v<typename A::EventType, Es> && ...),
+                  "given() takes events of the aggregate's event variant");
+    (detail::AggregateAccess::replay_one(aggregate_, events, aggregate_.version_loaded() + 1), ...);
     return *this;
   }
 
@@ -59,8 +59,10 @@ class Scenario {
   /// The command raised exactly these events, in this order (compared by type
   /// name, schema version and JSON payload).
   /// Throws: ScenarioFailure.
+  /// Returns a copy of the aggregate for checks of its state (a copy, because
+  /// scenarios are usually temporaries).
   template <class... Es>
-  const A& then(const Es&... expected) const {
+  A then(const Es&... expected) const {
     require_ran("then");
     if (error_)
       fail("expected events\n" + describe_all(expected...) + "but the command threw " +
@@ -75,12 +77,12 @@ class Scenario {
   }
 
   /// The command raised no event and threw nothing.
-  const A& then_nothing() const { return then(); }
+  A then_nothing() const { return then(); }
 
   /// The command threw an exception of type Ex (or derived from it).
   /// Throws: ScenarioFailure.
   template <class Ex>
-  const A& then_throws() const {
+  A then_throws() const {
     require_ran("then_throws");
     if (!error_) {
       std::string got;

@@ -1,2 +1,0 @@
-// Placeholder: the SQLite-only tests are being written.
-#include <gtest/gtest.h>

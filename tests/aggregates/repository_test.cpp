@@ -204,6 +204,24 @@ TYPED_TEST(RepositoryTest, UpdateGivesUpAfterMaxRetries) {
   EXPECT_EQ(attempts, 3);
 }
 
+TYPED_TEST(RepositoryTest, UpdateTakesAnExplicitRetryLimit) {
+  this->open("1", 100);
+  int attempts = 0;
+  auto always_conflicting = [&](Account& a) {
+    ++attempts;
+    Account other = this->accounts_.load("1");
+    other.deposit(1);
+    this->accounts_.save(other);
+    a.deposit(1);
+  };
+  EXPECT_THROW(this->accounts_.update("1", always_conflicting, 0), WrongExpectedVersion);
+  EXPECT_EQ(attempts, 1);
+  attempts = 0;
+  EXPECT_THROW(this->accounts_.update("1", always_conflicting, 4), WrongExpectedVersion);
+  EXPECT_EQ(attempts, 5);
+  EXPECT_THROW(this->accounts_.update("1", always_conflicting, -1), InvalidArgument);
+}
+
 TYPED_TEST(RepositoryTest, CommandContextEndsUpInEveryEventsMetadata) {
   Account a("1");
   a.open("Ada");

@@ -157,8 +157,21 @@ class Repository {
   /// Throws: AggregateNotFound, WrongExpectedVersion (retries exhausted), what
   /// `command` throws, StorageError.
   template <class Command>
-  requires std::is_invocable_v<Command&, A&> A update(const std::string& id, Command&& command,
-                                                      const CommandContext& context = {}) {
+  requires std::is_invocable_v<Command&, A&>
+  A update(const std::string& id, Command&& command, const CommandContext& context = {}) {
+    return update(id, std::forward<Command>(command), options_.max_retries, context);
+  }
+
+  /// As update() above, with `max_retries` instead of options.max_retries.
+  /// Throws: also InvalidArgument if max_retries < 0.
+  template <class Command>
+  requires std::is_invocable_v<Command&, A&>
+  A update(const std::string& id, Command&& command, int max_retries,
+           const CommandContext& context = {}) {
+    if (max_retries < 0) {
+      throw InvalidArgument("update of '" + id + "': max_retries must be >= 0, got " +
+                            std::to_string(max_retries));
+    }
     for (int attempt = 0;; ++attempt) {
       A a = load(id);
       command(a);
@@ -166,7 +179,7 @@ class Repository {
         save(a, context);
         return a;
       } catch (const WrongExpectedVersion&) {
-        if (attempt >= options_.max_retries) throw;
+        if (attempt >= max_retries) throw;
         // A short, growing pause spreads out writers that keep colliding.
         std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
       }

@@ -92,7 +92,8 @@ class EventStore;
 class CommitListenerHandle {
  public:
   CommitListenerHandle() = default;
-  CommitListenerHandle(std::function<void()> unregister) : unregister_(std::move(unregister)) {}
+  explicit CommitListenerHandle(std::function<void()> unregister)
+      : unregister_(std::move(unregister)) {}
   CommitListenerHandle(CommitListenerHandle&& other) noexcept
       : unregister_(std::exchange(other.unregister_, nullptr)) {}
   CommitListenerHandle& operator=(CommitListenerHandle&& other) noexcept {

@@ -43,14 +43,8 @@ class RepositoryTest : public ::testing::Test {
   Repository<Account> accounts_;
 };
 
-struct StoreNames {
-  template <class T>
-  static std::string GetName(int) {
-    return T::kName;
-  }
-};
 using Stores = ::testing::Types<InMemoryStoreFactory, SqliteStoreFactory>;
-TYPED_TEST_SUITE(RepositoryTest, Stores, StoreNames);
+TYPED_TEST_SUITE(RepositoryTest, Stores, annals::testing::StoreNames);
 
 TYPED_TEST(RepositoryTest, LoadingAnAggregateWithNoEventsIsNotFound) {
   EXPECT_THROW(this->accounts_.load("404"), AggregateNotFound);

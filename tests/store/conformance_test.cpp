@@ -67,15 +67,8 @@ class StoreConformance : public ::testing::Test {
   std::unique_ptr<EventStore> store_;
 };
 
-struct StoreNames {
-  template <class T>
-  static std::string GetName(int) {
-    return T::kName;
-  }
-};
-
 using Stores = ::testing::Types<InMemoryStoreFactory, SqliteStoreFactory>;
-TYPED_TEST_SUITE(StoreConformance, Stores, StoreNames);
+TYPED_TEST_SUITE(StoreConformance, Stores, testing::StoreNames);
 
 // ---- appends ----------------------------------------------------------------
 

@@ -56,4 +56,12 @@ struct SqliteStoreFactory {
   }
 };
 
+// Names typed test instantiations after the store ("StoreConformance/Sqlite.X").
+struct StoreNames {
+  template <class Factory>
+  static std::string GetName(int) {
+    return Factory::kName;
+  }
+};
+
 }  // namespace annals::testing

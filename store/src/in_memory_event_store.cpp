@@ -1,10 +1,13 @@
 #include "annals/store/in_memory_event_store.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "annals/core/error.hpp"
@@ -23,6 +26,66 @@ struct IdLocation {
   std::int64_t version;
   std::int64_t position;
 };
+
+// The registered transaction hooks; removal waits for a call in flight unless
+// it is the hook removing itself.
+class TransactionHooks : public std::enable_shared_from_this<TransactionHooks> {
+ public:
+  TransactionHookHandle add(InMemoryTransactionHook hook) {
+    std::uint64_t id;
+    {
+      std::lock_guard lock(mu_);
+      id = next_id_++;
+      hooks_.emplace_back(id, std::make_shared<InMemoryTransactionHook>(std::move(hook)));
+    }
+    std::weak_ptr<TransactionHooks> weak = shared_from_this();
+    return TransactionHookHandle([weak, id] {
+      if (auto self = weak.lock()) self->remove(id);
+    });
+  }
+
+  // Calls every hook on `events`; rethrows the first hook's exception.
+  void run(std::span<const RecordedEvent> events) {
+    std::unique_lock lock(mu_);
+    if (hooks_.empty() || events.empty()) return;
+    const auto hooks = hooks_;
+    for (const auto& [id, hook] : hooks) {
+      if (std::none_of(hooks_.begin(), hooks_.end(),
+                       [id = id](const auto& entry) { return entry.first == id; })) {
+        continue;
+      }
+      in_call_ = true;
+      caller_ = std::this_thread::get_id();
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        (*hook)(events);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      in_call_ = false;
+      caller_ = {};
+      idle_.notify_all();
+      if (error) std::rethrow_exception(error);
+    }
+  }
+
+ private:
+  void remove(std::uint64_t id) {
+    std::unique_lock lock(mu_);
+    std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
+    if (in_call_ && caller_ == std::this_thread::get_id()) return;
+    idle_.wait(lock, [this] { return !in_call_; });
+  }
+
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<InMemoryTransactionHook>>> hooks_;
+  std::uint64_t next_id_ = 1;
+  bool in_call_ = false;
+  std::thread::id caller_;
+};
 }  // namespace
 
 class InMemoryEventStore::Impl {
@@ -36,6 +99,7 @@ class InMemoryEventStore::Impl {
   std::map<std::string, std::vector<std::int64_t>, std::less<>> streams_;  // id -> positions
   std::unordered_map<std::string, IdLocation> ids_;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
+  std::shared_ptr<TransactionHooks> hooks_ = std::make_shared<TransactionHooks>();
   mutable std::mutex snapshots_mu_;
   std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
 
@@ -105,6 +169,7 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
         }
       }
     }
+    const std::size_t old_size = impl_->events_.size();  // for undoing a rejected append
     const Timestamp now = impl_->clock_->now();
     const bool collect = !impl_->listeners_->empty();
     for (std::size_t s = 0; s < batch.size(); ++s) {
@@ -125,6 +190,20 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
       }
       results[s] = AppendResult{static_cast<std::int64_t>(positions.size()),
                                 positions[positions.size() - part.events.size()], positions.back()};
+    }
+    try {
+      impl_->hooks_->run(std::span<const RecordedEvent>(impl_->events_).subspan(old_size));
+    } catch (...) {
+      // A hook rejected the append: remove its events, newest first.
+      while (impl_->events_.size() > old_size) {
+        const RecordedEvent& e = impl_->events_.back();
+        auto stream = impl_->streams_.find(e.stream_id);
+        stream->second.pop_back();
+        if (stream->second.empty()) impl_->streams_.erase(stream);
+        impl_->ids_.erase(e.event_id);
+        impl_->events_.pop_back();
+      }
+      throw;
     }
     // Queued under the lock that orders appends, so the queue is in position order.
     ticket = impl_->listeners_->enqueue(std::move(committed));
@@ -246,6 +325,11 @@ Cursor<std::string> InMemoryEventStore::list_streams(const std::string& prefix) 
 
 CommitListenerHandle InMemoryEventStore::add_commit_listener(CommitListener listener) {
   return impl_->listeners_->add(std::move(listener));
+}
+
+TransactionHookHandle InMemoryEventStore::add_transaction_hook(InMemoryTransactionHook hook) {
+  if (!hook) throw InvalidArgument("add_transaction_hook: the hook is empty");
+  return impl_->hooks_->add(std::move(hook));
 }
 
 void InMemoryEventStore::save_snapshot(const Snapshot& snapshot) {

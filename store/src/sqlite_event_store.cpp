@@ -33,19 +33,20 @@
 #include "append_input.hpp"
 #include "commit_listeners.hpp"
 #include "sqlite_schema.hpp"
+#include "sqlite_support.hpp"
 
 namespace annals {
 
 namespace {
 
+using detail::bind_values;
+using detail::fetch_rows;
+using detail::ResetOnExit;
+using detail::storage_error;
+
 constexpr const char* kColumns =
     "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
     "recorded_at, hash";
-
-StorageError storage_error(const SQLite::Exception& e, const std::string& doing) {
-  return StorageError("SQLite error while " + doing + ": " + e.what(), e.getErrorCode(),
-                      e.getExtendedErrorCode());
-}
 
 // One connection and the statements prepared on it. Used by one thread at a time.
 class Connection {
@@ -72,19 +73,6 @@ class Connection {
   std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
 };
 
-// Resets a statement when leaving scope, so a read never keeps its snapshot
-// (and with it the WAL) pinned after the page is read.
-class ResetOnExit {
- public:
-  explicit ResetOnExit(SQLite::Statement& st) : st_(st) {}
-  ~ResetOnExit() { st_.tryReset(); }  // reports the last step's error: already handled
-  ResetOnExit(const ResetOnExit&) = delete;
-  ResetOnExit& operator=(const ResetOnExit&) = delete;
-
- private:
-  SQLite::Statement& st_;
-};
-
 RecordedEvent read_row(SQLite::Statement& st) {
   RecordedEvent e;
   e.position = st.getColumn(0).getInt64();
@@ -103,15 +91,6 @@ RecordedEvent read_row(SQLite::Statement& st) {
   return e;
 }
 
-void create_private_file(const std::filesystem::path& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    ::close(fd);
-  } else if (errno != EEXIST) {
-    throw StorageError("cannot create store file '" + path.string() + "': " + std::strerror(errno));
-  }
-}
-
 struct Request {
   std::vector<StreamAppend>* batch = nullptr;
   std::vector<AppendResult> results;
@@ -125,6 +104,135 @@ struct Head {
   EventHash hash{};
 };
 
+// ---- transaction hooks -------------------------------------------------------
+
+// What a transaction hook writes with: the writer connection, inside the
+// open append transaction (and the request's savepoint, in a group).
+class WriterTransaction final : public SqlTransaction {
+ public:
+  explicit WriterTransaction(Connection& conn) : conn_(conn) {}
+
+  std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params) override {
+    try {
+      auto& st = conn_.statement(std::string(sql));
+      ResetOnExit reset(st);
+      bind_values(st, params);
+      return st.exec();
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "running '" + std::string(sql) + "' in a transaction hook");
+    }
+  }
+
+  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params) override {
+    try {
+      auto& st = conn_.statement(std::string(sql));
+      ResetOnExit reset(st);
+      bind_values(st, params);
+      return fetch_rows(st);
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "running '" + std::string(sql) + "' in a transaction hook");
+    }
+  }
+
+  void exec_script(std::string_view sql) override {
+    try {
+      conn_.db().exec(std::string(sql));
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "running a script in a transaction hook");
+    }
+  }
+
+ private:
+  Connection& conn_;
+};
+
+// Carries a hook's exception past write_group's `catch (const StorageError&)`,
+// which fails the whole group: a hook's failure, whatever its type, fails only
+// its own append, like WrongExpectedVersion.
+struct HookFailed {
+  std::exception_ptr error;
+};
+
+// Replaces a HookFailed by the exception the hook threw.
+void unwrap_hook_failure(std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const HookFailed& failed) {
+    error = failed.error;
+  } catch (...) {
+  }
+}
+
+// The registered hooks. The leader takes a snapshot per group and calls each
+// still-registered hook in turn; removal waits for a call in flight unless
+// it is the hook removing itself.
+class TransactionHooks : public std::enable_shared_from_this<TransactionHooks> {
+ public:
+  using List = std::vector<std::pair<std::uint64_t, std::shared_ptr<TransactionHook>>>;
+
+  TransactionHookHandle add(TransactionHook hook) {
+    std::uint64_t id;
+    {
+      std::lock_guard lock(mu_);
+      id = next_id_++;
+      hooks_.emplace_back(id, std::make_shared<TransactionHook>(std::move(hook)));
+    }
+    std::weak_ptr<TransactionHooks> weak = shared_from_this();
+    return TransactionHookHandle([weak, id] {
+      if (auto self = weak.lock()) self->remove(id);
+    });
+  }
+
+  List snapshot() const {
+    std::lock_guard lock(mu_);
+    return hooks_;
+  }
+
+  // Calls `hooks` on committed[from..]; throws HookFailed for a hook's error.
+  void run(const List& hooks, Connection& conn, const std::vector<RecordedEvent>& committed,
+           std::size_t from) {
+    if (hooks.empty() || from >= committed.size()) return;
+    WriterTransaction tx(conn);
+    const std::span<const RecordedEvent> events(committed.data() + from, committed.size() - from);
+    std::unique_lock lock(mu_);
+    for (const auto& [id, hook] : hooks) {
+      if (std::none_of(hooks_.begin(), hooks_.end(),
+                       [id = id](const auto& entry) { return entry.first == id; })) {
+        continue;  // removed since the snapshot
+      }
+      in_call_ = true;
+      caller_ = std::this_thread::get_id();
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        (*hook)(tx, events);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      in_call_ = false;
+      caller_ = {};
+      idle_.notify_all();
+      if (error) throw HookFailed{error};
+    }
+  }
+
+ private:
+  void remove(std::uint64_t id) {
+    std::unique_lock lock(mu_);
+    std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
+    if (in_call_ && caller_ == std::this_thread::get_id()) return;
+    idle_.wait(lock, [this] { return !in_call_; });
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable idle_;
+  List hooks_;
+  std::uint64_t next_id_ = 1;
+  bool in_call_ = false;
+  std::thread::id caller_;
+};
+
 }  // namespace
 
 class SqliteEventStore::Impl {
@@ -134,11 +242,11 @@ class SqliteEventStore::Impl {
     if (!options_.clock) options_.clock = SystemClock::shared();
     if (options_.read_page_size == 0) options_.read_page_size = 1;
     if (options_.max_group_size == 0) options_.max_group_size = 1;
-    const bool exists = std::filesystem::exists(path_);
+    const bool exists = detail::file_exists(path_, "store file");
     if (!exists && !options_.create_if_missing) {
       throw StorageError("store file '" + path_.string() + "' does not exist");
     }
-    if (!exists) create_private_file(path_);
+    if (!exists) detail::create_private_file(path_, "store file");
     try {
       writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_);
     } catch (const SQLite::Exception& e) {
@@ -150,7 +258,9 @@ class SqliteEventStore::Impl {
     }
     detail::open_schema(writer_->db(), path_);
     try {
-      const std::string mode = writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
+      const std::string mode = detail::retry_while_busy(options_.busy_timeout, [&] {
+        return writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
+      });
       if (mode != "wal") {
         throw StorageError("store file '" + path_.string() +
                            "' cannot use write-ahead logging (journal mode is " + mode + ")");
@@ -286,6 +396,7 @@ class SqliteEventStore::Impl {
   const std::filesystem::path path_;
   SqliteStoreOptions options_;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
+  std::shared_ptr<TransactionHooks> hooks_ = std::make_shared<TransactionHooks>();
 
  private:
   void exec(const char* sql) { writer_->statement(sql).exec(); }
@@ -295,21 +406,7 @@ class SqliteEventStore::Impl {
   // running recovery, for one). Those pass quickly: retry them within the same
   // busy_timeout, so a caller never sees SQLITE_BUSY while waiting would do.
   void begin_immediate() {
-    const auto deadline = std::chrono::steady_clock::now() + options_.busy_timeout;
-    auto pause = std::chrono::milliseconds(1);
-    for (;;) {
-      try {
-        exec("BEGIN IMMEDIATE");
-        return;
-      } catch (const SQLite::Exception& e) {
-        if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY ||
-            std::chrono::steady_clock::now() >= deadline) {
-          throw;
-        }
-      }
-      std::this_thread::sleep_for(pause);
-      pause = std::min(pause * 2, std::chrono::milliseconds(50));
-    }
+    detail::retry_while_busy(options_.busy_timeout, [&] { exec("BEGIN IMMEDIATE"); });
   }
 
   void rollback_quietly() noexcept {
@@ -334,7 +431,8 @@ class SqliteEventStore::Impl {
   }
 
   void write_group(const std::vector<Request*>& group) {
-    const bool collect = !listeners_->empty();
+    const auto hooks = hooks_->snapshot();
+    const bool collect = !listeners_->empty() || !hooks.empty();
     std::vector<RecordedEvent> committed;
     // With one request there is nothing to isolate: a failure rolls back the
     // whole transaction, which is cheaper than a savepoint.
@@ -349,12 +447,14 @@ class SqliteEventStore::Impl {
         if (savepoints) exec("SAVEPOINT annals_append");
         try {
           r->results = apply(*r->batch, collect ? &committed : nullptr);
+          hooks_->run(hooks, *writer_, committed, mark);
           if (savepoints) exec("RELEASE annals_append");
           pending.push_back(r);
         } catch (const StorageError&) {
           throw;  // the transaction itself is in doubt: fail the group
         } catch (...) {
           r->error = std::current_exception();
+          unwrap_hook_failure(r->error);
           if (savepoints) {
             exec("ROLLBACK TO annals_append");
             exec("RELEASE annals_append");
@@ -432,11 +532,14 @@ class SqliteEventStore::Impl {
             insert.exec();
           } catch (const SQLite::Exception& e) {
             insert.tryReset();  // reset() would throw this same error again
-            if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE &&
-                std::strstr(e.what(), "event_id") != nullptr) {
+            // The schema's INSERT trigger (or, failing it, the UNIQUE index)
+            // names the key that is taken.
+            const int code = e.getExtendedErrorCode();
+            const bool taken = code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_TRIGGER;
+            if (taken && std::strstr(e.what(), "event_id") != nullptr) {
               throw duplicate_of(event.event_id, part.stream_id);
             }
-            if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE) {
+            if (taken && std::strstr(e.what(), "stream_id") != nullptr) {
               // (stream_id, version) taken: another writer got there first.
               throw WrongExpectedVersion(part.stream_id, part.expected,
                                          version_on(*writer_, part.stream_id));
@@ -684,6 +787,41 @@ Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) co
 
 CommitListenerHandle SqliteEventStore::add_commit_listener(CommitListener listener) {
   return impl_->listeners_->add(std::move(listener));
+}
+
+TransactionHookHandle SqliteEventStore::add_transaction_hook(TransactionHook hook) {
+  if (!hook) throw InvalidArgument("add_transaction_hook: the hook is empty");
+  return impl_->hooks_->add(std::move(hook));
+}
+
+std::int64_t SqlValue::as_int() const {
+  if (!is_int()) throw InvalidArgument("SQL value is not an integer");
+  return std::get<std::int64_t>(value_);
+}
+
+double SqlValue::as_real() const {
+  if (is_int()) return static_cast<double>(std::get<std::int64_t>(value_));
+  if (!is_real()) throw InvalidArgument("SQL value is not a number");
+  return std::get<double>(value_);
+}
+
+const std::string& SqlValue::as_text() const {
+  if (!is_text()) throw InvalidArgument("SQL value is not text");
+  return std::get<std::string>(value_);
+}
+
+std::optional<std::int64_t> SqlTransaction::query_int(std::string_view sql,
+                                                      const std::vector<SqlValue>& params) {
+  const auto rows = query(sql, params);
+  if (rows.empty() || rows.front().empty() || rows.front().front().is_null()) return std::nullopt;
+  return rows.front().front().as_int();
+}
+
+std::optional<std::string> SqlTransaction::query_text(std::string_view sql,
+                                                      const std::vector<SqlValue>& params) {
+  const auto rows = query(sql, params);
+  if (rows.empty() || rows.front().empty() || rows.front().front().is_null()) return std::nullopt;
+  return rows.front().front().as_text();
 }
 
 void SqliteEventStore::save_snapshot(const Snapshot& snapshot) {

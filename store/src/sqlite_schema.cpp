@@ -1,4 +1,4 @@
-// Schema of an Annals SQLite store (PRAGMA user_version = 1,
+// Schema of an Annals SQLite store (PRAGMA user_version = 2,
 // PRAGMA application_id = 0x414E4C53, "ANLS").
 //
 //   events(position INTEGER PRIMARY KEY,  -- global order, dense from 1
@@ -12,12 +12,19 @@
 //
 // JSON stays text so that the sqlite3 shell and json_extract() read a store
 // without Annals. Triggers make the events table append-only for every
-// connection, not just for this library. Positions are assigned by the writer
+// connection, not just for this library: UPDATE and DELETE are refused, and so
+// is an INSERT that collides with a stored row, because INSERT OR REPLACE
+// deletes the row it collides with without firing DELETE triggers (SQLite fires
+// them for REPLACE only under PRAGMA recursive_triggers). The INSERT trigger
+// names the key that collided, and the store maps that back to
+// DuplicateEventId or WrongExpectedVersion. Positions are assigned by the writer
 // inside its write transaction as max(position)+1, so they are dense and a
 // reader paging by position never skips a row committed later.
 //
 // Migrations: each schema version has a step below that moves a store from the
 // version before; open_schema runs the missing steps in one transaction.
+//   1: the tables and the UPDATE/DELETE triggers.
+//   2: the INSERT trigger against REPLACE (stores of version 1 had none).
 
 #include "sqlite_schema.hpp"
 
@@ -67,6 +74,30 @@ CREATE TABLE snapshots (
 ) STRICT;
 )sql";
 
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TRIGGER events_append_only_insert BEFORE INSERT ON events
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the events table is append-only; this event_id is already stored')
+   WHERE EXISTS (SELECT 1 FROM events WHERE event_id = NEW.event_id);
+  SELECT RAISE(ABORT, 'annals: the events table is append-only; this (stream_id, version) is already stored')
+   WHERE EXISTS (SELECT 1 FROM events WHERE stream_id = NEW.stream_id AND version = NEW.version);
+  SELECT RAISE(ABORT, 'annals: the events table is append-only; this position is already stored')
+   WHERE EXISTS (SELECT 1 FROM events WHERE position = NEW.position);
+END;
+)sql";
+
+// The step that moves a store from version `to - 1` to version `to`.
+const char* migration_to(int to) {
+  switch (to) {
+    case 1:
+      return kSchemaV1;
+    case 2:
+      return kSchemaV2;
+    default:
+      return nullptr;
+  }
+}
+
 std::string hex32(int v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0x%08X", static_cast<unsigned>(v));
@@ -79,12 +110,16 @@ struct Identity {
   int objects = 0;
 };
 
+// One statement, so the three values come from one snapshot: read one by one,
+// they could straddle another process's commit of a new schema and look like
+// a foreign database (application_id 0 but tables present).
 Identity read_identity(SQLite::Database& db) {
-  Identity id;
-  id.application_id = db.execAndGet("PRAGMA application_id").getInt();
-  id.user_version = db.execAndGet("PRAGMA user_version").getInt();
-  id.objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
-  return id;
+  SQLite::Statement st(db,
+                       "SELECT (SELECT application_id FROM pragma_application_id), "
+                       "(SELECT user_version FROM pragma_user_version), "
+                       "(SELECT count(*) FROM sqlite_schema)");
+  st.executeStep();
+  return Identity{st.getColumn(0).getInt(), st.getColumn(1).getInt(), st.getColumn(2).getInt()};
 }
 
 }  // namespace
@@ -123,13 +158,14 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
       id = read_identity(db);
       const bool still_empty = id.application_id == 0 && id.user_version == 0 && id.objects == 0;
       if (still_empty) {
-        db.exec(kSchemaV1);
         db.exec("PRAGMA application_id = " + std::to_string(SqliteEventStore::kApplicationId));
-        db.exec("PRAGMA user_version = 1");
-      } else if (id.user_version < SqliteEventStore::kSchemaVersion) {
-        // Migration steps from version N to N+1 go here as the schema evolves.
+      } else if (id.user_version < 1) {
         throw StorageError(name + " has Annals schema version " + std::to_string(id.user_version) +
                            ", which this build cannot migrate");
+      }
+      for (int to = id.user_version + 1; to <= SqliteEventStore::kSchemaVersion; ++to) {
+        db.exec(migration_to(to));
+        db.exec("PRAGMA user_version = " + std::to_string(to));
       }
       db.exec("COMMIT");
     } catch (...) {

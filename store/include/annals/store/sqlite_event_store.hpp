@@ -20,9 +20,16 @@
 /// reader connections and never block on the writer.
 
 #include <chrono>
+#include <concepts>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
 #include "annals/core/clock.hpp"
 #include "annals/store/event_store.hpp"
@@ -56,6 +63,96 @@ struct SqliteStoreOptions {
   std::string vfs;
 };
 
+/// A value bound to an SQL parameter or read from a column: NULL, an integer,
+/// a real or text. Integers (and bool), doubles, strings and nullptr convert
+/// implicitly, so parameters read as `{event.position, event.stream_id}`.
+/// Thread safety: a plain value type.
+class SqlValue {
+ public:
+  SqlValue() = default;  ///< NULL
+  SqlValue(std::nullptr_t) {}
+  template <std::integral T>
+  SqlValue(T v) : value_(static_cast<std::int64_t>(v)) {}
+  SqlValue(double v) : value_(v) {}
+  SqlValue(std::string v) : value_(std::move(v)) {}
+  SqlValue(std::string_view v) : value_(std::string(v)) {}
+  SqlValue(const char* v) : value_(std::string(v)) {}
+
+  bool is_null() const noexcept { return std::holds_alternative<std::monostate>(value_); }
+  bool is_int() const noexcept { return std::holds_alternative<std::int64_t>(value_); }
+  bool is_real() const noexcept { return std::holds_alternative<double>(value_); }
+  bool is_text() const noexcept { return std::holds_alternative<std::string>(value_); }
+  /// Throws: InvalidArgument if the value is not an integer.
+  std::int64_t as_int() const;
+  /// An integer or a real as double. Throws: InvalidArgument otherwise.
+  double as_real() const;
+  /// Throws: InvalidArgument if the value is not text.
+  const std::string& as_text() const;
+
+  friend bool operator==(const SqlValue&, const SqlValue&) = default;
+
+ private:
+  std::variant<std::monostate, std::int64_t, double, std::string> value_;
+};
+
+/// One result row, a value per column.
+using SqlRow = std::vector<SqlValue>;
+
+/// Runs SQL inside a write transaction that its owner opened and will commit
+/// or roll back: the append transaction of a SqliteEventStore (handed to a
+/// TransactionHook) or a read model's transaction (annals::projections).
+/// Parameters bind to ?1, ?2, ... in order. Statements are prepared once and
+/// cached per connection, so pass values as parameters, not in the SQL text.
+/// Throws (every member): StorageError carrying SQLite's codes when SQLite
+/// rejects a statement (SQLITE_CONSTRAINT_UNIQUE for a UNIQUE violation, for
+/// instance); the owner of the transaction decides what that does to it.
+/// Never end the owner's transaction (COMMIT, ROLLBACK, BEGIN): the owner
+/// does; use savepoints of your own for partial rollbacks.
+/// Thread safety: use it only on the thread it was handed to, only during the
+/// call it was handed to.
+class SqlTransaction {
+ public:
+  virtual ~SqlTransaction() = default;
+  /// Runs one statement; returns the number of rows it inserted, updated or deleted.
+  virtual std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params = {}) = 0;
+  /// Runs one query; returns every row.
+  virtual std::vector<SqlRow> query(std::string_view sql,
+                                    const std::vector<SqlValue>& params = {}) = 0;
+  /// Runs a script of statements separated by ';', without parameters (schemas).
+  virtual void exec_script(std::string_view sql) = 0;
+  /// The first column of the first row as an integer; nullopt when there is
+  /// no row or the value is NULL.
+  std::optional<std::int64_t> query_int(std::string_view sql,
+                                        const std::vector<SqlValue>& params = {});
+  /// The first column of the first row as text; nullopt when there is no row
+  /// or the value is NULL.
+  std::optional<std::string> query_text(std::string_view sql,
+                                        const std::vector<SqlValue>& params = {});
+};
+
+/// Called inside the transaction of every append to a SqliteEventStore, after
+/// that append's events were written and before the commit, on the writer
+/// connection: what the hook writes through `tx` commits or rolls back with
+/// the events. `events` are the events the append wrote (every stream of a
+/// multi-stream append, with their final positions; an idempotent retry wrote
+/// none and calls no hook). Hooks run in the order they were added.
+///
+/// Throwing rejects the append: it is rolled back (its events and everything
+/// hooks wrote for it) and append() throws what the hook threw. Other appends
+/// committed in the same group commit are unaffected.
+///
+/// A hook runs while the store holds its write lock, on the appending thread
+/// that leads the group commit: keep it short. It may read the store (it sees
+/// committed events only, not the ones being appended) but must not append to
+/// it (that would wait for itself). Used by inline projections.
+using TransactionHook =
+    std::function<void(SqlTransaction& tx, std::span<const RecordedEvent> events)>;
+
+/// Keeps a transaction hook registered; unregisters it when destroyed or on
+/// reset(). Once reset() returns the hook is not running and will not run
+/// again (unless reset() is called from inside the hook itself).
+using TransactionHookHandle = CommitListenerHandle;
+
 class SqliteEventStore final : public EventStore, public SnapshotStore {
  public:
   /// Opens (or creates) the store at `path`.
@@ -81,6 +178,12 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   Cursor<std::string> list_streams(const std::string& prefix = {}) const override;
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
 
+  /// Registers a hook run inside every append transaction (see TransactionHook).
+  /// Hooks added while an append is being written apply from the next one.
+  /// Throws: InvalidArgument if `hook` is empty.
+  /// Thread safety: may be called from any thread, also from inside a hook.
+  TransactionHookHandle add_transaction_hook(TransactionHook hook);
+
   void save_snapshot(const Snapshot& snapshot) override;
   std::optional<Snapshot> load_snapshot(const std::string& stream_id,
                                         std::int64_t max_version = kStreamEnd) const override;
@@ -90,7 +193,7 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   const std::filesystem::path& path() const noexcept;
 
   /// The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   /// PRAGMA application_id of Annals stores: "ANLS".
   static constexpr int kApplicationId = 0x414E4C53;
 

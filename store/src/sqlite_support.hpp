@@ -1,0 +1,81 @@
+#pragma once
+// SQLite plumbing shared by the store and the projections module: files,
+// errors, statement reset, and SqlValue binding. Private to the Annals build
+// (projections includes it through a build-only include path); never installed,
+// so SQLiteCpp stays out of the public headers.
+
+#include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "annals/core/error.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+namespace annals::detail {
+
+/// A StorageError carrying SQLite's codes: "SQLite error while <doing>: <what>".
+StorageError storage_error(const SQLite::Exception& e, const std::string& doing);
+
+/// Whether `path` exists. `what` names the file in errors ("store file").
+/// Throws: StorageError naming the path when the file system cannot tell
+/// (name too long, a symlink loop, no permission on a parent, ...).
+bool file_exists(const std::filesystem::path& path, std::string_view what);
+
+/// Creates `path` empty with mode 0600 unless it exists (another process may
+/// create it at the same moment: that is not an error).
+/// Throws: StorageError naming the path and the reason.
+void create_private_file(const std::filesystem::path& path, std::string_view what);
+
+/// Resets a statement when leaving scope, so a read never keeps its snapshot
+/// (and with it the WAL) pinned after it is done.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(SQLite::Statement& st) : st_(st) {}
+  ~ResetOnExit() { st_.tryReset(); }  // reports the last step's error: already handled
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  SQLite::Statement& st_;
+};
+
+/// Runs `fn` until it does not fail with SQLITE_BUSY, or until `timeout` has
+/// passed (then rethrows). For the statements SQLite answers BUSY without
+/// calling the busy handler: BEGIN IMMEDIATE while another connection holds
+/// a read snapshot it must not wait on, and the switch to WAL on a new file.
+template <class Fn>
+decltype(auto) retry_while_busy(std::chrono::milliseconds timeout, Fn&& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    try {
+      return fn();
+    } catch (const SQLite::Exception& e) {
+      if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+/// Binds params[i] to ?i+1.
+void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params);
+
+/// Column `column` of the current row (blobs as their bytes, as text).
+SqlValue column_value(SQLite::Statement& st, int column);
+
+/// Every remaining row of `st`, a value per column.
+std::vector<SqlRow> fetch_rows(SQLite::Statement& st);
+
+}  // namespace annals::detail

@@ -1,0 +1,167 @@
+#pragma once
+// A SQLite VFS for tests: forwards everything to the default VFS, counts the
+// syncs of the main database file and of its write-ahead log, and can make
+// the next writes to the log fail. Open a store on it with
+// SqliteStoreOptions::vfs = spy.name().
+//
+// Thread safety: counters and fault switches are atomics; the VFS itself is
+// as thread-safe as the default one it forwards to. Register one spy per name
+// at a time; it unregisters itself when destroyed (no connection may still use
+// it then).
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace annals::testing {
+
+class SqliteVfsSpy {
+ public:
+  explicit SqliteVfsSpy(std::string name) : name_(std::move(name)) {
+    real_ = sqlite3_vfs_find(nullptr);
+    if (real_ == nullptr) throw std::runtime_error("no default SQLite VFS");
+    vfs_ = *real_;
+    vfs_.zName = name_.c_str();
+    vfs_.pNext = nullptr;
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.pAppData = this;
+    vfs_.xOpen = &SqliteVfsSpy::open;
+    if (sqlite3_vfs_register(&vfs_, 0) != SQLITE_OK) {
+      throw std::runtime_error("cannot register VFS " + name_);
+    }
+  }
+  ~SqliteVfsSpy() { sqlite3_vfs_unregister(&vfs_); }
+  SqliteVfsSpy(const SqliteVfsSpy&) = delete;
+  SqliteVfsSpy& operator=(const SqliteVfsSpy&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  /// xSync calls on the write-ahead log / on the main database file so far.
+  int wal_syncs() const { return wal_syncs_.load(); }
+  int db_syncs() const { return db_syncs_.load(); }
+  void reset_counts() {
+    wal_syncs_ = 0;
+    db_syncs_ = 0;
+  }
+
+  /// While set, every write to the write-ahead log fails with SQLITE_IOERR_WRITE.
+  void fail_wal_writes(bool on) { fail_wal_writes_ = on; }
+
+ private:
+  enum class Kind { main_db, wal, other };
+
+  struct File {
+    sqlite3_file base;  // must come first: SQLite sees this
+    sqlite3_file* real;
+    Kind kind;
+    SqliteVfsSpy* spy;
+  };
+
+  static File* self(sqlite3_file* f) { return reinterpret_cast<File*>(f); }
+  static sqlite3_file* real(sqlite3_file* f) { return self(f)->real; }
+
+  static int open(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags,
+                  int* out_flags) {
+    auto* spy = static_cast<SqliteVfsSpy*>(vfs->pAppData);
+    File* f = self(file);
+    std::memset(f, 0, sizeof(File));
+    f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+    f->spy = spy;
+    f->kind = (flags & SQLITE_OPEN_MAIN_DB) ? Kind::main_db
+              : (flags & SQLITE_OPEN_WAL)   ? Kind::wal
+                                            : Kind::other;
+    const int rc = spy->real_->xOpen(spy->real_, name, f->real, flags, out_flags);
+    // SQLite calls xClose only when pMethods is set, so set it only on success.
+    f->base.pMethods = (rc == SQLITE_OK && f->real->pMethods != nullptr) ? &kMethods : nullptr;
+    return rc;
+  }
+
+  static int close(sqlite3_file* f) {
+    sqlite3_file* r = real(f);
+    return r->pMethods != nullptr ? r->pMethods->xClose(r) : SQLITE_OK;
+  }
+  static int read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
+    return real(f)->pMethods->xRead(real(f), buf, amount, offset);
+  }
+  static int write(sqlite3_file* f, const void* buf, int amount, sqlite3_int64 offset) {
+    if (self(f)->kind == Kind::wal && self(f)->spy->fail_wal_writes_.load()) {
+      return SQLITE_IOERR_WRITE;
+    }
+    return real(f)->pMethods->xWrite(real(f), buf, amount, offset);
+  }
+  static int truncate(sqlite3_file* f, sqlite3_int64 size) {
+    return real(f)->pMethods->xTruncate(real(f), size);
+  }
+  static int sync(sqlite3_file* f, int flags) {
+    if (self(f)->kind == Kind::wal) ++self(f)->spy->wal_syncs_;
+    if (self(f)->kind == Kind::main_db) ++self(f)->spy->db_syncs_;
+    return real(f)->pMethods->xSync(real(f), flags);
+  }
+  static int file_size(sqlite3_file* f, sqlite3_int64* size) {
+    return real(f)->pMethods->xFileSize(real(f), size);
+  }
+  static int lock(sqlite3_file* f, int level) { return real(f)->pMethods->xLock(real(f), level); }
+  static int unlock(sqlite3_file* f, int level) {
+    return real(f)->pMethods->xUnlock(real(f), level);
+  }
+  static int check_reserved(sqlite3_file* f, int* out) {
+    return real(f)->pMethods->xCheckReservedLock(real(f), out);
+  }
+  static int file_control(sqlite3_file* f, int op, void* arg) {
+    return real(f)->pMethods->xFileControl(real(f), op, arg);
+  }
+  static int sector_size(sqlite3_file* f) { return real(f)->pMethods->xSectorSize(real(f)); }
+  static int device_characteristics(sqlite3_file* f) {
+    return real(f)->pMethods->xDeviceCharacteristics(real(f));
+  }
+  static int shm_map(sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+    return real(f)->pMethods->xShmMap(real(f), page, size, extend, out);
+  }
+  static int shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+    return real(f)->pMethods->xShmLock(real(f), offset, n, flags);
+  }
+  static void shm_barrier(sqlite3_file* f) { real(f)->pMethods->xShmBarrier(real(f)); }
+  static int shm_unmap(sqlite3_file* f, int delete_flag) {
+    return real(f)->pMethods->xShmUnmap(real(f), delete_flag);
+  }
+  // No memory-mapped I/O through the spy: every read goes through xRead.
+  static int fetch(sqlite3_file*, sqlite3_int64, int, void** out) {
+    *out = nullptr;
+    return SQLITE_OK;
+  }
+  static int unfetch(sqlite3_file*, sqlite3_int64, void*) { return SQLITE_OK; }
+
+  static constexpr sqlite3_io_methods kMethods = {
+      3,
+      &close,
+      &read,
+      &write,
+      &truncate,
+      &sync,
+      &file_size,
+      &lock,
+      &unlock,
+      &check_reserved,
+      &file_control,
+      &sector_size,
+      &device_characteristics,
+      &shm_map,
+      &shm_lock,
+      &shm_barrier,
+      &shm_unmap,
+      &fetch,
+      &unfetch,
+  };
+
+  std::string name_;
+  sqlite3_vfs* real_ = nullptr;
+  sqlite3_vfs vfs_{};
+  std::atomic<int> wal_syncs_{0};
+  std::atomic<int> db_syncs_{0};
+  std::atomic<bool> fail_wal_writes_{false};
+};
+
+}  // namespace annals::testing

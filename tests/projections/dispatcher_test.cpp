@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "store/store_fixtures.hpp"
@@ -155,6 +156,63 @@ TEST(Dispatcher, AThrowingHandlerIsReportedAndDoesNotStopDelivery) {
   EXPECT_EQ(errors[0].subscriber, "fragile");
   EXPECT_EQ(errors[0].position, 2);
   EXPECT_EQ(errors[0].message, "cannot handle position 2");
+}
+
+TEST(Dispatcher, ErrorCallbackReportsEachFailureUnderTheThreadPoolAndOthersGetEverything) {
+  auto pool = std::make_shared<ThreadPoolExecutor>(3);
+  std::mutex mu;
+  std::vector<DeliveryError> errors;
+  Dispatcher dispatcher(pool, [&](const DeliveryError& e) {
+    std::lock_guard lock(mu);
+    errors.push_back(e);
+  });
+  std::atomic<int> sturdy{0}, fragile{0};
+  auto s1 = dispatcher.subscribe("fragile", [&](const RecordedEvent& e) {
+    ++fragile;
+    if (e.position % 10 == 0) throw std::runtime_error("bad " + std::to_string(e.position));
+  });
+  auto s2 = dispatcher.subscribe("sturdy", [&](const RecordedEvent&) { ++sturdy; });
+  for (int b = 0; b < 10; ++b) {
+    std::vector<RecordedEvent> batch;
+    for (int i = 1; i <= 10; ++i) batch.push_back(recorded(b * 10 + i, "a-1", "t"));
+    dispatcher.publish(batch);
+  }
+  ASSERT_TRUE(eventually([&] { return sturdy.load() == 100 && fragile.load() == 100; }));
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu);
+    return errors.size() == 10u;
+  }));
+  std::lock_guard lock(mu);
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    EXPECT_EQ(errors[i].subscriber, "fragile");
+    EXPECT_EQ(errors[i].position, static_cast<std::int64_t>(i + 1) * 10);  // in order, too
+    EXPECT_EQ(errors[i].message, "bad " + std::to_string((i + 1) * 10));
+  }
+}
+
+TEST(Dispatcher, SubscribingAndUnsubscribingFromHandlersOnThePoolDoesNotDeadlock) {
+  auto pool = std::make_shared<ThreadPoolExecutor>(2);
+  Dispatcher dispatcher(pool);
+  std::mutex mu;
+  std::vector<Subscription> spawned;
+  std::atomic<int> spawned_calls{0}, calls{0};
+  Subscription self;
+  self = dispatcher.subscribe("spawner", [&](const RecordedEvent& e) {
+    ++calls;
+    auto sub = dispatcher.subscribe("child", [&](const RecordedEvent&) { ++spawned_calls; });
+    std::lock_guard lock(mu);
+    spawned.push_back(std::move(sub));
+    if (e.position == 5) self.reset();  // from inside itself, on a pool thread
+    if (spawned.size() > 2) spawned.erase(spawned.begin());  // and another's, from here
+  });
+  for (int p = 1; p <= 20; ++p) {
+    dispatcher.publish(std::vector<RecordedEvent>{recorded(p, "a-1", "t")});
+  }
+  ASSERT_TRUE(eventually([&] { return calls.load() == 5; }));
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(calls.load(), 5);
+  std::lock_guard lock(mu);
+  spawned.clear();
 }
 
 TEST(Dispatcher, UnsubscribeDuringDeliveryWaitsForTheRunningCallAndStopsTheRest) {

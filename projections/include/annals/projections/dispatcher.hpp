@@ -71,7 +71,8 @@ class Subscription {
 class Dispatcher {
  public:
   /// `executor` runs handlers (inline when null); `on_error` receives handler
-  /// failures (ignored when empty).
+  /// failures (ignored when empty). Under a thread pool `on_error` may be called
+  /// from several threads at once (for different subscribers); it must not throw.
   explicit Dispatcher(std::shared_ptr<Executor> executor = nullptr,
                       DeliveryErrorHandler on_error = {});
   ~Dispatcher();

@@ -1,0 +1,111 @@
+#pragma once
+/// SqliteReadModel: the SQLite database a projection writes its tables and its
+/// checkpoint to, so both commit in one transaction.
+///
+///   annals::SqliteEventStore store("bank.db");
+///   annals::SqliteReadModel views("bank-views.db");   // or "bank.db": the store's own file
+///   views.write([](annals::SqlTransaction& tx) { tx.exec("DELETE FROM cache"); });
+///   auto rows = views.query("SELECT account, cents FROM balances ORDER BY account");
+///
+/// The file may be a file of its own or the store's file (open the store
+/// first, so the file becomes an Annals store). A separate file keeps read
+/// model writes from taking the store's write lock.
+///
+/// Tables the read model creates and owns (besides the projections' own):
+///
+///   projection_checkpoints(name TEXT PRIMARY KEY, position INTEGER,  -- last position handled
+///                          state TEXT,                               -- last known ProjectionState
+///                          error TEXT, error_position INTEGER, attempts INTEGER, -- why it stopped
+///                          updated_at INTEGER)                       -- microseconds, UTC
+///   projection_parked_events(name, position, stream_id, type, error, attempts, parked_at,
+///                            PRIMARY KEY (name, position))
+///
+/// Durability: WAL. A commit is atomic whatever happens to the process, so a
+/// checkpoint never disagrees with the rows written with it. The default
+/// synchronous=NORMAL may lose the last commits on power loss; they are lost
+/// together with their checkpoint, and the runner applies those events again.
+///
+/// Thread safety: one object may be used from many threads. write() calls are
+/// serialized on one writer connection; reads use a connection of their own and
+/// see committed data only. Other processes may open the same file.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "annals/projections/projection_status.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+namespace annals {
+
+struct SqliteReadModelOptions {
+  /// Durability of commits. Default: Synchronous::normal (see above: safe for
+  /// read models, whose lost commits are replayed).
+  Synchronous synchronous = Synchronous::normal;
+  /// How long a write waits for another connection's write lock before failing
+  /// with StorageError (SQLITE_BUSY). Default: 30 s.
+  std::chrono::milliseconds busy_timeout{30'000};
+  /// Create the file (mode 0600) if it does not exist. Default: true.
+  bool create_if_missing = true;
+};
+
+/// A projection's checkpoint row, as stored.
+struct CheckpointRecord {
+  std::string name;
+  std::int64_t position = 0;
+  ProjectionState state = ProjectionState::stopped;
+  std::optional<ProjectionFailure> failure;
+  Timestamp updated_at{};
+};
+
+class SqliteReadModel {
+ public:
+  /// Opens (or creates) the database at `path` and creates the checkpoint and
+  /// parked-event tables if they are missing.
+  /// Throws: StorageError when the file cannot be opened, created, switched to
+  /// WAL, or is not an SQLite database.
+  explicit SqliteReadModel(const std::filesystem::path& path, SqliteReadModelOptions options = {});
+  ~SqliteReadModel();
+  SqliteReadModel(const SqliteReadModel&) = delete;
+  SqliteReadModel& operator=(const SqliteReadModel&) = delete;
+
+  const std::filesystem::path& path() const noexcept;
+
+  /// Runs `fn` in one write transaction (BEGIN IMMEDIATE) and commits it; if
+  /// `fn` throws, rolls everything back and rethrows.
+  /// Throws: what `fn` throws; StorageError when SQLite fails (busy past the
+  /// timeout, disk full, ...); InvalidArgument when called from inside a
+  /// write() on the same thread (transactions do not nest).
+  void write(const std::function<void(SqlTransaction&)>& fn);
+
+  /// Runs `fn` in one read transaction: every query sees the same committed
+  /// state. Statements that write fail with StorageError.
+  /// Throws: what `fn` throws; StorageError.
+  void read(const std::function<void(SqlTransaction&)>& fn) const;
+
+  /// One query on committed data. Throws: StorageError.
+  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params = {}) const;
+  /// The first column of the first row; nullopt for no row or NULL. Throws: StorageError.
+  std::optional<std::int64_t> query_int(std::string_view sql,
+                                        const std::vector<SqlValue>& params = {}) const;
+
+  /// The checkpoint of projection `name`; 0 when it has none.
+  /// Throws: StorageError.
+  std::int64_t checkpoint(const std::string& name) const;
+  /// The stored checkpoint row of `name`, if any. Throws: StorageError.
+  std::optional<CheckpointRecord> checkpoint_record(const std::string& name) const;
+  /// Events parked by projection `name`, in position order. Throws: StorageError.
+  std::vector<ParkedEvent> parked_events(const std::string& name) const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace annals

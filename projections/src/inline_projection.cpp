@@ -1,0 +1,105 @@
+// InlineProjection: a TransactionHook on the store. Inside each append's
+// transaction it first applies any events committed since its checkpoint that
+// it has not seen (appended by writers it is not attached to; read through the
+// store's reader connections, which see exactly the committed events because
+// the hook runs under the store's write lock), then the append's own events,
+// then moves its checkpoint; all on the store's writer connection, so it all
+// commits or rolls back with the append.
+//
+// Outside appends (setup, the catch-up on construction, rebuild) it writes
+// through a SqliteReadModel of its own on the store's file, whose BEGIN
+// IMMEDIATE holds the store's write lock for the duration, so no append can
+// slip between reading the head and moving the checkpoint.
+
+#include "annals/projections/inline_projection.hpp"
+
+#include <algorithm>
+
+#include "annals/core/error.hpp"
+#include "projection_tables.hpp"
+
+namespace annals {
+
+class InlineProjection::Impl {
+ public:
+  Impl(SqliteEventStore& store, Projection projection, SqliteReadModelOptions options)
+      : store_(store), projection_(std::move(projection)), read_model_(store.path(), options) {
+    if (projection_.name.empty()) throw InvalidArgument("a projection needs a name");
+    if (!projection_.apply) {
+      throw InvalidArgument("projection '" + projection_.name + "' has no apply function");
+    }
+    read_model_.write([&](SqlTransaction& tx) {
+      if (projection_.setup) projection_.setup(tx);
+      detail::ensure_checkpoint(tx, projection_.name);
+      detail::save_state(tx, projection_.name, ProjectionState::live);
+      catch_up(tx, store_.head_position());
+    });
+    hook_ = store_.add_transaction_hook(
+        [this](SqlTransaction& tx, std::span<const RecordedEvent> events) { on_append(tx, events); });
+  }
+
+  ~Impl() { hook_.reset(); }
+
+  void rebuild() {
+    if (!projection_.reset) {
+      throw InvalidArgument("projection '" + projection_.name +
+                            "' has no reset function, so it cannot be rebuilt");
+    }
+    read_model_.write([&](SqlTransaction& tx) {
+      projection_.reset(tx);
+      detail::save_position(tx, projection_.name, 0);
+      catch_up(tx, store_.head_position());
+    });
+  }
+
+  const std::string& name() const noexcept { return projection_.name; }
+  std::int64_t checkpoint() const { return read_model_.checkpoint(projection_.name); }
+  SqliteReadModel& read_model() noexcept { return read_model_; }
+
+ private:
+  // Applies the committed events after `checkpoint` up to `up_to`; returns
+  // the new checkpoint (not yet saved).
+  std::int64_t catch_up(SqlTransaction& tx, std::int64_t checkpoint, std::int64_t up_to) {
+    if (checkpoint >= up_to) return checkpoint;
+    for (const RecordedEvent& e : store_.read_all(checkpoint + 1, projection_.filter)) {
+      if (e.position > up_to) break;
+      projection_.apply(tx, e);
+    }
+    return up_to;
+  }
+
+  void catch_up(SqlTransaction& tx, std::int64_t up_to) {
+    const std::int64_t checkpoint = detail::checkpoint_position(tx, projection_.name);
+    if (catch_up(tx, checkpoint, up_to) != checkpoint) {
+      detail::save_position(tx, projection_.name, up_to);
+    }
+  }
+
+  void on_append(SqlTransaction& tx, std::span<const RecordedEvent> events) {
+    const std::int64_t saved = detail::checkpoint_position(tx, projection_.name);
+    const std::int64_t checkpoint = catch_up(tx, saved, events.front().position - 1);
+    for (const RecordedEvent& e : events) {
+      if (e.position > checkpoint && projection_.filter.matches(e)) projection_.apply(tx, e);
+    }
+    const std::int64_t last = std::max(checkpoint, events.back().position);
+    if (last != saved) detail::save_position(tx, projection_.name, last);
+  }
+
+  SqliteEventStore& store_;
+  const Projection projection_;
+  SqliteReadModel read_model_;
+  TransactionHookHandle hook_;  // last: unregistered before the rest goes
+};
+
+InlineProjection::InlineProjection(SqliteEventStore& store, Projection projection,
+                                   SqliteReadModelOptions options)
+    : impl_(std::make_shared<Impl>(store, std::move(projection), options)) {}
+
+InlineProjection::~InlineProjection() = default;
+
+const std::string& InlineProjection::name() const noexcept { return impl_->name(); }
+std::int64_t InlineProjection::checkpoint() const { return impl_->checkpoint(); }
+void InlineProjection::rebuild() { impl_->rebuild(); }
+SqliteReadModel& InlineProjection::read_model() noexcept { return impl_->read_model(); }
+
+}  // namespace annals

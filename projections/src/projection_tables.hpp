@@ -1,0 +1,54 @@
+#pragma once
+// The bookkeeping tables of projections, as SQL run through an SqlTransaction
+// (a read model's connection, or the store's writer inside an append). The
+// schema is described at the top of projection_tables.cpp.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "annals/projections/projection_status.hpp"
+#include "annals/projections/sqlite_read_model.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+namespace annals::detail {
+
+// Creates both tables if missing.
+void create_projection_tables(SqlTransaction& tx);
+
+// Inserts the checkpoint row of `name` at position 0 if it has none.
+void ensure_checkpoint(SqlTransaction& tx, const std::string& name);
+
+std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name);
+
+// The checkpoint position; 0 without a row.
+std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name);
+
+// Moves the checkpoint and records the state; clears any failure.
+void save_checkpoint(SqlTransaction& tx, const std::string& name, std::int64_t position,
+                     ProjectionState state);
+
+// Records the state only (keeps position and failure).
+void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state);
+
+// Forgets a recorded failure (keeps the position).
+void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state);
+
+// Moves the checkpoint only (inline projections, once per append).
+void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position);
+
+// Records that the projection stopped on `failure`.
+void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure);
+
+void park_event(SqlTransaction& tx, const ParkedEvent& parked);
+std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name);
+std::optional<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name,
+                                       std::int64_t position);
+void unpark_event(SqlTransaction& tx, const std::string& name, std::int64_t position);
+void update_parked(SqlTransaction& tx, const std::string& name, std::int64_t position,
+                   const std::string& error);
+void clear_parked(SqlTransaction& tx, const std::string& name);
+std::int64_t count_parked(SqlTransaction& tx, const std::string& name);
+
+}  // namespace annals::detail

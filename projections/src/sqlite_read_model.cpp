@@ -1,0 +1,161 @@
+// SqliteReadModel: one writer connection (write transactions are serialized
+// by a mutex, and across processes by SQLite's write lock) and one reader
+// connection with query_only set. The bookkeeping tables are described in
+// projection_tables.cpp.
+
+#include "annals/projections/sqlite_read_model.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "projection_tables.hpp"
+#include "sql_connection.hpp"
+
+namespace annals {
+
+class SqliteReadModel::Impl {
+ public:
+  Impl(const std::filesystem::path& path, SqliteReadModelOptions options)
+      : path_(path), options_(options) {
+    const bool exists = detail::file_exists(path_, "read model file");
+    if (!exists && !options_.create_if_missing) {
+      throw StorageError("read model file '" + path_.string() + "' does not exist");
+    }
+    if (!exists) detail::create_private_file(path_, "read model file");
+    try {
+      writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_.busy_timeout);
+      const std::string mode = detail::retry_while_busy(options_.busy_timeout, [&] {
+        return writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
+      });
+      if (mode != "wal") {
+        throw StorageError("read model file '" + path_.string() +
+                           "' cannot use write-ahead logging (journal mode is " + mode + ")");
+      }
+      writer_->db().exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
+                                                                   : "PRAGMA synchronous = NORMAL");
+    } catch (const SQLite::Exception& e) {
+      const std::string doing = "opening read model '" + path_.string() + "'";
+      if (e.getErrorCode() == SQLITE_NOTADB) {
+        throw StorageError("'" + path_.string() + "' is not an SQLite database", e.getErrorCode(),
+                           e.getExtendedErrorCode());
+      }
+      throw detail::storage_error(e, doing);
+    }
+    write([](SqlTransaction& tx) { detail::create_projection_tables(tx); });
+  }
+
+  ~Impl() {
+    // Close the reader before the writer: the writer's close may checkpoint
+    // the WAL, which it can do completely only when no reader remains.
+    reader_.reset();
+    writer_.reset();
+  }
+
+  void write(const std::function<void(SqlTransaction&)>& fn) {
+    if (writing_thread_.load() == std::this_thread::get_id()) {
+      throw InvalidArgument("read model '" + path_.string() +
+                            "': write() called inside write(); transactions do not nest");
+    }
+    std::lock_guard lock(write_mu_);
+    writing_thread_.store(std::this_thread::get_id());
+    struct Clear {
+      std::atomic<std::thread::id>& id;
+      ~Clear() { id.store(std::thread::id()); }
+    } clear{writing_thread_};
+    writer_->begin_immediate();
+    try {
+      fn(*writer_);
+      writer_->commit();
+    } catch (...) {
+      writer_->rollback_quietly();
+      throw;
+    }
+  }
+
+  void read(const std::function<void(SqlTransaction&)>& fn) {
+    std::lock_guard lock(read_mu_);
+    if (!reader_) {
+      try {
+        reader_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        options_.busy_timeout);
+        reader_->db().exec("PRAGMA query_only = 1");
+      } catch (const SQLite::Exception& e) {
+        reader_.reset();
+        throw detail::storage_error(e, "opening a reader on '" + path_.string() + "'");
+      }
+    }
+    reader_->begin_deferred();
+    try {
+      fn(*reader_);
+      reader_->commit();
+    } catch (...) {
+      reader_->rollback_quietly();
+      throw;
+    }
+  }
+
+  const std::filesystem::path path_;
+  const SqliteReadModelOptions options_;
+
+ private:
+  std::mutex write_mu_;
+  std::atomic<std::thread::id> writing_thread_{};
+  std::optional<detail::SqlConnection> writer_;
+  std::mutex read_mu_;
+  std::optional<detail::SqlConnection> reader_;
+};
+
+SqliteReadModel::SqliteReadModel(const std::filesystem::path& path, SqliteReadModelOptions options)
+    : impl_(std::make_unique<Impl>(path, options)) {}
+
+SqliteReadModel::~SqliteReadModel() = default;
+
+const std::filesystem::path& SqliteReadModel::path() const noexcept { return impl_->path_; }
+
+void SqliteReadModel::write(const std::function<void(SqlTransaction&)>& fn) { impl_->write(fn); }
+
+void SqliteReadModel::read(const std::function<void(SqlTransaction&)>& fn) const {
+  impl_->read(fn);
+}
+
+std::vector<SqlRow> SqliteReadModel::query(std::string_view sql,
+                                           const std::vector<SqlValue>& params) const {
+  std::vector<SqlRow> rows;
+  read([&](SqlTransaction& tx) { rows = tx.query(sql, params); });
+  return rows;
+}
+
+std::optional<std::int64_t> SqliteReadModel::query_int(std::string_view sql,
+                                                       const std::vector<SqlValue>& params) const {
+  std::optional<std::int64_t> value;
+  read([&](SqlTransaction& tx) { value = tx.query_int(sql, params); });
+  return value;
+}
+
+std::int64_t SqliteReadModel::checkpoint(const std::string& name) const {
+  std::int64_t position = 0;
+  read([&](SqlTransaction& tx) { position = detail::checkpoint_position(tx, name); });
+  return position;
+}
+
+std::optional<CheckpointRecord> SqliteReadModel::checkpoint_record(const std::string& name) const {
+  std::optional<CheckpointRecord> record;
+  read([&](SqlTransaction& tx) { record = detail::load_checkpoint(tx, name); });
+  return record;
+}
+
+std::vector<ParkedEvent> SqliteReadModel::parked_events(const std::string& name) const {
+  std::vector<ParkedEvent> parked;
+  read([&](SqlTransaction& tx) { parked = detail::load_parked(tx, name); });
+  return parked;
+}
+
+}  // namespace annals

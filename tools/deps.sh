@@ -23,7 +23,13 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 sudo_cmd=()
-if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps: missing ${missing[*]}; run as root or install sudo" >&2
+    exit 1
+  fi
+  sudo_cmd=(sudo)
+fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -q

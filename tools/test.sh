@@ -3,7 +3,9 @@
 #   bash tools/test.sh            # dev preset: Debug, warnings as errors
 #   bash tools/test.sh asan       # AddressSanitizer + UndefinedBehaviorSanitizer
 #   bash tools/test.sh tsan       # ThreadSanitizer
-# Extra arguments go to ctest (e.g. -L crash, -R Conformance).
+#   bash tools/test.sh release
+# Extra arguments go to ctest (e.g. -R Conformance, -L sqlite).
+# Tests labelled "soak" (long runs) are skipped unless ANNALS_SOAK=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +13,15 @@ preset="${1:-dev}"
 shift || true
 jobs="$(nproc 2>/dev/null || echo 2)"
 
+exclude=()
+if [ "${ANNALS_SOAK:-0}" != 1 ]; then exclude=(-LE soak); fi
+
 echo "== deps"
 bash tools/deps.sh
 echo "== configure ($preset)"
 cmake --preset "$preset"
-echo "== build ($preset)"
+echo "== build ($preset, $jobs jobs)"
 cmake --build --preset "$preset" -j "$jobs"
 echo "== test ($preset)"
-ctest --preset "$preset" -j "$jobs" "$@"
+ctest --preset "$preset" -j "$jobs" "${exclude[@]}" "$@"
+echo "== ok ($preset)"

@@ -15,6 +15,7 @@
 #include "annals/core/stream_id.hpp"
 #include "append_input.hpp"
 #include "commit_listeners.hpp"
+#include "transaction_hooks.hpp"
 
 namespace annals {
 
@@ -27,65 +28,6 @@ struct IdLocation {
   std::int64_t position;
 };
 
-// The registered transaction hooks; removal waits for a call in flight unless
-// it is the hook removing itself.
-class TransactionHooks : public std::enable_shared_from_this<TransactionHooks> {
- public:
-  TransactionHookHandle add(InMemoryTransactionHook hook) {
-    std::uint64_t id;
-    {
-      std::lock_guard lock(mu_);
-      id = next_id_++;
-      hooks_.emplace_back(id, std::make_shared<InMemoryTransactionHook>(std::move(hook)));
-    }
-    std::weak_ptr<TransactionHooks> weak = shared_from_this();
-    return TransactionHookHandle([weak, id] {
-      if (auto self = weak.lock()) self->remove(id);
-    });
-  }
-
-  // Calls every hook on `events`; rethrows the first hook's exception.
-  void run(std::span<const RecordedEvent> events) {
-    std::unique_lock lock(mu_);
-    if (hooks_.empty() || events.empty()) return;
-    const auto hooks = hooks_;
-    for (const auto& [id, hook] : hooks) {
-      if (std::none_of(hooks_.begin(), hooks_.end(),
-                       [id = id](const auto& entry) { return entry.first == id; })) {
-        continue;
-      }
-      in_call_ = true;
-      caller_ = std::this_thread::get_id();
-      lock.unlock();
-      std::exception_ptr error;
-      try {
-        (*hook)(events);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      lock.lock();
-      in_call_ = false;
-      caller_ = {};
-      idle_.notify_all();
-      if (error) std::rethrow_exception(error);
-    }
-  }
-
- private:
-  void remove(std::uint64_t id) {
-    std::unique_lock lock(mu_);
-    std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
-    if (in_call_ && caller_ == std::this_thread::get_id()) return;
-    idle_.wait(lock, [this] { return !in_call_; });
-  }
-
-  std::mutex mu_;
-  std::condition_variable idle_;
-  std::vector<std::pair<std::uint64_t, std::shared_ptr<InMemoryTransactionHook>>> hooks_;
-  std::uint64_t next_id_ = 1;
-  bool in_call_ = false;
-  std::thread::id caller_;
-};
 }  // namespace
 
 class InMemoryEventStore::Impl {
@@ -99,7 +41,8 @@ class InMemoryEventStore::Impl {
   std::map<std::string, std::vector<std::int64_t>, std::less<>> streams_;  // id -> positions
   std::unordered_map<std::string, IdLocation> ids_;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
-  std::shared_ptr<TransactionHooks> hooks_ = std::make_shared<TransactionHooks>();
+  std::shared_ptr<detail::TransactionHooks<InMemoryTransactionHook>> hooks_ =
+      std::make_shared<detail::TransactionHooks<InMemoryTransactionHook>>();
   mutable std::mutex snapshots_mu_;
   std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
 
@@ -192,7 +135,12 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
                                 positions[positions.size() - part.events.size()], positions.back()};
     }
     try {
-      impl_->hooks_->run(std::span<const RecordedEvent>(impl_->events_).subspan(old_size));
+      const std::span<const RecordedEvent> added =
+          std::span<const RecordedEvent>(impl_->events_).subspan(old_size);
+      if (!added.empty()) {
+        impl_->hooks_->run(impl_->hooks_->snapshot(),
+                           [&](const InMemoryTransactionHook& hook) { hook(added); });
+      }
     } catch (...) {
       // A hook rejected the append: remove its events, newest first.
       while (impl_->events_.size() > old_size) {

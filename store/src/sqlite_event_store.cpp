@@ -34,6 +34,7 @@
 #include "commit_listeners.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_support.hpp"
+#include "transaction_hooks.hpp"
 
 namespace annals {
 
@@ -163,75 +164,20 @@ void unwrap_hook_failure(std::exception_ptr& error) {
   }
 }
 
-// The registered hooks. The leader takes a snapshot per group and calls each
-// still-registered hook in turn; removal waits for a call in flight unless
-// it is the hook removing itself.
-class TransactionHooks : public std::enable_shared_from_this<TransactionHooks> {
- public:
-  using List = std::vector<std::pair<std::uint64_t, std::shared_ptr<TransactionHook>>>;
-
-  TransactionHookHandle add(TransactionHook hook) {
-    std::uint64_t id;
-    {
-      std::lock_guard lock(mu_);
-      id = next_id_++;
-      hooks_.emplace_back(id, std::make_shared<TransactionHook>(std::move(hook)));
-    }
-    std::weak_ptr<TransactionHooks> weak = shared_from_this();
-    return TransactionHookHandle([weak, id] {
-      if (auto self = weak.lock()) self->remove(id);
-    });
+// Calls `hooks` on committed[from..] inside the open transaction; throws
+// HookFailed for a hook's error.
+void run_hooks(detail::TransactionHooks<TransactionHook>& registry,
+               const detail::TransactionHooks<TransactionHook>::List& hooks, Connection& conn,
+               const std::vector<RecordedEvent>& committed, std::size_t from) {
+  if (hooks.empty() || from >= committed.size()) return;
+  WriterTransaction tx(conn);
+  const std::span<const RecordedEvent> events(committed.data() + from, committed.size() - from);
+  try {
+    registry.run(hooks, [&](const TransactionHook& hook) { hook(tx, events); });
+  } catch (...) {
+    throw HookFailed{std::current_exception()};
   }
-
-  List snapshot() const {
-    std::lock_guard lock(mu_);
-    return hooks_;
-  }
-
-  // Calls `hooks` on committed[from..]; throws HookFailed for a hook's error.
-  void run(const List& hooks, Connection& conn, const std::vector<RecordedEvent>& committed,
-           std::size_t from) {
-    if (hooks.empty() || from >= committed.size()) return;
-    WriterTransaction tx(conn);
-    const std::span<const RecordedEvent> events(committed.data() + from, committed.size() - from);
-    std::unique_lock lock(mu_);
-    for (const auto& [id, hook] : hooks) {
-      if (std::none_of(hooks_.begin(), hooks_.end(),
-                       [id = id](const auto& entry) { return entry.first == id; })) {
-        continue;  // removed since the snapshot
-      }
-      in_call_ = true;
-      caller_ = std::this_thread::get_id();
-      lock.unlock();
-      std::exception_ptr error;
-      try {
-        (*hook)(tx, events);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      lock.lock();
-      in_call_ = false;
-      caller_ = {};
-      idle_.notify_all();
-      if (error) throw HookFailed{error};
-    }
-  }
-
- private:
-  void remove(std::uint64_t id) {
-    std::unique_lock lock(mu_);
-    std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
-    if (in_call_ && caller_ == std::this_thread::get_id()) return;
-    idle_.wait(lock, [this] { return !in_call_; });
-  }
-
-  mutable std::mutex mu_;
-  std::condition_variable idle_;
-  List hooks_;
-  std::uint64_t next_id_ = 1;
-  bool in_call_ = false;
-  std::thread::id caller_;
-};
+}
 
 }  // namespace
 
@@ -396,7 +342,8 @@ class SqliteEventStore::Impl {
   const std::filesystem::path path_;
   SqliteStoreOptions options_;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
-  std::shared_ptr<TransactionHooks> hooks_ = std::make_shared<TransactionHooks>();
+  std::shared_ptr<detail::TransactionHooks<TransactionHook>> hooks_ =
+      std::make_shared<detail::TransactionHooks<TransactionHook>>();
 
  private:
   void exec(const char* sql) { writer_->statement(sql).exec(); }
@@ -447,7 +394,7 @@ class SqliteEventStore::Impl {
         if (savepoints) exec("SAVEPOINT annals_append");
         try {
           r->results = apply(*r->batch, collect ? &committed : nullptr);
-          hooks_->run(hooks, *writer_, committed, mark);
+          run_hooks(*hooks_, hooks, *writer_, committed, mark);
           if (savepoints) exec("RELEASE annals_append");
           pending.push_back(r);
         } catch (const StorageError&) {

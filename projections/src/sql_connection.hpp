@@ -1,7 +1,7 @@
 #pragma once
-// One SQLite connection of the projections module, usable as an SqlTransaction
-// (statements cached per connection). Private: SQLiteCpp stays out of the
-// public headers.
+// Helpers of the projections module's SQL work (the connection class itself,
+// SqlConnection, is shared with the store: store/src/sqlite_support.hpp).
+// Private: SQLiteCpp stays out of the public headers.
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
@@ -17,34 +17,6 @@
 #include "sqlite_support.hpp"
 
 namespace annals::detail {
-
-class SqlConnection final : public SqlTransaction {
- public:
-  SqlConnection(const std::filesystem::path& path, int flags,
-                std::chrono::milliseconds busy_timeout);
-
-  SQLite::Database& db() { return db_; }
-
-  std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params = {}) override;
-  std::vector<SqlRow> query(std::string_view sql,
-                            const std::vector<SqlValue>& params = {}) override;
-  void exec_script(std::string_view sql) override;
-
-  // BEGIN IMMEDIATE, retrying the SQLITE_BUSY that SQLite returns without
-  // calling the busy handler, within the busy timeout.
-  void begin_immediate();
-  void begin_deferred();
-  void commit();
-  void rollback_quietly() noexcept;
-
- private:
-  SQLite::Statement& statement(std::string_view sql);
-
-  std::filesystem::path path_;
-  std::chrono::milliseconds busy_timeout_;
-  SQLite::Database db_;
-  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
-};
 
 // Runs `fn` inside a savepoint of the open transaction `tx`; returns the
 // exception it threw (after rolling the savepoint back), or null.

@@ -49,30 +49,7 @@ constexpr const char* kColumns =
     "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
     "recorded_at, hash";
 
-// One connection and the statements prepared on it. Used by one thread at a time.
-class Connection {
- public:
-  Connection(const std::filesystem::path& path, int flags, const SqliteStoreOptions& options)
-      : db_(path.string(), flags, static_cast<int>(options.busy_timeout.count()), options.vfs) {}
-
-  SQLite::Database& db() { return db_; }
-
-  // A cached statement, reset and unbound.
-  SQLite::Statement& statement(const std::string& sql) {
-    auto it = cache_.find(sql);
-    if (it == cache_.end()) {
-      it = cache_.emplace(sql, std::make_unique<SQLite::Statement>(db_, sql)).first;
-    } else {
-      it->second->tryReset();  // an earlier failed step was already reported
-      it->second->clearBindings();
-    }
-    return *it->second;
-  }
-
- private:
-  SQLite::Database db_;
-  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
-};
+using Connection = detail::SqlConnection;
 
 RecordedEvent read_row(SQLite::Statement& st) {
   RecordedEvent e;
@@ -107,46 +84,6 @@ struct Head {
 
 // ---- transaction hooks -------------------------------------------------------
 
-// What a transaction hook writes with: the writer connection, inside the
-// open append transaction (and the request's savepoint, in a group).
-class WriterTransaction final : public SqlTransaction {
- public:
-  explicit WriterTransaction(Connection& conn) : conn_(conn) {}
-
-  std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params) override {
-    try {
-      auto& st = conn_.statement(std::string(sql));
-      ResetOnExit reset(st);
-      bind_values(st, params);
-      return st.exec();
-    } catch (const SQLite::Exception& e) {
-      throw storage_error(e, "running '" + std::string(sql) + "' in a transaction hook");
-    }
-  }
-
-  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params) override {
-    try {
-      auto& st = conn_.statement(std::string(sql));
-      ResetOnExit reset(st);
-      bind_values(st, params);
-      return fetch_rows(st);
-    } catch (const SQLite::Exception& e) {
-      throw storage_error(e, "running '" + std::string(sql) + "' in a transaction hook");
-    }
-  }
-
-  void exec_script(std::string_view sql) override {
-    try {
-      conn_.db().exec(std::string(sql));
-    } catch (const SQLite::Exception& e) {
-      throw storage_error(e, "running a script in a transaction hook");
-    }
-  }
-
- private:
-  Connection& conn_;
-};
-
 // Carries a hook's exception past write_group's `catch (const StorageError&)`,
 // which fails the whole group: a hook's failure, whatever its type, fails only
 // its own append, like WrongExpectedVersion.
@@ -170,7 +107,7 @@ void run_hooks(detail::TransactionHooks<TransactionHook>& registry,
                const detail::TransactionHooks<TransactionHook>::List& hooks, Connection& conn,
                const std::vector<RecordedEvent>& committed, std::size_t from) {
   if (hooks.empty() || from >= committed.size()) return;
-  WriterTransaction tx(conn);
+  SqlTransaction& tx = conn;  // inside the append transaction (and its savepoint)
   const std::span<const RecordedEvent> events(committed.data() + from, committed.size() - from);
   try {
     registry.run(hooks, [&](const TransactionHook& hook) { hook(tx, events); });
@@ -194,7 +131,8 @@ class SqliteEventStore::Impl {
     }
     if (!exists) detail::create_private_file(path_, "store file");
     try {
-      writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_);
+      writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_.busy_timeout,
+                      options_.vfs);
     } catch (const SQLite::Exception& e) {
       throw storage_error(e, "opening '" + path_.string() + "'");
     }
@@ -278,7 +216,7 @@ class SqliteEventStore::Impl {
     }
     try {
       auto conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                               options_);
+                                               options_.busy_timeout, options_.vfs);
       conn->db().exec("PRAGMA query_only = 1");
       return Lease(*this, std::move(conn));
     } catch (const SQLite::Exception& e) {
@@ -482,7 +420,8 @@ class SqliteEventStore::Impl {
             // The schema's INSERT trigger (or, failing it, the UNIQUE index)
             // names the key that is taken.
             const int code = e.getExtendedErrorCode();
-            const bool taken = code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_TRIGGER;
+            const bool taken =
+                code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_TRIGGER;
             if (taken && std::strstr(e.what(), "event_id") != nullptr) {
               throw duplicate_of(event.event_id, part.stream_id);
             }
@@ -579,7 +518,8 @@ class SqliteEventStore::Impl {
   auto with_snapshot_writer(Fn&& fn) {
     std::lock_guard lock(snapshot_mu_);
     if (!snapshot_writer_) {
-      snapshot_writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_);
+      snapshot_writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                               options_.busy_timeout, options_.vfs);
     }
     return fn(*snapshot_writer_);
   }

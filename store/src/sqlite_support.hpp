@@ -4,17 +4,19 @@
 // (projections includes it through a build-only include path); never installed,
 // so SQLiteCpp stays out of the public headers.
 
+#include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
-
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <thread>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "annals/core/error.hpp"
@@ -60,7 +62,8 @@ decltype(auto) retry_while_busy(std::chrono::milliseconds timeout, Fn&& fn) {
     try {
       return fn();
     } catch (const SQLite::Exception& e) {
-      if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      if ((e.getErrorCode() & 0xFF) != SQLITE_BUSY ||
+          std::chrono::steady_clock::now() >= deadline) {
         throw;
       }
     }
@@ -77,5 +80,41 @@ SqlValue column_value(SQLite::Statement& st, int column);
 
 /// Every remaining row of `st`, a value per column.
 std::vector<SqlRow> fetch_rows(SQLite::Statement& st);
+
+/// One SQLite connection with its prepared statements cached, usable as an
+/// SqlTransaction inside a transaction its owner opened. Used by one thread at
+/// a time. SQL errors from exec/query/exec_script are StorageErrors naming the
+/// SQL and the file.
+class SqlConnection final : public SqlTransaction {
+ public:
+  /// Opens `path` with SQLite `flags`; `vfs` empty for the default VFS.
+  /// Throws: SQLite::Exception (callers translate it, naming what they open).
+  SqlConnection(const std::filesystem::path& path, int flags,
+                std::chrono::milliseconds busy_timeout, const std::string& vfs = {});
+
+  SQLite::Database& db() { return db_; }
+
+  std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params = {}) override;
+  std::vector<SqlRow> query(std::string_view sql,
+                            const std::vector<SqlValue>& params = {}) override;
+  void exec_script(std::string_view sql) override;
+
+  // BEGIN IMMEDIATE, retrying the SQLITE_BUSY that SQLite returns without
+  // calling the busy handler, within the busy timeout.
+  void begin_immediate();
+  void begin_deferred();
+  void commit();
+  void rollback_quietly() noexcept;
+
+  /// A cached statement, reset and unbound. The reference stays valid until a
+  /// later call prepares SQL the cache has not seen while the cache is full.
+  SQLite::Statement& statement(std::string_view sql);
+
+ private:
+  std::filesystem::path path_;
+  std::chrono::milliseconds busy_timeout_;
+  SQLite::Database db_;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
+};
 
 }  // namespace annals::detail

@@ -1,8 +1,10 @@
 #pragma once
-// A SQLite VFS for tests: forwards everything to the default VFS, counts the
-// syncs of the main database file and of its write-ahead log, and can make
-// the next writes to the log fail. Open a store on it with
-// SqliteStoreOptions::vfs = spy.name().
+// A SQLite VFS for tests: forwards everything to the default VFS (every
+// method of io_methods version 3, so WAL and its shared memory work through
+// it), counts the syncs of the main database file and of its write-ahead log,
+// can make the next writes to the log fail, and can fail the Nth xWrite, xSync
+// or xTruncate on any file with a chosen code, once or from then on (fault
+// injection). Open a store on it with SqliteStoreOptions::vfs = spy.name().
 //
 // Thread safety: counters and fault switches are atomics; the VFS itself is
 // as thread-safe as the default one it forwards to. Register one spy per name
@@ -50,6 +52,30 @@ class SqliteVfsSpy {
   /// While set, every write to the write-ahead log fails with SQLITE_IOERR_WRITE.
   void fail_wal_writes(bool on) { fail_wal_writes_ = on; }
 
+  /// The file operations fault injection counts and fails.
+  enum class Op { write = 0, sync = 1, truncate = 2 };
+  static constexpr const char* op_name(Op op) {
+    return op == Op::write ? "xWrite" : op == Op::sync ? "xSync" : "xTruncate";
+  }
+
+  /// Counts `op` calls from zero and fails the `nth` one (1-based) with `code`;
+  /// with `persistent`, every later one too. Replaces an earlier fault.
+  void fail_at(Op op, int nth, int code, bool persistent) {
+    disarm();
+    for (auto& c : calls_) c = 0;
+    fired_ = 0;
+    fault_code_ = code;
+    fault_nth_ = nth;
+    fault_persistent_ = persistent;
+    fault_op_ = static_cast<int>(op);
+  }
+  /// Stops injecting faults; the counts stay readable.
+  void disarm() { fault_op_ = -1; }
+  /// Calls of `op` since the last fail_at().
+  int calls(Op op) const { return calls_[static_cast<int>(op)].load(); }
+  /// Calls failed on purpose since the last fail_at().
+  int fired() const { return fired_.load(); }
+
  private:
   enum class Kind { main_db, wal, other };
 
@@ -86,16 +112,31 @@ class SqliteVfsSpy {
   static int read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
     return real(f)->pMethods->xRead(real(f), buf, amount, offset);
   }
+  // SQLITE_OK, or the code of a fault armed with fail_at() for this call.
+  int inject(Op op) {
+    const int n = ++calls_[static_cast<int>(op)];
+    if (fault_op_.load() != static_cast<int>(op)) return SQLITE_OK;
+    const int nth = fault_nth_.load();
+    if (n == nth || (fault_persistent_.load() && n > nth)) {
+      ++fired_;
+      return fault_code_.load();
+    }
+    return SQLITE_OK;
+  }
+
   static int write(sqlite3_file* f, const void* buf, int amount, sqlite3_int64 offset) {
     if (self(f)->kind == Kind::wal && self(f)->spy->fail_wal_writes_.load()) {
       return SQLITE_IOERR_WRITE;
     }
+    if (const int rc = self(f)->spy->inject(Op::write); rc != SQLITE_OK) return rc;
     return real(f)->pMethods->xWrite(real(f), buf, amount, offset);
   }
   static int truncate(sqlite3_file* f, sqlite3_int64 size) {
+    if (const int rc = self(f)->spy->inject(Op::truncate); rc != SQLITE_OK) return rc;
     return real(f)->pMethods->xTruncate(real(f), size);
   }
   static int sync(sqlite3_file* f, int flags) {
+    if (const int rc = self(f)->spy->inject(Op::sync); rc != SQLITE_OK) return rc;
     if (self(f)->kind == Kind::wal) ++self(f)->spy->wal_syncs_;
     if (self(f)->kind == Kind::main_db) ++self(f)->spy->db_syncs_;
     return real(f)->pMethods->xSync(real(f), flags);
@@ -162,6 +203,12 @@ class SqliteVfsSpy {
   std::atomic<int> wal_syncs_{0};
   std::atomic<int> db_syncs_{0};
   std::atomic<bool> fail_wal_writes_{false};
+  std::atomic<int> calls_[3] = {0, 0, 0};
+  std::atomic<int> fault_op_{-1};  // an Op, or -1 when disarmed
+  std::atomic<int> fault_nth_{0};
+  std::atomic<int> fault_code_{SQLITE_OK};
+  std::atomic<bool> fault_persistent_{false};
+  std::atomic<int> fired_{0};
 };
 
 }  // namespace annals::testing

@@ -44,9 +44,12 @@ class SqliteVfsSpy {
   /// xSync calls on the write-ahead log / on the main database file so far.
   int wal_syncs() const { return wal_syncs_.load(); }
   int db_syncs() const { return db_syncs_.load(); }
+  /// Bytes written to write-ahead logs so far (frames and headers).
+  long long wal_bytes_written() const { return wal_bytes_.load(); }
   void reset_counts() {
     wal_syncs_ = 0;
     db_syncs_ = 0;
+    wal_bytes_ = 0;
   }
 
   /// While set, every write to the write-ahead log fails with SQLITE_IOERR_WRITE.
@@ -129,6 +132,7 @@ class SqliteVfsSpy {
       return SQLITE_IOERR_WRITE;
     }
     if (const int rc = self(f)->spy->inject(Op::write); rc != SQLITE_OK) return rc;
+    if (self(f)->kind == Kind::wal) self(f)->spy->wal_bytes_ += amount;
     return real(f)->pMethods->xWrite(real(f), buf, amount, offset);
   }
   static int truncate(sqlite3_file* f, sqlite3_int64 size) {
@@ -202,6 +206,7 @@ class SqliteVfsSpy {
   sqlite3_vfs vfs_{};
   std::atomic<int> wal_syncs_{0};
   std::atomic<int> db_syncs_{0};
+  std::atomic<long long> wal_bytes_{0};
   std::atomic<bool> fail_wal_writes_{false};
   std::atomic<int> calls_[3] = {0, 0, 0};
   std::atomic<int> fault_op_{-1};  // an Op, or -1 when disarmed

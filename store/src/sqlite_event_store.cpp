@@ -126,6 +126,10 @@ class SqliteEventStore::Impl {
     if (options_.read_page_size == 0) options_.read_page_size = 1;
     if (options_.max_group_size == 0) options_.max_group_size = 1;
     const bool exists = detail::file_exists(path_, "store file");
+    if (options_.read_only) {
+      open_read_only(exists);
+      return;
+    }
     if (!exists && !options_.create_if_missing) {
       throw StorageError("store file '" + path_.string() + "' does not exist");
     }
@@ -153,6 +157,33 @@ class SqliteEventStore::Impl {
                                                                    : "PRAGMA synchronous = NORMAL");
     } catch (const SQLite::Exception& e) {
       throw storage_error(e, "configuring '" + path_.string() + "'");
+    }
+  }
+
+  // A read-only store has no writer: one read-only connection checks the
+  // schema and becomes the first idle reader.
+  void open_read_only(bool exists) {
+    if (!exists) throw StorageError("store file '" + path_.string() + "' does not exist");
+    std::unique_ptr<Connection> conn;
+    try {
+      conn = std::make_unique<Connection>(path_, reader_flags(), options_.busy_timeout,
+                                          options_.vfs);
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "opening '" + path_.string() + "' read-only");
+    }
+    detail::check_schema_readable(conn->db(), path_);
+    release_reader(std::move(conn));
+  }
+
+  int reader_flags() const {
+    return (options_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+           SQLITE_OPEN_NOMUTEX;
+  }
+
+  void require_writable(const char* operation) const {
+    if (options_.read_only) {
+      throw StorageError("cannot " + std::string(operation) + ": store file '" + path_.string() +
+                         "' was opened read-only");
     }
   }
 
@@ -215,8 +246,8 @@ class SqliteEventStore::Impl {
       }
     }
     try {
-      auto conn = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                                               options_.busy_timeout, options_.vfs);
+      auto conn = std::make_unique<Connection>(path_, reader_flags(), options_.busy_timeout,
+                                               options_.vfs);
       conn->db().exec("PRAGMA query_only = 1");
       return Lease(*this, std::move(conn));
     } catch (const SQLite::Exception& e) {
@@ -537,6 +568,7 @@ SqliteEventStore::~SqliteEventStore() = default;
 const std::filesystem::path& SqliteEventStore::path() const noexcept { return impl_->path_; }
 
 std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> batch) {
+  impl_->require_writable("append");
   detail::prepare_batch(batch);
   return impl_->submit(batch);
 }
@@ -712,6 +744,7 @@ std::optional<std::string> SqlTransaction::query_text(std::string_view sql,
 }
 
 void SqliteEventStore::save_snapshot(const Snapshot& snapshot) {
+  impl_->require_writable("save a snapshot");
   detail::validate_snapshot(snapshot);
   try {
     impl_->with_snapshot_writer([&](Connection& conn) {
@@ -756,6 +789,7 @@ std::optional<Snapshot> SqliteEventStore::load_snapshot(const std::string& strea
 }
 
 void SqliteEventStore::delete_snapshots(const std::string& stream_id) {
+  impl_->require_writable("delete snapshots");
   try {
     impl_->with_snapshot_writer([&](Connection& conn) {
       auto& st = conn.statement(stream_id.empty() ? "DELETE FROM snapshots"

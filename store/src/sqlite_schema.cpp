@@ -122,10 +122,9 @@ Identity read_identity(SQLite::Database& db) {
   return Identity{st.getColumn(0).getInt(), st.getColumn(1).getInt(), st.getColumn(2).getInt()};
 }
 
-}  // namespace
-
-void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
-  const std::string name = "'" + path.string() + "'";
+// Reads the identity of `db` and refuses what is not an Annals store this build
+// can read (a foreign database, a newer schema). An empty database passes.
+Identity checked_identity(SQLite::Database& db, const std::string& name) {
   Identity id;
   try {
     id = read_identity(db);
@@ -148,6 +147,22 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
                        std::to_string(id.user_version) + ", this build reads up to " +
                        std::to_string(SqliteEventStore::kSchemaVersion));
   }
+  return id;
+}
+
+}  // namespace
+
+void check_schema_readable(SQLite::Database& db, const std::filesystem::path& path) {
+  const std::string name = "'" + path.string() + "'";
+  const Identity id = checked_identity(db, name);
+  if (id.user_version < 1) {
+    throw StorageError(name + " is not an Annals store: it holds no Annals schema yet");
+  }
+}
+
+void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
+  const std::string name = "'" + path.string() + "'";
+  Identity id = checked_identity(db, name);
   if (id.user_version == SqliteEventStore::kSchemaVersion) return;
 
   // Creating or migrating: take the write lock, then look again, since another

@@ -14,4 +14,10 @@ namespace annals::detail {
 // Throws: StorageError naming `path` and what is wrong.
 void open_schema(SQLite::Database& db, const std::filesystem::path& path);
 
+// The same checks for a read-only open: the file must already hold an Annals
+// schema this build can read (the current version or an older one, whose
+// events table reads the same). Never writes.
+// Throws: StorageError naming `path` and what is wrong.
+void check_schema_readable(SQLite::Database& db, const std::filesystem::path& path);
+
 }  // namespace annals::detail

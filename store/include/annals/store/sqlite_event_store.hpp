@@ -49,7 +49,17 @@ struct SqliteStoreOptions {
   /// with StorageError (SQLITE_BUSY). Default: 30 s.
   std::chrono::milliseconds busy_timeout{30'000};
   /// Create the file (mode 0600) if it does not exist. Default: true.
+  /// Ignored when read_only is set (a read-only store is never created).
   bool create_if_missing = true;
+  /// Open for reading only: every connection is SQLITE_OPEN_READONLY, the
+  /// schema is checked but never created or migrated (a store of an older
+  /// schema version is read as it is), and append(), save_snapshot() and
+  /// delete_snapshots() throw StorageError. The file's bytes are never
+  /// changed, so this also opens a file the process may not write (mode
+  /// 0444); SQLite may still create the -wal and -shm files beside a WAL
+  /// database when the directory is writable. For inspection tools.
+  /// Default: false.
+  bool read_only = false;
   /// Source of recorded_at. Default: the system clock.
   std::shared_ptr<const Clock> clock;
   /// Rows fetched per page by reads. Default: 512.
@@ -158,8 +168,9 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   /// Opens (or creates) the store at `path`.
   /// Throws: StorageError when the file cannot be opened or created, is not an
   /// SQLite database, is an SQLite database of another application, or holds a
-  /// newer Annals schema than this build understands. In each of those cases the
-  /// file is left as it was.
+  /// newer Annals schema than this build understands; with options.read_only
+  /// also when it is missing or holds no Annals schema yet. In each of those
+  /// cases the file is left as it was.
   explicit SqliteEventStore(const std::filesystem::path& path, SqliteStoreOptions options = {});
   ~SqliteEventStore() override;
 

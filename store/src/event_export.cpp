@@ -1,0 +1,512 @@
+// JSON Lines export and import (format in annals/store/event_export.hpp).
+//
+// Parsing a line keeps payload and metadata byte for byte: the line is first
+// validated as a whole by nlohmann's SAX parser (iterative, no DOM, with a
+// depth limit), then a small scanner walks the top-level object and records
+// the byte range of each member's value. Scalars are parsed from their ranges
+// with nlohmann; payload and metadata are copied from theirs unchanged. The
+// scanner relies on the validation that ran before it, so it only needs to
+// find the ends of strings and of nested values.
+//
+// Import writes with its own connection inside one BEGIN IMMEDIATE
+// transaction, after opening the file as a SqliteEventStore once (which
+// creates or migrates the schema and refuses files that are not stores).
+
+#include "annals/store/event_export.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+
+#include <array>
+#include <istream>
+#include <limits>
+#include <optional>
+#include <ostream>
+#include <streambuf>
+
+#include "annals/core/error.hpp"
+#include "annals/core/event_hash.hpp"
+#include "annals/core/event_id.hpp"
+#include "annals/core/stream_id.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+#include "sqlite_support.hpp"
+
+namespace annals {
+
+namespace {
+
+// ---- writing -----------------------------------------------------------------
+
+// Can `text` (a JSON object) be embedded in a line as it is?
+bool embeddable(std::string_view text) {
+  return !text.empty() && text.front() == '{' && text.back() == '}' &&
+         text.find_first_of("\r\n") == std::string_view::npos;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  out += Json(std::string(text)).dump();
+}
+
+void append_object_field(std::string& out, const char* name, std::string_view text) {
+  if (embeddable(text)) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    out += text;
+  } else {
+    out += ",\"";
+    out += name;
+    out += "_text\":";
+    append_json_string(out, text);
+  }
+}
+
+// ---- parsing -----------------------------------------------------------------
+
+std::string where(std::int64_t line_number) {
+  return line_number > 0 ? "line " + std::to_string(line_number) : std::string("export line");
+}
+
+// Accepts any JSON, failing past `max_depth` levels of nesting.
+struct DepthLimitedSax : nlohmann::json_sax<Json> {
+  explicit DepthLimitedSax(int max_depth) : max_depth_(max_depth) {}
+  int depth = 0;
+  bool top_is_object = false;
+  std::string error;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    if (depth == 0) top_is_object = true;
+    return nest();
+  }
+  bool key(string_t&) override { return true; }
+  bool end_object() override { return --depth, true; }
+  bool start_array(std::size_t) override { return nest(); }
+  bool end_array() override { return --depth, true; }
+  bool parse_error(std::size_t, const std::string&,
+                   const nlohmann::detail::exception& ex) override {
+    error = ex.what();
+    return false;
+  }
+
+ private:
+  bool nest() {
+    if (++depth > max_depth_) {
+      error = "nested deeper than " + std::to_string(max_depth_) + " levels";
+      return false;
+    }
+    return true;
+  }
+  int max_depth_;
+};
+
+// Index just past the string that starts at text[i] == '"'.
+std::size_t skip_string(std::string_view text, std::size_t i) {
+  for (++i; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i + 1;
+    }
+  }
+  return text.size();
+}
+
+std::size_t skip_ws(std::string_view text, std::size_t i) {
+  while (i < text.size() &&
+         (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) {
+    ++i;
+  }
+  return i;
+}
+
+// Index just past the value that starts at text[i] (valid JSON assumed).
+std::size_t skip_value(std::string_view text, std::size_t i) {
+  if (text[i] == '"') return skip_string(text, i);
+  if (text[i] == '{' || text[i] == '[') {
+    int depth = 0;
+    while (i < text.size()) {
+      const char c = text[i];
+      if (c == '"') {
+        i = skip_string(text, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return text.size();
+  }
+  while (i < text.size() && text[i] != ',' && text[i] != '}' && text[i] != ']' &&
+         text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r') {
+    ++i;
+  }
+  return i;
+}
+
+enum Field : std::size_t {
+  kPosition,
+  kStreamId,
+  kVersion,
+  kEventId,
+  kType,
+  kSchemaVersion,
+  kRecordedAt,
+  kPayload,
+  kPayloadText,
+  kMetadata,
+  kMetadataText,
+  kHash,
+  kFieldCount
+};
+
+constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
+    "position",   "stream_id",    "version",  "event_id",      "type", "schema_version",
+    "recorded_at", "payload",     "payload_text", "metadata", "metadata_text", "hash"};
+
+class LineParser {
+ public:
+  LineParser(std::string_view line, std::int64_t line_number)
+      : line_(line), where_(annals::where(line_number)) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& why) const {
+    throw InvalidArgument(where_ + ": field '" + field + "' " + why);
+  }
+
+  // Records the value range of each top-level member.
+  void scan() {
+    std::size_t i = skip_ws(line_, 0) + 1;  // past '{'
+    for (;;) {
+      i = skip_ws(line_, i);
+      if (line_[i] == '}') return;
+      const std::size_t key_end = skip_string(line_, i);
+      const std::string key = Json::parse(line_.substr(i, key_end - i)).get<std::string>();
+      i = skip_ws(line_, key_end) + 1;  // past ':'
+      i = skip_ws(line_, i);
+      const std::size_t value_end = skip_value(line_, i);
+      std::size_t field = kFieldCount;
+      for (std::size_t f = 0; f < kFieldCount; ++f) {
+        if (kFieldNames[f] == key) field = f;
+      }
+      if (field == kFieldCount) {
+        throw InvalidArgument(where_ + ": unknown field '" + key + "'");
+      }
+      if (spans_[field]) fail(key, "appears more than once");
+      spans_[field] = line_.substr(i, value_end - i);
+      i = skip_ws(line_, value_end);
+      if (line_[i] == ',') ++i;
+    }
+  }
+
+  std::string_view required(Field f) const {
+    if (!spans_[f]) fail(std::string(kFieldNames[f]), "is missing");
+    return *spans_[f];
+  }
+
+  std::int64_t integer(Field f, std::int64_t min, std::int64_t max) const {
+    const std::string name(kFieldNames[f]);
+    const Json value = Json::parse(required(f));
+    if (!value.is_number_integer()) fail(name, "must be an integer, got " + std::string(required(f)));
+    if (value.is_number_unsigned() &&
+        value.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) {
+      fail(name, "is out of range: " + std::string(required(f)));
+    }
+    const auto v = value.get<std::int64_t>();
+    if (v < min || v > max) {
+      fail(name, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", got " + std::to_string(v));
+    }
+    return v;
+  }
+
+  std::string text(Field f) const {
+    const Json value = Json::parse(required(f));
+    if (!value.is_string()) fail(std::string(kFieldNames[f]), "must be a string");
+    return value.get<std::string>();
+  }
+
+  // payload/metadata: an embedded object, or its text as a string; exactly one.
+  std::string object_text(Field object_field, Field text_field) const {
+    const std::string name(kFieldNames[object_field]);
+    if (spans_[object_field] && spans_[text_field]) {
+      fail(name, "is given twice (both '" + name + "' and '" + name + "_text')");
+    }
+    std::string out;
+    if (spans_[object_field]) {
+      out = std::string(*spans_[object_field]);
+    } else if (spans_[text_field]) {
+      out = text(text_field);
+    } else {
+      fail(name, "is missing");
+    }
+    try {
+      validate_json_object(out, name);
+    } catch (const InvalidArgument& e) {
+      fail(name, std::string("is invalid: ") + e.what());
+    }
+    return out;
+  }
+
+  EventHash hash() const {
+    const std::string hex = text(kHash);
+    EventHash h{};
+    if (hex.size() != h.size() * 2) fail("hash", "must be 64 hex digits, got " + std::to_string(hex.size()) + " characters");
+    auto digit = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      fail("hash", "must be hex digits, found '" + std::string(1, c) + "'");
+    };
+    for (std::size_t k = 0; k < h.size(); ++k) {
+      h[k] = static_cast<std::uint8_t>(digit(hex[2 * k]) * 16 + digit(hex[2 * k + 1]));
+    }
+    return h;
+  }
+
+
+ private:
+  std::string_view line_;
+  std::string where_;
+  std::array<std::optional<std::string_view>, kFieldCount> spans_{};
+};
+
+// Reads one line into `out` (without its "\n"); false at the end of input.
+// Throws SerializationError when a line exceeds `max` bytes.
+bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t line_number) {
+  out.clear();
+  std::streambuf* buf = in.rdbuf();
+  if (buf == nullptr) return false;
+  bool any = false;
+  for (;;) {
+    const auto c = buf->sbumpc();
+    if (c == std::char_traits<char>::eof()) {
+      in.setstate(std::ios_base::eofbit);
+      return any;
+    }
+    any = true;
+    if (c == '\n') return true;
+    if (out.size() >= max) {
+      throw SerializationError(where(line_number) + ": longer than " + std::to_string(max) +
+                               " bytes");
+    }
+    out.push_back(static_cast<char>(c));
+  }
+}
+
+}  // namespace
+
+std::string to_export_line(const RecordedEvent& event) {
+  validate_json_object(event.payload, "payload of the event at position " +
+                                          std::to_string(event.position));
+  validate_json_object(event.metadata, "metadata of the event at position " +
+                                           std::to_string(event.position));
+  std::string out;
+  out.reserve(256 + event.payload.size() + event.metadata.size());
+  out += "{\"position\":" + std::to_string(event.position);
+  out += ",\"stream_id\":";
+  append_json_string(out, event.stream_id);
+  out += ",\"version\":" + std::to_string(event.version);
+  out += ",\"event_id\":";
+  append_json_string(out, event.event_id);
+  out += ",\"type\":";
+  append_json_string(out, event.type);
+  out += ",\"schema_version\":" + std::to_string(event.schema_version);
+  out += ",\"recorded_at\":\"" + format_timestamp(event.recorded_at) + "\"";
+  append_object_field(out, "payload", event.payload);
+  append_object_field(out, "metadata", event.metadata);
+  out += ",\"hash\":\"" + to_hex(event.hash) + "\"}";
+  return out;
+}
+
+RecordedEvent parse_export_line(std::string_view line, std::int64_t line_number,
+                                const ExportLineLimits& limits) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > limits.max_line_bytes) {
+    throw SerializationError(where(line_number) + ": longer than " +
+                             std::to_string(limits.max_line_bytes) + " bytes");
+  }
+  {
+    DepthLimitedSax sax(limits.max_depth);
+    if (!Json::sax_parse(line.begin(), line.end(), &sax)) {
+      throw SerializationError(where(line_number) + ": not valid JSON: " +
+                               (sax.error.empty() ? std::string("parse error") : sax.error));
+    }
+    if (!sax.top_is_object) {
+      throw SerializationError(where(line_number) + ": not a JSON object");
+    }
+  }
+  LineParser p(line, line_number);
+  p.scan();
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  RecordedEvent e;
+  e.position = p.integer(kPosition, 1, kMax);
+  e.stream_id = p.text(kStreamId);
+  try {
+    validate_stream_id(e.stream_id);
+  } catch (const InvalidArgument& ex) {
+    p.fail("stream_id", std::string("is invalid: ") + ex.what());
+  }
+  e.version = p.integer(kVersion, 1, kMax);
+  e.event_id = p.text(kEventId);
+  if (!is_valid_event_id(e.event_id) || normalize_event_id(e.event_id) != e.event_id) {
+    p.fail("event_id", "must be a UUID in lowercase canonical form, got '" + e.event_id + "'");
+  }
+  e.type = p.text(kType);
+  try {
+    validate_event_type(e.type);
+  } catch (const InvalidArgument& ex) {
+    p.fail("type", std::string("is invalid: ") + ex.what());
+  }
+  e.schema_version =
+      static_cast<int>(p.integer(kSchemaVersion, 1, std::numeric_limits<int>::max()));
+  const std::string recorded_at = p.text(kRecordedAt);
+  try {
+    e.recorded_at = parse_timestamp(recorded_at);
+  } catch (const InvalidArgument& ex) {
+    p.fail("recorded_at", std::string("is invalid: ") + ex.what());
+  }
+  e.payload = p.object_text(kPayload, kPayloadText);
+  e.metadata = p.object_text(kMetadata, kMetadataText);
+  e.hash = p.hash();
+  return e;
+}
+
+std::int64_t export_events(const EventStore& store, std::ostream& out,
+                           const ExportProgress& progress) {
+  const std::int64_t head = store.head_position();
+  std::int64_t done = 0;
+  std::string line;
+  for (const RecordedEvent& e : store.read_all(1, {}, static_cast<std::uint64_t>(head))) {
+    line = to_export_line(e);
+    line.push_back('\n');
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    if (!out) {
+      throw StorageError("cannot write the export: the output failed after " +
+                         std::to_string(done) + " events");
+    }
+    ++done;
+    if (progress && (done % 1024 == 0 || done == head)) progress(done, head);
+  }
+  out.flush();
+  if (!out) throw StorageError("cannot write the export: flushing the output failed");
+  return done;
+}
+
+std::int64_t import_events(const std::filesystem::path& store_file, std::istream& in,
+                           const ImportOptions& options) {
+  {
+    // Creates or migrates the schema; refuses what is not a store.
+    SqliteStoreOptions store_options;
+    store_options.create_if_missing = options.create_if_missing;
+    store_options.busy_timeout = options.busy_timeout;
+    SqliteEventStore check(store_file, store_options);
+  }
+  const std::string name = "'" + store_file.string() + "'";
+  std::optional<SQLite::Database> db;
+  try {
+    db.emplace(store_file.string(), SQLite::OPEN_READWRITE,
+               static_cast<int>(options.busy_timeout.count()));
+    db->exec("PRAGMA synchronous = FULL");
+    detail::retry_while_busy(options.busy_timeout, [&] { db->exec("BEGIN IMMEDIATE"); });
+  } catch (const SQLite::Exception& e) {
+    throw detail::storage_error(e, "opening " + name + " for an import");
+  }
+  std::int64_t imported = 0;
+  std::int64_t line_number = 0;
+  try {
+    {
+      SQLite::Statement head(*db, "SELECT coalesce(max(position), 0) FROM events");
+      head.executeStep();
+      const std::int64_t stored = head.getColumn(0).getInt64();
+      if (stored != 0) {
+        throw InvalidArgument("store " + name + " is not empty (head position " +
+                              std::to_string(stored) + "): import needs an empty store");
+      }
+    }
+    SQLite::Statement version_of(
+        *db, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1");
+    SQLite::Statement insert(
+        *db,
+        "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+        "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    EventHash previous{};
+    std::string line;
+    while (read_line(in, line, options.limits.max_line_bytes, line_number + 1)) {
+      ++line_number;
+      const RecordedEvent e = parse_export_line(line, line_number, options.limits);
+      const std::string at = where(line_number);
+      if (e.position != imported + 1) {
+        throw InvalidArgument(at + ": field 'position' is " + std::to_string(e.position) +
+                              ", expected " + std::to_string(imported + 1) +
+                              " (an export lists positions 1, 2, 3, ... in order)");
+      }
+      version_of.reset();
+      version_of.bind(1, e.stream_id);
+      version_of.executeStep();
+      const std::int64_t stream_version = version_of.getColumn(0).getInt64();
+      if (e.version != stream_version + 1) {
+        throw InvalidArgument(at + ": field 'version' is " + std::to_string(e.version) +
+                              ", expected " + std::to_string(stream_version + 1) +
+                              " for stream '" + e.stream_id + "'");
+      }
+      const EventHash computed = chain_hash(previous, e);
+      if (computed != e.hash) {
+        throw IntegrityError(at + ": the hash of the event at position " +
+                                 std::to_string(e.position) + " does not match: exported " +
+                                 to_hex(e.hash) + ", computed " + to_hex(computed),
+                             e.position);
+      }
+      insert.reset();
+      insert.bind(1, e.position);
+      insert.bind(2, e.stream_id);
+      insert.bind(3, e.version);
+      insert.bind(4, e.event_id);
+      insert.bind(5, e.type);
+      insert.bind(6, e.schema_version);
+      insert.bind(7, e.payload);
+      insert.bind(8, e.metadata);
+      insert.bind(9, to_micros(e.recorded_at));
+      insert.bind(10, e.hash.data(), static_cast<int>(e.hash.size()));
+      try {
+        insert.exec();
+      } catch (const SQLite::Exception& ex) {
+        insert.tryReset();
+        if (std::string_view(ex.what()).find("event_id") != std::string_view::npos) {
+          throw InvalidArgument(at + ": field 'event_id' " + e.event_id +
+                                " is already used by an earlier line");
+        }
+        throw;
+      }
+      previous = e.hash;
+      ++imported;
+      if (options.progress && imported % 1024 == 0) options.progress(imported, 0);
+    }
+    if (in.bad()) throw StorageError("cannot read the import input after line " + std::to_string(line_number));
+    db->exec("COMMIT");
+  } catch (...) {
+    try {
+      db->exec("ROLLBACK");
+    } catch (...) {  // the first error is the one to report
+    }
+    try {
+      throw;
+    } catch (const SQLite::Exception& e) {
+      throw detail::storage_error(
+          e, "importing into " + name + (line_number > 0 ? " at " + where(line_number) : ""));
+    }
+  }
+  if (options.progress) options.progress(imported, 0);
+  return imported;
+}
+
+}  // namespace annals

@@ -1,0 +1,275 @@
+// Read benchmarks: Annals (annals/<case>) against the raw-SQLite baseline
+// (baseline/<case>) on one prebuilt store file (see ensure_store), which both
+// sides only read. Catch-up writes a fresh read-model file per run.
+//
+// Usage: annals_bench_read [--size=tiny|quick|full] [Google Benchmark flags]
+// The prebuilt store is kept in $ANNALS_BENCH_FIXTURES when set (bench/run
+// shares one between processes), else built in a temporary directory.
+
+#include <benchmark/benchmark.h>
+
+#include <iostream>
+#include <optional>
+
+#include <annals/aggregates/repository.hpp>
+#include <annals/projections/projection_runner.hpp>
+#include <annals/store/sqlite_event_store.hpp>
+
+#include "bench_support.hpp"
+
+namespace annals::bench {
+namespace {
+
+constexpr const char* kColumns =
+    "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
+    "recorded_at, hash";
+
+struct Fixture {
+  explicit Fixture(const Sizes& s) : store(fixture_store(s.stream_events, s.snapshot_tail, s.all_events, scratch.path())) {
+    ensure_store(store, s.stream_events, s.snapshot_tail, s.all_events);
+  }
+  TempDir scratch;  // where the store lives unless $ANNALS_BENCH_FIXTURES is set
+  std::filesystem::path store;
+};
+
+// The prebuilt store, built before the first benchmark of this process.
+const Fixture& fixture(const Sizes& s) {
+  static const Fixture f(s);
+  return f;
+}
+
+void finish(benchmark::State& state, std::int64_t events, std::int64_t expected) {
+  if (events != expected) {
+    state.SkipWithError(("read " + std::to_string(events) + " events, expected " +
+                         std::to_string(expected))
+                            .c_str());
+    return;
+  }
+  state.SetItemsProcessed(events);
+  state.counters["events"] = static_cast<double>(events);
+}
+
+// ---- read_stream / read_all ---------------------------------------------------
+
+void annals_read_stream(benchmark::State& state, const Sizes& s) {
+  const SqliteEventStore store(fixture(s).store);
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    for (const RecordedEvent& e : store.read_stream(aggregate_stream())) {
+      benchmark::DoNotOptimize(e.payload.data());
+      ++n;
+    }
+  }
+  finish(state, n, s.stream_events);
+}
+
+void baseline_read_stream(benchmark::State& state, const Sizes& s) {
+  RawDb db(fixture(s).store, true);
+  RawStatement st(db, (std::string("SELECT ") + kColumns +
+                       " FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version")
+                          .c_str());
+  const std::string stream = aggregate_stream();
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    sqlite3_bind_text(st.get(), 1, stream.data(), static_cast<int>(stream.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st.get(), 2, 1);
+    Row row;
+    while (st.step()) {
+      read_row(st.get(), row);
+      benchmark::DoNotOptimize(row.payload.data());
+      ++n;
+    }
+    st.reset();
+  }
+  finish(state, n, s.stream_events);
+}
+
+void annals_read_all(benchmark::State& state, const Sizes& s) {
+  const SqliteEventStore store(fixture(s).store);
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    for (const RecordedEvent& e : store.read_all()) {
+      benchmark::DoNotOptimize(e.payload.data());
+      ++n;
+    }
+  }
+  finish(state, n, s.all_events);
+}
+
+void baseline_read_all(benchmark::State& state, const Sizes& s) {
+  RawDb db(fixture(s).store, true);
+  RawStatement st(
+      db, (std::string("SELECT ") + kColumns + " FROM events WHERE position >= ?1 ORDER BY position")
+              .c_str());
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    sqlite3_bind_int64(st.get(), 1, 1);
+    Row row;
+    while (st.step()) {
+      read_row(st.get(), row);
+      benchmark::DoNotOptimize(row.payload.data());
+      ++n;
+    }
+    st.reset();
+  }
+  finish(state, n, s.all_events);
+}
+
+// ---- loading an aggregate --------------------------------------------------------
+
+void annals_load(benchmark::State& state, const Sizes& s, bool snapshots) {
+  SqliteEventStore store(fixture(s).store);
+  Repository<Account> accounts(store, {}, snapshots ? &store : nullptr);
+  std::int64_t version = 0;
+  for (auto _ : state) {
+    const Account a = accounts.load(std::string(kAggregateId));
+    version = a.version_loaded();
+    benchmark::DoNotOptimize(a.balance());
+  }
+  const std::int64_t replayed = snapshots ? s.snapshot_tail : s.stream_events;
+  finish(state, version == s.stream_events ? replayed : -1, replayed);
+}
+
+// What a hand-written loader does: the newest snapshot (if used), then the
+// payloads after it, each parsed and applied.
+void baseline_load(benchmark::State& state, const Sizes& s, bool snapshots) {
+  RawDb db(fixture(s).store, true);
+  RawStatement snapshot(db,
+                        "SELECT version, state FROM snapshots WHERE stream_id = ?1 "
+                        "ORDER BY version DESC LIMIT 1");
+  RawStatement events(db,
+                      "SELECT version, type, payload FROM events WHERE stream_id = ?1 "
+                      "AND version >= ?2 ORDER BY version");
+  const std::string stream = aggregate_stream();
+  std::int64_t version = 0;
+  std::int64_t replayed = 0;
+  for (auto _ : state) {
+    Account a{std::string(kAggregateId)};
+    std::int64_t from = 1;
+    if (snapshots) {
+      sqlite3_bind_text(snapshot.get(), 1, stream.data(), static_cast<int>(stream.size()),
+                        SQLITE_STATIC);
+      if (snapshot.step()) {
+        from = sqlite3_column_int64(snapshot.get(), 0) + 1;
+        a.restore_state(Json::parse(
+            reinterpret_cast<const char*>(sqlite3_column_text(snapshot.get(), 1))));
+      }
+      snapshot.reset();
+    }
+    sqlite3_bind_text(events.get(), 1, stream.data(), static_cast<int>(stream.size()),
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(events.get(), 2, from);
+    while (events.step()) {
+      version = sqlite3_column_int64(events.get(), 0);
+      const auto* payload = reinterpret_cast<const char*>(sqlite3_column_text(events.get(), 2));
+      a.apply(Json::parse(payload).get<Deposited>());
+      ++replayed;
+    }
+    events.reset();
+    benchmark::DoNotOptimize(a.balance());
+  }
+  const std::int64_t expected = snapshots ? s.snapshot_tail : s.stream_events;
+  finish(state, version == s.stream_events ? replayed : -1, expected);
+}
+
+// ---- projection catch-up -------------------------------------------------------------
+
+void annals_catch_up(benchmark::State& state, const Sizes& s) {
+  TempDir dir;
+  SqliteEventStore store(fixture(s).store);
+  SqliteReadModel views(dir.file("views.db"));
+  ProjectionRunner runner(store, views, balances_projection());
+  std::int64_t checkpoint = 0;
+  for (auto _ : state) checkpoint = runner.catch_up();
+  finish(state, checkpoint, s.all_events);
+}
+
+// The same read model by hand: read the events in position order; every 256
+// events, one transaction with their upserts and the checkpoint.
+void baseline_catch_up(benchmark::State& state, const Sizes& s) {
+  TempDir dir;
+  RawDb store(fixture(s).store, true);
+  RawDb views(dir.file("views.db"), false, true);
+  views.exec(kBalancesTable);
+  views.exec("CREATE TABLE checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL)");
+  views.exec("INSERT INTO checkpoints VALUES ('balances', 0)");
+  RawStatement read(store, (std::string("SELECT ") + kColumns +
+                            " FROM events WHERE position > ?1 ORDER BY position")
+                               .c_str());
+  RawStatement begin(views, "BEGIN IMMEDIATE");
+  RawStatement commit(views, "COMMIT");
+  RawStatement upsert(views, kUpsert);
+  RawStatement save(views, "UPDATE checkpoints SET position = ?1 WHERE name = 'balances'");
+  std::int64_t checkpoint = 0;
+  for (auto _ : state) {
+    sqlite3_bind_int64(read.get(), 1, checkpoint);
+    Row row;
+    bool open = false;
+    std::int64_t in_batch = 0;
+    const auto close = [&] {
+      sqlite3_bind_int64(save.get(), 1, checkpoint);
+      save.step();
+      save.reset();
+      commit.step();
+      commit.reset();
+      open = false;
+      in_batch = 0;
+    };
+    while (read.step()) {
+      read_row(read.get(), row);
+      if (!open) {
+        begin.step();
+        begin.reset();
+        open = true;
+      }
+      sqlite3_bind_text(upsert.get(), 1, row.stream_id.data(),
+                        static_cast<int>(row.stream_id.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(upsert.get(), 2, amount_of(row.payload));
+      upsert.step();
+      upsert.reset();
+      checkpoint = row.position;
+      if (++in_batch == 256) close();
+    }
+    if (open) close();
+    read.reset();
+  }
+  finish(state, checkpoint, s.all_events);
+}
+
+void register_all(const Sizes& s) {
+  const auto reg = [](const std::string& name, auto fn) {
+    benchmark::RegisterBenchmark(name.c_str(), fn)
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  };
+  reg("annals/read_stream", [s](benchmark::State& st) { annals_read_stream(st, s); });
+  reg("baseline/read_stream", [s](benchmark::State& st) { baseline_read_stream(st, s); });
+  reg("annals/read_all", [s](benchmark::State& st) { annals_read_all(st, s); });
+  reg("baseline/read_all", [s](benchmark::State& st) { baseline_read_all(st, s); });
+  reg("annals/load_aggregate", [s](benchmark::State& st) { annals_load(st, s, false); });
+  reg("baseline/load_aggregate", [s](benchmark::State& st) { baseline_load(st, s, false); });
+  reg("annals/load_aggregate_snapshot", [s](benchmark::State& st) { annals_load(st, s, true); });
+  reg("baseline/load_aggregate_snapshot",
+      [s](benchmark::State& st) { baseline_load(st, s, true); });
+  reg("annals/catch_up", [s](benchmark::State& st) { annals_catch_up(st, s); });
+  reg("baseline/catch_up", [s](benchmark::State& st) { baseline_catch_up(st, s); });
+}
+
+}  // namespace
+}  // namespace annals::bench
+
+int main(int argc, char** argv) {
+  try {
+    const auto sizes = annals::bench::parse_sizes(argc, argv);
+    annals::bench::register_all(sizes);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "annals_bench_read: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -61,6 +61,18 @@ TEST(Scenario, AMismatchPrintsExpectedAndActualEventsAsJson) {
   }
 }
 
+TEST(Scenario, ThenNothingPassesWhenTheCommandRaisedNothing) {
+  // A command that decides to do nothing (or a query) passes then_nothing()
+  // and then() with no events; one that raised something fails both.
+  EXPECT_NO_THROW(Scenario<Account>{"1"}.given(Opened{"Ada"}).when([](Account&) {}).then_nothing());
+  EXPECT_NO_THROW(Scenario<Account>{"1"}.given(Opened{"Ada"}).when([](Account&) {}).then());
+  EXPECT_THROW(Scenario<Account>{"1"}
+                   .given(Opened{"Ada"})
+                   .when([](Account& a) { a.deposit(5); })
+                   .then_nothing(),
+               ScenarioFailure);
+}
+
 TEST(Scenario, ExpectingAnExceptionThatDidNotHappenFails) {
   EXPECT_THROW(Scenario<Account>{"1"}
                    .given(Opened{"Ada"}, Deposited{500, "EUR"})

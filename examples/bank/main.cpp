@@ -1,0 +1,397 @@
+// bank: a command-line bank on one SQLite file, built on Annals.
+//
+// This file only reads the command line and prints; the domain (events, the
+// Account aggregate, the read models) is in src/, and src/bank.cpp shows how
+// commands become "load, decide, append" on the event store.
+//
+// Exit codes: 0 done; 1 refused (bad input or a rule of the bank, nothing was
+// written); 2 bad usage; 3 failure (storage error, verify found damage,
+// retries exhausted).
+
+#include <cstdlib>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <annals/core/clock.hpp>
+#include <annals/core/error.hpp>
+
+#include "bank.hpp"
+#include "errors.hpp"
+#include "money.hpp"
+
+namespace {
+
+constexpr int kRefused = 1;
+constexpr int kUsage = 2;
+constexpr int kFailure = 3;
+
+using annals::Json;
+
+std::string actor() {
+  const char* user = std::getenv("USER");
+  return user != nullptr && *user != '\0' ? user : "bank-cli";
+}
+
+Json account_json(const bank::Account& a) {
+  return Json{{"account", a.id()},
+              {"owner", a.owner()},
+              {"currency", a.currency()},
+              {"balance", bank::format_cents(a.balance())},
+              {"balance_cents", a.balance()},
+              {"overdraft_limit_cents", a.overdraft_limit()},
+              {"status", a.is_closed() ? "closed" : "open"},
+              {"version", a.version()}};
+}
+
+std::string money(bank::Cents cents, const std::string& currency) {
+  return bank::format_money(cents, currency);
+}
+
+// Prints a JSON array one element at a time, so a long history or ledger is
+// never held in memory.
+class JsonArrayPrinter {
+ public:
+  explicit JsonArrayPrinter(std::ostream& out) : out_(out) { out_ << "["; }
+  void add(const Json& element) {
+    out_ << (first_ ? "\n  " : ",\n  ") << element.dump();
+    first_ = false;
+  }
+  void finish() { out_ << (first_ ? "]" : "\n]") << "\n"; }
+
+ private:
+  std::ostream& out_;
+  bool first_ = true;
+};
+
+struct Command {
+  std::string db = "bank.db";
+  bool json = false;
+  std::string account;
+  std::string to_account;
+  std::string owner;
+  std::string currency = "EUR";
+  std::string overdraft = "0";
+  std::string amount;
+  std::string reference;
+  std::string as_of;
+  std::int64_t at_version = 0;
+  std::string from_time;
+  std::string to_time;
+};
+
+std::optional<annals::Timestamp> time_option(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  return annals::parse_timestamp(text);  // InvalidArgument names the text
+}
+
+bank::Bank open_bank(const Command& c, bool create = false) {
+  return bank::Bank(c.db, bank::BankOptions{.create = create, .actor = actor()});
+}
+
+int run_open(const Command& c) {
+  // Check everything before the file is created, so a refused open leaves
+  // no empty bank behind.
+  bank::check_account_id(c.account);
+  bank::check_owner(c.owner);
+  bank::check_currency(c.currency);
+  const bank::Cents limit = bank::parse_limit(c.overdraft);
+  const bank::Account a = open_bank(c, true).open(c.account, c.owner, c.currency, limit);
+  std::cout << "opened account " << a.id() << " for " << a.owner() << " in " << a.currency()
+            << ", overdraft limit " << money(a.overdraft_limit(), a.currency()) << "\n";
+  return 0;
+}
+
+int run_deposit(const Command& c) {
+  const bank::Cents amount = bank::parse_amount(c.amount);
+  const bank::Account a = open_bank(c).deposit(c.account, amount);
+  std::cout << "deposited " << money(amount, a.currency()) << " to " << a.id() << ": balance "
+            << money(a.balance(), a.currency()) << "\n";
+  return 0;
+}
+
+int run_withdraw(const Command& c) {
+  const bank::Cents amount = bank::parse_amount(c.amount);
+  const bank::Account a = open_bank(c).withdraw(c.account, amount);
+  std::cout << "withdrew " << money(amount, a.currency()) << " from " << a.id() << ": balance "
+            << money(a.balance(), a.currency()) << "\n";
+  return 0;
+}
+
+int run_transfer(const Command& c) {
+  const bank::Cents amount = bank::parse_amount(c.amount);
+  const auto t = open_bank(c).transfer(c.account, c.to_account, amount, c.reference);
+  std::cout << "transferred " << money(amount, t.from.currency()) << " from " << t.from.id()
+            << " to " << t.to.id() << " (transfer " << t.transfer_id << "): " << t.from.id()
+            << " " << money(t.from.balance(), t.from.currency()) << ", " << t.to.id() << " "
+            << money(t.to.balance(), t.to.currency()) << "\n";
+  return 0;
+}
+
+int run_close(const Command& c) {
+  const bank::Account a = open_bank(c).close(c.account);
+  std::cout << "closed account " << a.id() << "\n";
+  return 0;
+}
+
+int run_balance(const Command& c) {
+  const bank::Bank b = open_bank(c);
+  const auto as_of = time_option(c.as_of);
+  const bank::Account a = as_of          ? b.account_as_of(c.account, *as_of)
+                          : c.at_version ? b.account_at_version(c.account, c.at_version)
+                                         : b.account(c.account);
+  if (c.json) {
+    Json j = account_json(a);
+    if (as_of) j["as_of"] = annals::format_timestamp(*as_of);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << a.id() << ": " << money(a.balance(), a.currency());
+    if (as_of) std::cout << " as of " << annals::format_timestamp(*as_of);
+    std::cout << " (version " << a.version() << (a.is_closed() ? ", closed" : "") << ")\n";
+  }
+  return 0;
+}
+
+int run_statement(const Command& c) {
+  const bank::Bank b = open_bank(c);
+  const auto from = time_option(c.from_time);
+  const auto to = time_option(c.to_time);
+  if (c.json) {
+    std::cout << "{\"lines\": ";
+    JsonArrayPrinter lines(std::cout);
+    const auto s = b.statement(c.account, from, to, [&](const bank::StatementLine& l) {
+      lines.add(Json{{"time", annals::format_timestamp(l.at)},
+                     {"position", l.position},
+                     {"version", l.version},
+                     {"description", l.description},
+                     {"amount_cents", l.amount},
+                     {"balance_cents", l.balance}});
+    });
+    lines.finish();
+    std::cout << ", \"account\": " << Json(s.account) << ", \"currency\": " << Json(s.currency)
+              << ", \"opening_balance_cents\": " << s.opening_balance
+              << ", \"closing_balance_cents\": " << s.closing_balance
+              << ", \"movements\": " << s.movements << "}\n";
+    return 0;
+  }
+  std::cout << "statement of " << c.account << " from "
+            << (from ? annals::format_timestamp(*from) : "the start") << " to "
+            << (to ? annals::format_timestamp(*to) : "now") << "\n";
+  std::cout << std::left << std::setw(29) << "time" << std::setw(5) << "ver" << std::setw(32)
+            << "movement" << std::right << std::setw(14) << "amount" << std::setw(14)
+            << "balance"
+            << "\n";
+  const auto s = b.statement(c.account, from, to, [](const bank::StatementLine& l) {
+    std::cout << std::left << std::setw(29) << annals::format_timestamp(l.at) << std::setw(5)
+              << l.version << std::setw(32) << l.description << std::right << std::setw(14)
+              << bank::format_cents(l.amount) << std::setw(14) << bank::format_cents(l.balance)
+              << "\n";
+  });
+  std::cout << "opening balance " << money(s.opening_balance, s.currency) << ", closing balance "
+            << money(s.closing_balance, s.currency) << ", " << s.movements << " movement"
+            << (s.movements == 1 ? "" : "s") << "\n";
+  return 0;
+}
+
+int run_history(const Command& c) {
+  const bank::Bank b = open_bank(c);
+  if (c.json) {
+    JsonArrayPrinter events(std::cout);
+    b.history(c.account, [&](const annals::RecordedEvent& e) {
+      events.add(Json{{"position", e.position},
+                      {"version", e.version},
+                      {"stream_id", e.stream_id},
+                      {"event_id", e.event_id},
+                      {"recorded_at", annals::format_timestamp(e.recorded_at)},
+                      {"type", e.type},
+                      {"schema_version", e.schema_version},
+                      {"payload", e.payload_json()},
+                      {"metadata", e.metadata_json()}});
+    });
+    events.finish();
+    return 0;
+  }
+  b.history(c.account, [](const annals::RecordedEvent& e) {
+    std::cout << "@" << e.position << " v" << e.version << " "
+              << annals::format_timestamp(e.recorded_at) << " " << e.type << " " << e.payload
+              << " " << e.metadata << "\n";
+  });
+  return 0;
+}
+
+int run_accounts(const Command& c) {
+  bank::Bank b = open_bank(c);
+  if (c.json) {
+    JsonArrayPrinter rows(std::cout);
+    b.for_each_account([&](const bank::AccountRow& r) {
+      rows.add(Json{{"account", r.account},
+                    {"owner", r.owner},
+                    {"currency", r.currency},
+                    {"balance", bank::format_cents(r.balance)},
+                    {"balance_cents", r.balance},
+                    {"overdraft_limit_cents", r.overdraft_limit},
+                    {"status", r.status},
+                    {"version", r.version}});
+    });
+    rows.finish();
+    return 0;
+  }
+  std::cout << std::left << std::setw(20) << "account" << std::setw(20) << "owner"
+            << std::right << std::setw(16) << "balance" << std::setw(16) << "overdraft"
+            << "  status\n";
+  b.for_each_account([](const bank::AccountRow& r) {
+    std::cout << std::left << std::setw(20) << r.account << std::setw(20) << r.owner
+              << std::right << std::setw(16) << money(r.balance, r.currency) << std::setw(16)
+              << money(r.overdraft_limit, r.currency) << "  " << r.status << "\n";
+  });
+  return 0;
+}
+
+int run_ledger(const Command& c) {
+  bank::Bank b = open_bank(c);
+  if (c.json) {
+    JsonArrayPrinter rows(std::cout);
+    b.for_each_ledger_row([&](const bank::LedgerRow& r) {
+      rows.add(Json{{"position", r.position},
+                    {"time", annals::format_timestamp(r.at)},
+                    {"kind", r.kind},
+                    {"from", r.from_account.empty() ? Json() : Json(r.from_account)},
+                    {"to", r.to_account.empty() ? Json() : Json(r.to_account)},
+                    {"amount_cents", r.amount},
+                    {"currency", r.currency},
+                    {"reference", r.reference}});
+    });
+    rows.finish();
+    return 0;
+  }
+  b.for_each_ledger_row([](const bank::LedgerRow& r) {
+    const auto side = [](const std::string& account) {
+      return account.empty() ? std::string("(cash)") : account;
+    };
+    std::cout << "@" << std::left << std::setw(6) << r.position
+              << annals::format_timestamp(r.at) << "  " << std::setw(11) << r.kind
+              << std::setw(12) << side(r.from_account) << "-> " << std::setw(12)
+              << side(r.to_account) << std::right << std::setw(16) << money(r.amount, r.currency)
+              << (r.reference.empty() ? "" : "  " + r.reference) << "\n";
+  });
+  return 0;
+}
+
+int run_verify(const Command& c) {
+  const annals::VerifyResult v = open_bank(c).verify();
+  if (c.json) {
+    std::cout << Json{{"ok", v.ok},
+                      {"events_checked", v.events_checked},
+                      {"first_bad_position", v.first_bad_position},
+                      {"reason", v.reason}}
+                     .dump(2)
+              << "\n";
+  } else if (v.ok) {
+    std::cout << "verify: ok (" << v.events_checked << " events checked, hash chain intact)\n";
+  } else {
+    std::cout << "verify: FAILED at position " << v.first_bad_position << ": " << v.reason
+              << "\n";
+  }
+  return v.ok ? 0 : kFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Command c;
+  std::function<int(const Command&)> action;
+
+  CLI::App app{"bank: bank accounts kept as events in one SQLite file (an Annals example)"};
+  app.footer(
+      "Amounts are decimal numbers with at most two places, such as 12.34.\n"
+      "Times are ISO 8601, such as 2026-03-01T12:00:00Z or 2026-03-01.\n"
+      "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure.");
+  app.require_subcommand(1);
+  app.fallthrough();  // --db may come before or after the command
+  app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
+
+  const auto command = [&](const char* name, const char* help, auto run) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    sub->callback([&action, run] { action = run; });
+    return sub;
+  };
+  const auto json_flag = [&](CLI::App* sub) {
+    sub->add_flag("--json", c.json, "print machine-readable JSON");
+  };
+
+  CLI::App* open = command("open", "open an account", run_open);
+  open->add_option("ACCOUNT", c.account, "account id")->required();
+  open->add_option("--owner", c.owner, "the account holder")->required();
+  open->add_option("--currency", c.currency, "three-letter currency code")->capture_default_str();
+  open->add_option("--overdraft", c.overdraft, "how far below zero the balance may go")
+      ->capture_default_str();
+
+  CLI::App* deposit = command("deposit", "pay money into an account", run_deposit);
+  deposit->add_option("ACCOUNT", c.account, "account id")->required();
+  deposit->add_option("AMOUNT", c.amount, "amount, such as 12.34")->required();
+
+  CLI::App* withdraw = command("withdraw", "take money out of an account", run_withdraw);
+  withdraw->add_option("ACCOUNT", c.account, "account id")->required();
+  withdraw->add_option("AMOUNT", c.amount, "amount, such as 12.34")->required();
+
+  CLI::App* transfer = command("transfer", "move money between two accounts", run_transfer);
+  transfer->add_option("FROM", c.account, "account to take the money from")->required();
+  transfer->add_option("TO", c.to_account, "account to pay it into")->required();
+  transfer->add_option("AMOUNT", c.amount, "amount, such as 12.34")->required();
+  transfer->add_option("--reference", c.reference, "what the transfer is for");
+
+  CLI::App* close = command("close", "close an account (at a zero balance only)", run_close);
+  close->add_option("ACCOUNT", c.account, "account id")->required();
+
+  CLI::App* balance = command("balance", "an account's balance, now or in the past", run_balance);
+  balance->add_option("ACCOUNT", c.account, "account id")->required();
+  CLI::Option* as_of =
+      balance->add_option("--as-of", c.as_of, "the balance as it was at this time (ISO 8601)");
+  balance->add_option("--at-version", c.at_version, "the balance after this many events")
+      ->check(CLI::PositiveNumber)
+      ->excludes(as_of);
+  json_flag(balance);
+
+  CLI::App* statement =
+      command("statement", "an account's movements with a running balance", run_statement);
+  statement->add_option("ACCOUNT", c.account, "account id")->required();
+  statement->add_option("--from", c.from_time, "first time to list (ISO 8601)");
+  statement->add_option("--to", c.to_time, "last time to list (ISO 8601)");
+  json_flag(statement);
+
+  CLI::App* history = command("history", "every stored event of an account", run_history);
+  history->add_option("ACCOUNT", c.account, "account id")->required();
+  json_flag(history);
+
+  json_flag(command("accounts", "every account and its balance (read model)", run_accounts));
+  json_flag(command("ledger", "every money movement (read model)", run_ledger));
+  json_flag(command("verify", "check the store's hash chain", run_verify));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, or the error and a hint
+    return code == 0 ? 0 : kUsage;
+  }
+
+  try {
+    return action(c);
+  } catch (const bank::BankError& e) {
+    std::cerr << "bank: " << e.what() << "\n";
+    return kRefused;
+  } catch (const annals::InvalidArgument& e) {  // a malformed time, for instance
+    std::cerr << "bank: " << e.what() << "\n";
+    return kRefused;
+  } catch (const annals::WrongExpectedVersion& e) {
+    std::cerr << "bank: too many concurrent changes to the same account, try again (" << e.what()
+              << ")\n";
+    return kFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "bank: " << e.what() << "\n";
+    return kFailure;
+  }
+}

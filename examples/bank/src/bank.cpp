@@ -1,0 +1,291 @@
+#include "bank.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <variant>
+
+#include <annals/aggregates/errors.hpp>
+#include <annals/core/error.hpp>
+#include <annals/core/event_id.hpp>
+#include <annals/projections/projection_runner.hpp>
+#include <annals/projections/sqlite_read_model.hpp>
+
+#include "errors.hpp"
+#include "projections.hpp"
+
+namespace bank {
+namespace {
+
+// Rows per page when reading a read model: memory stays bounded whatever the
+// number of accounts or movements.
+constexpr int kPageSize = 256;
+
+// A short pause, growing with each attempt, so that processes colliding on
+// one account spread out instead of colliding again in lockstep.
+void pause_before_retry(int attempt) {
+  std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
+}
+
+std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path& file,
+                                                     const BankOptions& options) {
+  if (!options.create && !std::filesystem::exists(file)) {
+    throw InvalidInput("no bank in '" + file.string() +
+                       "': the file does not exist (`bank open` creates it)");
+  }
+  annals::SqliteStoreOptions store_options;
+  store_options.create_if_missing = options.create;
+  if (options.clock) store_options.clock = options.clock;
+  return std::make_unique<annals::SqliteEventStore>(file, store_options);
+}
+
+std::string text_or_empty(const annals::SqlValue& v) { return v.is_null() ? "" : v.as_text(); }
+
+std::string describe(const AccountEvent& event) {
+  return std::visit(
+      [](const auto& e) -> std::string {
+        using E = std::decay_t<decltype(e)>;
+        const auto with_reference = [](std::string text, const std::string& reference) {
+          return reference.empty() ? text : text + " (" + reference + ")";
+        };
+        if constexpr (std::is_same_v<E, Deposited>) {
+          return "deposit";
+        } else if constexpr (std::is_same_v<E, Withdrawn>) {
+          return "withdrawal";
+        } else if constexpr (std::is_same_v<E, TransferSent>) {
+          return with_reference("transfer to " + e.to_account, e.reference);
+        } else if constexpr (std::is_same_v<E, TransferReceived>) {
+          return with_reference("transfer from " + e.from_account, e.reference);
+        } else if constexpr (std::is_same_v<E, AccountOpened>) {
+          return "opened";
+        } else {
+          return "closed";
+        }
+      },
+      event);
+}
+
+}  // namespace
+
+// The read models live in the store's own file, opened after the store (so
+// the file is already an Annals store), with one durable runner each.
+struct Bank::ReadModels {
+  explicit ReadModels(annals::SqliteEventStore& store)
+      : views(store.path()),
+        accounts(store, views, accounts_projection()),
+        ledger(store, views, ledger_projection()) {}
+
+  annals::SqliteReadModel views;
+  annals::ProjectionRunner accounts;
+  annals::ProjectionRunner ledger;
+};
+
+Bank::Bank(const std::filesystem::path& file, BankOptions options)
+    : options_(std::move(options)),
+      store_(open_store(file, options_)),
+      accounts_(*store_, annals::RepositoryOptions{.max_retries = options_.max_retries}) {}
+
+Bank::~Bank() = default;
+
+annals::SqliteEventStore& Bank::store() noexcept { return *store_; }
+
+annals::CommandContext Bank::context(std::string correlation_id) const {
+  if (correlation_id.empty()) correlation_id = annals::new_event_id();
+  return annals::CommandContext{.correlation_id = std::move(correlation_id),
+                                .causation_id = {},
+                                .actor = options_.actor};
+}
+
+Account Bank::load(const std::string& id) const {
+  check_account_id(id);
+  auto account = accounts_.try_load(id);
+  if (!account) throw UnknownAccount(id);
+  return std::move(*account);
+}
+
+// Load, run, save; Repository::update retries on WrongExpectedVersion only,
+// and lets the domain's refusals through at once.
+template <class Command>
+Account Bank::update(const std::string& id, Command&& command) {
+  check_account_id(id);
+  try {
+    return accounts_.update(id, std::forward<Command>(command), context());
+  } catch (const annals::AggregateNotFound&) {
+    throw UnknownAccount(id);
+  }
+}
+
+Account Bank::open(const std::string& id, const std::string& owner, const std::string& currency,
+                   Cents overdraft_limit) {
+  check_account_id(id);
+  Account account(id);
+  account.open(owner, currency, overdraft_limit);
+  try {
+    // A new aggregate saves with ExpectedVersion::no_stream(): if anyone
+    // opened this id first, the append is refused and nothing is written.
+    accounts_.save(account, context());
+  } catch (const annals::WrongExpectedVersion&) {
+    throw AccountExists(id);
+  }
+  return account;
+}
+
+Account Bank::deposit(const std::string& id, Cents amount) {
+  return update(id, [&](Account& a) { a.deposit(amount); });
+}
+
+Account Bank::withdraw(const std::string& id, Cents amount) {
+  return update(id, [&](Account& a) { a.withdraw(amount); });
+}
+
+Account Bank::close(const std::string& id) {
+  return update(id, [](Account& a) { a.close(); });
+}
+
+TransferResult Bank::transfer(const std::string& from_id, const std::string& to_id, Cents amount,
+                              const std::string& reference) {
+  const std::string transfer_id = annals::new_event_id();
+  for (int attempt = 0;; ++attempt) {
+    Account from = load(from_id);
+    Account to = load(to_id);
+    bank::transfer(from, to, amount, transfer_id, reference);  // the rules; raises on both
+    try {
+      // One append, two streams, each with exactly(version loaded): both
+      // accounts' events commit, or neither does.
+      annals::save_together(*store_, context(transfer_id), from, to);
+      return TransferResult{transfer_id, std::move(from), std::move(to)};
+    } catch (const annals::WrongExpectedVersion&) {
+      if (attempt >= options_.max_retries) throw;
+      pause_before_retry(attempt);
+    }
+  }
+}
+
+Account Bank::account(const std::string& id) const { return load(id); }
+
+Account Bank::account_at_version(const std::string& id, std::int64_t version) const {
+  check_account_id(id);
+  if (version < 1) {
+    throw InvalidInput("invalid version " + std::to_string(version) + ": versions start at 1");
+  }
+  try {
+    return accounts_.load_at(id, version);
+  } catch (const annals::AggregateNotFound& e) {
+    const auto last = store_->stream_version(accounts_.stream_id(id));
+    if (last == 0) throw UnknownAccount(id);
+    throw UnknownAccount(id, "at version " + std::to_string(version) + " (its last version is " +
+                                 std::to_string(last) + ")");
+  }
+}
+
+Account Bank::account_as_of(const std::string& id, annals::Timestamp time) const {
+  check_account_id(id);
+  try {
+    return accounts_.load_as_of(id, time);
+  } catch (const annals::AggregateNotFound&) {
+    throw UnknownAccount(id, "as of " + annals::format_timestamp(time));
+  }
+}
+
+StatementSummary Bank::statement(const std::string& id, std::optional<annals::Timestamp> from,
+                                 std::optional<annals::Timestamp> to,
+                                 const std::function<void(const StatementLine&)>& line) const {
+  if (from && to && *from > *to) {
+    throw InvalidInput("invalid window: --from " + annals::format_timestamp(*from) +
+                       " is after --to " + annals::format_timestamp(*to));
+  }
+  const Account account = load(id);
+  StatementSummary summary{id, account.currency(), 0, 0, 0};
+  Cents balance = 0;
+  // One pass over the stream through a cursor: movements before the window
+  // make the opening balance, those inside it are lines, and the first one
+  // after it ends the walk.
+  for (const annals::RecordedEvent& recorded : store_->read_stream(accounts_.stream_id(id))) {
+    if (to && recorded.recorded_at > *to) break;
+    const auto event = annals::decode<AccountEvent>(recorded);
+    const Cents change = balance_change(event);
+    balance += change;
+    if (from && recorded.recorded_at < *from) {
+      summary.opening_balance = balance;
+      continue;
+    }
+    if (change == 0) continue;  // opened, closed: not movements
+    ++summary.movements;
+    line(StatementLine{recorded.recorded_at, recorded.position, recorded.version, describe(event),
+                       change, balance});
+  }
+  summary.closing_balance = balance;
+  return summary;
+}
+
+void Bank::history(const std::string& id,
+                   const std::function<void(const annals::RecordedEvent&)>& event) const {
+  check_account_id(id);
+  const std::string stream = accounts_.stream_id(id);
+  if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
+  for (const annals::RecordedEvent& recorded : store_->read_stream(stream)) event(recorded);
+}
+
+std::int64_t Bank::catch_up() {
+  if (!read_models_) read_models_ = std::make_unique<ReadModels>(*store_);
+  std::int64_t slowest = -1;
+  for (annals::ProjectionRunner* runner : {&read_models_->accounts, &read_models_->ledger}) {
+    const std::int64_t checkpoint = runner->catch_up();
+    if (const auto status = runner->status(); status.failure) {
+      throw annals::StorageError("read model '" + status.name + "' stopped at position " +
+                                     std::to_string(status.failure->position) + ": " +
+                                     status.failure->message,
+                                 0, 0);
+    }
+    slowest = slowest < 0 ? checkpoint : std::min(slowest, checkpoint);
+  }
+  return slowest;
+}
+
+void Bank::for_each_account(const std::function<void(const AccountRow&)>& row) {
+  catch_up();
+  // Keyset paging inside one read transaction: a consistent snapshot, one
+  // page in memory at a time.
+  read_models_->views.read([&](annals::SqlTransaction& tx) {
+    std::string after;
+    for (;;) {
+      const auto page = tx.query(
+          "SELECT account, owner, currency, balance, overdraft_limit, status, version"
+          " FROM bank_accounts WHERE account > ?1 ORDER BY account LIMIT ?2",
+          {after, kPageSize});
+      for (const auto& r : page) {
+        row(AccountRow{r[0].as_text(), r[1].as_text(), r[2].as_text(), r[3].as_int(),
+                       r[4].as_int(), r[5].as_text(), r[6].as_int()});
+      }
+      if (page.size() < static_cast<std::size_t>(kPageSize)) break;
+      after = page.back()[0].as_text();
+    }
+  });
+}
+
+void Bank::for_each_ledger_row(const std::function<void(const LedgerRow&)>& row) {
+  catch_up();
+  read_models_->views.read([&](annals::SqlTransaction& tx) {
+    std::int64_t after = 0;
+    for (;;) {
+      // The currency is the account's: join the other read model.
+      const auto page = tx.query(
+          "SELECT l.position, l.recorded_at, l.kind, l.from_account, l.to_account, l.amount,"
+          " a.currency, l.reference FROM bank_ledger l LEFT JOIN bank_accounts a"
+          " ON a.account = coalesce(l.from_account, l.to_account)"
+          " WHERE l.position > ?1 ORDER BY l.position LIMIT ?2",
+          {after, kPageSize});
+      for (const auto& r : page) {
+        row(LedgerRow{r[0].as_int(), annals::from_micros(r[1].as_int()), r[2].as_text(),
+                      text_or_empty(r[3]), text_or_empty(r[4]), r[5].as_int(),
+                      text_or_empty(r[6]), text_or_empty(r[7])});
+      }
+      if (page.size() < static_cast<std::size_t>(kPageSize)) break;
+      after = page.back()[0].as_int();
+    }
+  });
+}
+
+annals::VerifyResult Bank::verify() const { return store_->verify(); }
+
+}  // namespace bank

@@ -1,0 +1,169 @@
+#pragma once
+/// Bank: the application service behind the `bank` program. It turns each
+/// command into "load the aggregate(s), run the command, save" on an SQLite
+/// event store, and answers queries from the aggregates (balances now and in
+/// the past, statements, history) or from the read models (accounts, ledger).
+///
+///   bank::Bank bank("bank.db", {.create = true});
+///   bank.open("alice", "Alice", "EUR", 0);
+///   bank.deposit("alice", 10'000);
+///   bank.transfer("alice", "bob", 2'500, "rent");   // one atomic two-stream append
+///   bank.for_each_account([](const bank::AccountRow& row) { ... });
+///
+/// Concurrency: commands are optimistic. A command that loses a race (another
+/// process saved the same account after this one loaded it) gets
+/// WrongExpectedVersion from the store and starts again from a fresh load, up
+/// to BankOptions::max_retries times; the rules are then checked against the
+/// new state, so two processes withdrawing at once never overdraw an account.
+/// Refusals (BankError) are never retried.
+///
+/// Files: everything lives in one SQLite file, events and read models alike.
+///
+/// Thread safety: one Bank may be used from several threads for commands and
+/// aggregate queries; the read-model queries (for_each_account, for_each_ledger_row)
+/// must not run concurrently with each other.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <annals/aggregates/repository.hpp>
+#include <annals/core/clock.hpp>
+#include <annals/store/sqlite_event_store.hpp>
+
+#include "account.hpp"
+#include "money.hpp"
+
+namespace bank {
+
+struct BankOptions {
+  /// Create the file if it does not exist (only `bank open` does). Default: false.
+  bool create = false;
+  /// Who runs the commands; recorded as "actor" in every event's metadata.
+  /// Default: empty (left out).
+  std::string actor{};
+  /// Retries of a command after a concurrency conflict. Default: 50, enough for
+  /// dozens of processes hammering one account.
+  int max_retries = 50;
+  /// Source of recorded_at (tests fix time). Default: the system clock.
+  std::shared_ptr<const annals::Clock> clock{};
+};
+
+/// What transfer() did.
+struct TransferResult {
+  std::string transfer_id;
+  Account from;
+  Account to;
+};
+
+/// One movement of money on a statement.
+struct StatementLine {
+  annals::Timestamp at{};
+  std::int64_t position = 0;
+  std::int64_t version = 0;
+  std::string description;  ///< "deposit", "withdrawal", "transfer to bob (rent)", ...
+  Cents amount = 0;         ///< signed: + in, - out
+  Cents balance = 0;        ///< after this movement
+};
+
+/// The frame of a statement.
+struct StatementSummary {
+  std::string account;
+  std::string currency;
+  Cents opening_balance = 0;  ///< before the first movement in the window
+  Cents closing_balance = 0;  ///< after the last movement in the window
+  std::int64_t movements = 0;
+};
+
+/// A row of the balances read model.
+struct AccountRow {
+  std::string account;
+  std::string owner;
+  std::string currency;
+  Cents balance = 0;
+  Cents overdraft_limit = 0;
+  std::string status;  ///< "open" or "closed"
+  std::int64_t version = 0;
+};
+
+/// A row of the transactions ledger.
+struct LedgerRow {
+  std::int64_t position = 0;
+  annals::Timestamp at{};
+  std::string kind;          ///< "deposit", "withdrawal" or "transfer"
+  std::string from_account;  ///< empty: money came from outside the bank
+  std::string to_account;    ///< empty: money left the bank
+  Cents amount = 0;
+  std::string currency;
+  std::string reference;
+};
+
+class Bank {
+ public:
+  /// Opens the bank in `file`.
+  /// Throws: InvalidInput when the file does not exist and options.create is
+  /// false; annals::StorageError when it is not a bank (not an Annals store).
+  explicit Bank(const std::filesystem::path& file, BankOptions options = {});
+  ~Bank();
+  Bank(const Bank&) = delete;
+  Bank& operator=(const Bank&) = delete;
+
+  // Commands. Each returns the account(s) as saved.
+  // Throws: the BankError types of errors.hpp (nothing written);
+  // annals::WrongExpectedVersion when retries ran out; annals::StorageError.
+  Account open(const std::string& id, const std::string& owner, const std::string& currency,
+               Cents overdraft_limit);
+  Account deposit(const std::string& id, Cents amount);
+  Account withdraw(const std::string& id, Cents amount);
+  /// Both accounts' events in one atomic multi-stream append, each stream
+  /// under its own expected version; the transfer id is also the events'
+  /// correlation_id.
+  TransferResult transfer(const std::string& from, const std::string& to, Cents amount,
+                          const std::string& reference);
+  Account close(const std::string& id);
+
+  // Queries on the aggregates. Throws: UnknownAccount, InvalidInput.
+  Account account(const std::string& id) const;
+  /// The account after its first `version` events.
+  Account account_at_version(const std::string& id, std::int64_t version) const;
+  /// The account with every event recorded at or before `time`.
+  Account account_as_of(const std::string& id, annals::Timestamp time) const;
+  /// The movements recorded in [from, to] (either end open when nullopt), in
+  /// order, with the running balance; streams the account, one line at a time.
+  StatementSummary statement(const std::string& id, std::optional<annals::Timestamp> from,
+                             std::optional<annals::Timestamp> to,
+                             const std::function<void(const StatementLine&)>& line) const;
+  /// Every stored event of the account, in version order.
+  void history(const std::string& id,
+               const std::function<void(const annals::RecordedEvent&)>& event) const;
+
+  // Queries on the read models: bring both projections up to date with the
+  // store first (catch_up), then read them page by page in one snapshot.
+  void for_each_account(const std::function<void(const AccountRow&)>& row);
+  void for_each_ledger_row(const std::function<void(const LedgerRow&)>& row);
+  /// Applies every stored event not yet in the read models; returns the
+  /// checkpoint of the slower one.
+  std::int64_t catch_up();
+
+  /// Walks the store's hash chain.
+  annals::VerifyResult verify() const;
+
+  annals::SqliteEventStore& store() noexcept;
+
+ private:
+  struct ReadModels;
+  Account load(const std::string& id) const;
+  annals::CommandContext context(std::string correlation_id = {}) const;
+  template <class Command>
+  Account update(const std::string& id, Command&& command);
+
+  BankOptions options_;
+  std::unique_ptr<annals::SqliteEventStore> store_;
+  annals::Repository<Account> accounts_;
+  std::unique_ptr<ReadModels> read_models_;  // opened by the first read-model query
+};
+
+}  // namespace bank

@@ -1,0 +1,95 @@
+#include "projections.hpp"
+
+#include <string>
+
+#include "account.hpp"
+
+namespace bank {
+namespace {
+
+// "account-alice" -> "alice"; the filters only let account streams through.
+std::string account_of(const annals::RecordedEvent& e) {
+  return e.stream_id.substr(Account::category.size() + 1);
+}
+
+}  // namespace
+
+annals::Projection accounts_projection() {
+  return annals::Projection{
+      .name = kAccountsProjection,
+      .filter = annals::EventFilter::for_category(std::string(Account::category)),
+      .setup =
+          [](annals::SqlTransaction& tx) {
+            tx.exec_script(
+                "CREATE TABLE IF NOT EXISTS bank_accounts ("
+                " account TEXT PRIMARY KEY, owner TEXT NOT NULL, currency TEXT NOT NULL,"
+                " overdraft_limit INTEGER NOT NULL, balance INTEGER NOT NULL,"
+                " status TEXT NOT NULL, version INTEGER NOT NULL,"
+                " opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+          },
+      .apply =
+          [](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
+            const auto event = annals::decode<AccountEvent>(e);
+            const std::string account = account_of(e);
+            const auto at = annals::to_micros(e.recorded_at);
+            if (const auto* opened = std::get_if<AccountOpened>(&event)) {
+              tx.exec("INSERT INTO bank_accounts VALUES (?1, ?2, ?3, ?4, 0, 'open', ?5, ?6, ?6)",
+                      {account, opened->owner, opened->currency, opened->overdraft_limit,
+                       e.version, at});
+            } else if (std::holds_alternative<AccountClosed>(event)) {
+              tx.exec("UPDATE bank_accounts SET status = 'closed', version = ?2, updated_at = ?3"
+                      " WHERE account = ?1",
+                      {account, e.version, at});
+            } else {
+              tx.exec("UPDATE bank_accounts SET balance = balance + ?2, version = ?3,"
+                      " updated_at = ?4 WHERE account = ?1",
+                      {account, balance_change(event), e.version, at});
+            }
+          },
+      .reset = [](annals::SqlTransaction& tx) { tx.exec("DELETE FROM bank_accounts"); },
+  };
+}
+
+annals::Projection ledger_projection() {
+  return annals::Projection{
+      .name = kLedgerProjection,
+      // Only the events that move money between the bank and the world, or
+      // between accounts; the checkpoint still moves past the others.
+      .filter = annals::EventFilter{{std::string(Deposited::type_name),
+                                     std::string(Withdrawn::type_name),
+                                     std::string(TransferSent::type_name)},
+                                    {},
+                                    std::string(Account::category)},
+      .setup =
+          [](annals::SqlTransaction& tx) {
+            tx.exec_script(
+                "CREATE TABLE IF NOT EXISTS bank_ledger ("
+                " position INTEGER PRIMARY KEY, recorded_at INTEGER NOT NULL,"
+                " kind TEXT NOT NULL, from_account TEXT, to_account TEXT,"
+                " amount INTEGER NOT NULL, reference TEXT, transfer_id TEXT);"
+                "CREATE INDEX IF NOT EXISTS bank_ledger_from ON bank_ledger(from_account);"
+                "CREATE INDEX IF NOT EXISTS bank_ledger_to ON bank_ledger(to_account)");
+          },
+      .apply =
+          [](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
+            const auto event = annals::decode<AccountEvent>(e);
+            const std::string account = account_of(e);
+            const auto at = annals::to_micros(e.recorded_at);
+            constexpr std::string_view insert =
+                "INSERT INTO bank_ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+            if (const auto* d = std::get_if<Deposited>(&event)) {
+              tx.exec(insert, {e.position, at, "deposit", nullptr, account, d->amount, nullptr,
+                               nullptr});
+            } else if (const auto* w = std::get_if<Withdrawn>(&event)) {
+              tx.exec(insert, {e.position, at, "withdrawal", account, nullptr, w->amount, nullptr,
+                               nullptr});
+            } else if (const auto* t = std::get_if<TransferSent>(&event)) {
+              tx.exec(insert, {e.position, at, "transfer", account, t->to_account, t->amount,
+                               t->reference, t->transfer_id});
+            }
+          },
+      .reset = [](annals::SqlTransaction& tx) { tx.exec("DELETE FROM bank_ledger"); },
+  };
+}
+
+}  // namespace bank

@@ -123,6 +123,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       projection_.reset(tx);
       detail::clear_parked(tx, projection_.name);
       detail::save_checkpoint(tx, projection_.name, 0, ProjectionState::stopped);
+      detail::clear_rebuild_request(tx, projection_.name);
     });
     {
       std::lock_guard lock(mu_);
@@ -363,7 +364,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       }
       // Polling for other processes: one indexed query when nothing changed.
       try {
-        if (store_.head_position() > checkpoint()) return true;
+        if (store_.head_position() > checkpoint() || rebuild_pending()) return true;
       } catch (...) {
         return true;  // let step() meet the error and count it
       }
@@ -409,17 +410,38 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     const std::int64_t last_read = events.empty() ? from - 1 : events.back().position;
     const std::int64_t target = result.at_head ? std::max(head, last_read) : last_read;
     if (target < from) {
-      result.outcome = Outcome::caught_up;
-      return result;
+      bool pending = false;
+      try {
+        pending = rebuild_pending();
+      } catch (...) {
+        return infrastructure_failure(from, std::current_exception());
+      }
+      if (!pending) {
+        result.outcome = Outcome::caught_up;
+        return result;
+      }
     }
 
     const RecordedEvent* failed = nullptr;
     std::exception_ptr event_error;
     std::int64_t committed = from - 1;
+    bool rebuilt = false;
     try {
       read_model_.write([&](SqlTransaction& tx) {
         failed = nullptr;
         event_error = nullptr;
+        rebuilt = false;
+        // A rebuild request (rebuild_request.hpp) wins over the batch read:
+        // reset and rewind in this transaction, replay from the next step.
+        if (projection_.reset && detail::rebuild_requested(tx, projection_.name)) {
+          projection_.reset(tx);
+          detail::clear_parked(tx, projection_.name);
+          detail::save_checkpoint(tx, projection_.name, 0, ProjectionState::catching_up);
+          detail::clear_rebuild_request(tx, projection_.name);
+          committed = 0;
+          rebuilt = true;
+          return;
+        }
         const std::int64_t stored = detail::checkpoint_position(tx, projection_.name);
         if (stored != from - 1) {  // another runner moved it: adopt, apply nothing
           committed = stored;
@@ -443,6 +465,10 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       return infrastructure_failure(from, std::current_exception());
     }
     set_checkpoint(committed);
+    if (rebuilt) {
+      attempts_ = {};
+      return StepResult{Outcome::progressed, false, {}};
+    }
     if (!failed) {
       attempts_ = {};
       result.outcome = Outcome::progressed;
@@ -541,6 +567,16 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   std::int64_t checkpoint() const {
     std::lock_guard lock(mu_);
     return checkpoint_;
+  }
+
+  // Is a rebuild request pending that this runner can honour? (One indexed
+  // read of the read model.)
+  bool rebuild_pending() const {
+    if (!projection_.reset) return false;
+    bool pending = false;
+    read_model_.read(
+        [&](SqlTransaction& tx) { pending = detail::rebuild_requested(tx, projection_.name); });
+    return pending;
   }
 
   void set_checkpoint(std::int64_t position) {

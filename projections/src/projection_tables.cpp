@@ -8,13 +8,19 @@
 //     error          TEXT,               -- why it stopped on a failure; NULL otherwise
 //     error_position INTEGER,            -- the position that failed
 //     attempts       INTEGER,            -- tries made on it
-//     updated_at     INTEGER NOT NULL)   -- microseconds since the epoch, UTC
+//     updated_at     INTEGER NOT NULL,   -- microseconds since the epoch, UTC
+//     rebuild_requested INTEGER)         -- when a rebuild was requested (see
+//                                        -- annals/projections/rebuild_request.hpp); NULL: none
 //
 //   projection_parked_events(
 //     name TEXT, position INTEGER,       -- PRIMARY KEY (name, position)
 //     stream_id TEXT, type TEXT,         -- of the event, for people reading the table
 //     error TEXT, attempts INTEGER,      -- last error, tries so far
 //     parked_at INTEGER)                 -- microseconds since the epoch, UTC
+//
+// rebuild_requested was added after the first release of these tables:
+// create_projection_tables adds it to a table that lacks it (ALTER TABLE ADD
+// COLUMN keeps every row; the new column is NULL, "no request").
 //
 // The state column is what the last runner wrote: a process killed while live
 // leaves "live" behind. Only error/error_position say for sure that it stopped.
@@ -71,6 +77,28 @@ CREATE TABLE IF NOT EXISTS projection_parked_events (
   PRIMARY KEY (name, position)
 );
 )sql");
+  const bool has_request_column =
+      tx.query_int("SELECT count(*) FROM pragma_table_info('projection_checkpoints') "
+                   "WHERE name = 'rebuild_requested'")
+          .value_or(0) > 0;
+  if (!has_request_column) {
+    tx.exec("ALTER TABLE projection_checkpoints ADD COLUMN rebuild_requested INTEGER");
+  }
+}
+
+bool request_rebuild(SqlTransaction& tx, const std::string& name) {
+  return tx.exec("UPDATE projection_checkpoints SET rebuild_requested = ?2 WHERE name = ?1",
+                 {name, now_micros()}) > 0;
+}
+
+bool rebuild_requested(SqlTransaction& tx, const std::string& name) {
+  return tx.query_int("SELECT rebuild_requested FROM projection_checkpoints WHERE name = ?1",
+                      {name})
+      .has_value();
+}
+
+void clear_rebuild_request(SqlTransaction& tx, const std::string& name) {
+  tx.exec("UPDATE projection_checkpoints SET rebuild_requested = NULL WHERE name = ?1", {name});
 }
 
 void ensure_checkpoint(SqlTransaction& tx, const std::string& name) {

@@ -14,8 +14,15 @@
 
 namespace annals::detail {
 
-// Creates both tables if missing.
+// Creates both tables if missing, and adds the rebuild_requested column to a
+// checkpoint table made before it existed.
 void create_projection_tables(SqlTransaction& tx);
+
+// Records a rebuild request for `name`; false when `name` has no checkpoint row.
+bool request_rebuild(SqlTransaction& tx, const std::string& name);
+// Whether a rebuild of `name` was requested and not yet done.
+bool rebuild_requested(SqlTransaction& tx, const std::string& name);
+void clear_rebuild_request(SqlTransaction& tx, const std::string& name);
 
 // Inserts the checkpoint row of `name` at position 0 if it has none.
 void ensure_checkpoint(SqlTransaction& tx, const std::string& name);

@@ -27,6 +27,12 @@
 /// with the next. A failing store or read model is retried the same way and
 /// then stops the runner whatever the policy (no event is to blame).
 ///
+/// Rebuild requests: another process (the `annals rebuild NAME` tool) may ask
+/// for a rebuild through the read model (annals/projections/rebuild_request.hpp).
+/// The runner honours it at its next batch, at its next poll when idle, or in
+/// start() / catch_up(): reset(), parked events dropped and checkpoint 0 in one
+/// transaction, then the replay from position 1. Needs the projection's reset().
+///
 /// Several runners may share one SqliteReadModel. Two runners of the same
 /// projection name (in one process or several) never apply an event twice to
 /// the read model: each batch re-reads the checkpoint inside its transaction

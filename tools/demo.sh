@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The main job: builds the demo in release mode and runs it on an embedded
-# SQLite file (default demo.db in the current directory).
+# The main job: builds the bank example in release mode and runs its demo on
+# an embedded SQLite file (default bank-demo.db in the current directory; the
+# demo starts that file afresh on every run).
 #   bash tools/demo.sh [FILE]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-file="${1:-demo.db}"
+file="${1:-bank-demo.db}"
 
 bash "$root/tools/deps.sh" >&2
-(cd "$root" && cmake --preset release >/dev/null && cmake --build --preset release --target annals_demo >&2)
-"$root/build/release/examples/demo/demo" "$file"
+(cd "$root" && cmake --preset release >/dev/null && cmake --build --preset release --target bank >&2)
+bash "$root/examples/bank/demo.sh" "$root/build/release/examples/bank/bank" "$file"

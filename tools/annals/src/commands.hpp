@@ -1,0 +1,112 @@
+#pragma once
+// One function per annals command. Each takes its parsed options and the
+// program's streams, writes results to io.out and progress to io.err, and
+// returns an exit code (store_file.hpp); failures throw ToolError or the
+// annals::Error of the library that failed, which cli.cpp reports.
+//
+// Read commands open the store read-only and stream with its cursors, so no
+// command holds more than one page of events in memory.
+
+#include <cstdint>
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include "annals/store/event_store.hpp"
+#include "store_file.hpp"
+
+namespace annals::tool {
+
+/// The program's streams. `err_is_terminal` turns progress bars on.
+struct Io {
+  std::istream& in;
+  std::ostream& out;
+  std::ostream& err;
+  bool err_is_terminal = false;
+};
+
+struct StreamsCommand {
+  std::filesystem::path db;
+  std::string prefix;
+  bool json = false;
+};
+/// Stream ids (with their versions) in byte order.
+int run_streams(const StreamsCommand& c, Io& io);
+
+struct ReadCommand {
+  std::filesystem::path db;
+  std::string stream;
+  std::optional<std::int64_t> from;  ///< default: 1 forward, the last version backward
+  bool backward = false;
+  std::uint64_t limit = kNoLimit;
+  bool json = false;
+};
+/// One stream's events. Throws ToolError(kExitFailure) if the stream does not exist.
+int run_read(const ReadCommand& c, Io& io);
+
+struct TailCommand {
+  std::filesystem::path db;
+  std::optional<std::int64_t> from;  ///< default: the last 10 events
+  bool follow = false;
+  bool json = false;
+  std::optional<std::int64_t> max_events;  ///< stop after printing this many
+  double timeout_seconds = 0;              ///< --follow stops after this long; 0: never
+  int poll_ms = 200;                       ///< how often --follow looks for new events
+};
+/// Events in position order from `from`; with follow, new ones as they are
+/// committed, by any process (polls the head position).
+int run_tail(const TailCommand& c, Io& io);
+
+struct StatsCommand {
+  std::filesystem::path db;
+  bool json = false;
+};
+/// Counts per type and category, streams, head position, times, file sizes.
+int run_stats(const StatsCommand& c, Io& io);
+
+struct VerifyCommand {
+  std::filesystem::path db;
+  bool json = false;
+};
+/// Walks the hash chain. kExitOk when intact, else kExitIntegrity naming the
+/// first bad position.
+int run_verify(const VerifyCommand& c, Io& io);
+
+struct ExportCommand {
+  std::filesystem::path db;
+  std::string output;  ///< empty or "-": io.out
+};
+/// Every event as JSON Lines (annals/store/event_export.hpp). A file output is
+/// written to a temporary file beside it and renamed when complete.
+int run_export(const ExportCommand& c, Io& io);
+
+struct ImportCommand {
+  std::filesystem::path db;
+  std::string input;  ///< "-": io.in
+};
+/// Loads an export into an empty (or new) store, all or nothing. A store file
+/// this command created is removed again when the import fails.
+int run_import(const ImportCommand& c, Io& io);
+
+struct ProjectionsCommand {
+  std::filesystem::path db;
+  std::filesystem::path read_model;  ///< empty: the store's own file
+  bool json = false;
+};
+/// Each durable projection's checkpoint row with the store's head and lag.
+int run_projections(const ProjectionsCommand& c, Io& io);
+
+struct RebuildCommand {
+  std::filesystem::path db;
+  std::string name;
+  std::filesystem::path read_model;  ///< empty: the store's own file
+  bool wait = false;
+  double timeout_seconds = 0;  ///< with wait; 0: no limit
+  int poll_ms = 200;
+};
+/// Records a rebuild request (annals/projections/rebuild_request.hpp); with
+/// wait, returns once a runner has replayed up to the head.
+int run_rebuild(const RebuildCommand& c, Io& io);
+
+}  // namespace annals::tool

@@ -1,0 +1,424 @@
+// Every annals command, run in-process through cli.hpp: results, exit codes,
+// bad input, and files that must be left untouched.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "annals/projections/projection_runner.hpp"
+#include "annals/projections/rebuild_request.hpp"
+#include "annals/store/event_export.hpp"
+#include "tool_fixtures.hpp"
+
+namespace annals {
+namespace {
+
+using namespace testing;
+using namespace std::chrono_literals;
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+class AnnalsTool : public ::testing::Test {
+ protected:
+  void SetUp() override { fill_sample(db()); }
+  std::filesystem::path db() const { return dir_ / "store.db"; }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  TempDir dir_;
+};
+
+// ---- streams ----------------------------------------------------------------------
+
+TEST_F(AnnalsTool, StreamsListsEveryStreamWithItsVersion) {
+  const auto r = annals_run({"streams", "--db", db().string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "account-1\t3\naccount-2\t1\naudit-1\t1\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(AnnalsTool, StreamsWithAPrefixAndJsonListsOnlyThoseAsJsonLines) {
+  const auto r = annals_run({"streams", "--db", db().string(), "--prefix", "acc", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(Json::parse(lines[0]), (Json{{"stream_id", "account-1"}, {"version", 3}}));
+  EXPECT_EQ(Json::parse(lines[1])["stream_id"], "account-2");
+}
+
+// ---- read -------------------------------------------------------------------------
+
+TEST_F(AnnalsTool, ReadPrintsOneStreamInOrder) {
+  const auto r = annals_run({"read", "account-1", "--db", db().string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].substr(0, 14), "1\taccount-1@1\t");
+  EXPECT_NE(lines[0].find("bank.Opened\t{\"owner\":\"Ada\"}"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[2].substr(0, 14), "4\taccount-1@3\t");
+}
+
+TEST_F(AnnalsTool, ReadBackwardFromAVersionWithALimitGivesExportLinesWithJson) {
+  const auto r = annals_run(
+      {"read", "account-1", "--db", db().string(), "--backward", "--from", "2", "--limit", "1", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u);
+  const RecordedEvent e = parse_export_line(lines[0], 1);
+  EXPECT_EQ(e.version, 2);
+  EXPECT_EQ(e.type, "bank.Deposited");
+}
+
+TEST_F(AnnalsTool, ReadOfAStreamThatDoesNotExistFailsNamingIt) {
+  const auto r = annals_run({"read", "account-9", "--db", db().string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("'account-9' does not exist"), std::string::npos) << r.err;
+}
+
+TEST_F(AnnalsTool, ReadOfAnInvalidStreamIdOrLimitIsAUsageError) {
+  EXPECT_EQ(annals_run({"read", std::string("bad\x01id"), "--db", db().string()}).code, 2);
+  const auto r = annals_run({"read", "account-1", "--db", db().string(), "--limit", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--limit"), std::string::npos) << r.err;
+}
+
+// ---- tail -------------------------------------------------------------------------
+
+TEST_F(AnnalsTool, TailPrintsTheLastEventsOrFromAPosition) {
+  auto r = annals_run({"tail", "--db", db().string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out).size(), 5u);  // fewer than 10 in all
+  r = annals_run({"tail", "--db", db().string(), "--from", "4", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto lines = lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(parse_export_line(lines[0], 1).position, 4);
+  EXPECT_EQ(parse_export_line(lines[1], 2).position, 5);
+}
+
+TEST_F(AnnalsTool, TailFollowPrintsEventsAnotherStoreObjectAppends) {
+  Outcome follow;
+  std::thread tail([&] {
+    follow = annals_run({"tail", "--db", db().string(), "--from", "5", "--follow", "--json",
+                         "--max-events", "4", "--poll-interval", "10", "--timeout", "60"});
+  });
+  {
+    SqliteEventStore writer(db(), quick());  // as another process would
+    for (int i = 0; i < 3; ++i) {
+      std::this_thread::sleep_for(30ms);
+      writer.append("late-1", ExpectedVersion::any(), {tool_event("test.Late")});
+    }
+  }
+  tail.join();
+  ASSERT_EQ(follow.code, 0) << follow.err;
+  const auto lines = lines_of(follow.out);
+  ASSERT_EQ(lines.size(), 4u) << follow.out;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(parse_export_line(lines[i], 1).position, static_cast<std::int64_t>(5 + i));
+  }
+  EXPECT_EQ(parse_export_line(lines[3], 1).stream_id, "late-1");
+}
+
+TEST_F(AnnalsTool, TailFollowStopsAtItsTimeout) {
+  const auto r = annals_run({"tail", "--db", db().string(), "--follow", "--timeout", "0.2",
+                             "--poll-interval", "10"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out).size(), 5u);
+}
+
+// ---- stats ------------------------------------------------------------------------
+
+TEST_F(AnnalsTool, StatsCountsEventsPerTypeAndCategory) {
+  const auto r = annals_run({"stats", "--db", db().string(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["events"], 5);
+  EXPECT_EQ(j["streams"], 3);
+  EXPECT_EQ(j["head_position"], 5);
+  EXPECT_EQ(j["types"], (Json{{"audit.Checked", 1}, {"bank.Deposited", 1}, {"bank.Opened", 2},
+                              {"bank.Withdrawn", 1}}));
+  EXPECT_EQ(j["categories"], (Json{{"account", 4}, {"audit", 1}}));
+  EXPECT_GT(j["file_bytes"].get<std::int64_t>(), 0);
+  const auto text = annals_run({"stats", "--db", db().string()});
+  ASSERT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("head position  5"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("  account\t4"), std::string::npos) << text.out;
+}
+
+// ---- verify -----------------------------------------------------------------------
+
+TEST_F(AnnalsTool, VerifySaysOkOnAnIntactStore) {
+  const auto r = annals_run({"verify", "--db", db().string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok: 5 events, hash chain intact\n");
+}
+
+TEST_F(AnnalsTool, VerifyNamesTheFirstBadPositionOfATamperedCopy) {
+  {
+    SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
+    raw.exec("DROP TRIGGER events_append_only_update");
+    raw.exec("UPDATE events SET payload = '{\"amount\":900}' WHERE position = 2");
+  }
+  auto r = annals_run({"verify", "--db", db().string()});
+  EXPECT_EQ(r.code, 4);
+  EXPECT_NE(r.err.find("first bad position 2"), std::string::npos) << r.err;
+  r = annals_run({"verify", "--db", db().string(), "--json"});
+  EXPECT_EQ(r.code, 4);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["first_bad_position"], 2);
+}
+
+// ---- export / import ----------------------------------------------------------------
+
+TEST_F(AnnalsTool, ExportImportExportIsByteIdenticalAndTheCopyVerifies) {
+  auto r = annals_run({"export", "--db", db().string(), "--output", path("dump.jsonl")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string dump = file_bytes(dir_ / "dump.jsonl");
+  EXPECT_EQ(lines_of(dump).size(), 5u);
+  r = annals_run({"import", "--db", path("copy.db"), path("dump.jsonl")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("imported 5 events"), std::string::npos) << r.err;
+  r = annals_run({"export", "--db", path("copy.db")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, dump);
+  EXPECT_EQ(annals_run({"verify", "--db", path("copy.db")}).code, 0);
+}
+
+TEST_F(AnnalsTool, ImportReadsStandardInputForADash) {
+  const std::string dump = annals_run({"export", "--db", db().string()}).out;
+  const auto r = annals_run({"import", "--db", path("copy.db"), "-"}, dump);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(annals_run({"export", "--db", path("copy.db")}).out, dump);
+}
+
+TEST_F(AnnalsTool, ImportIntoANonEmptyStoreIsRefusedAndLeavesItUnchanged) {
+  const std::string dump = annals_run({"export", "--db", db().string()}).out;
+  const std::string before = file_bytes(db());
+  const auto r = annals_run({"import", "--db", db().string(), "-"}, dump);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
+  EXPECT_EQ(file_bytes(db()), before);
+}
+
+TEST_F(AnnalsTool, ImportOfABadLineNamesItAndLeavesNoStoreBehind) {
+  std::string dump = annals_run({"export", "--db", db().string()}).out;
+  dump.replace(dump.find("\"amount\":200"), 12, "\"amount\":201");  // line 4
+  auto r = annals_run({"import", "--db", path("copy.db"), "-"}, dump);
+  EXPECT_EQ(r.code, 4);
+  EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "copy.db"));
+  r = annals_run({"import", "--db", path("copy.db"), "-"}, "{\"position\":1}\n");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("line 1: field 'stream_id' is missing"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "copy.db"));
+}
+
+TEST_F(AnnalsTool, ImportOfAMissingInputFileFailsNamingIt) {
+  const auto r = annals_run({"import", "--db", path("copy.db"), path("nope.jsonl")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("nope.jsonl"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "copy.db"));
+}
+
+// ---- projections / rebuild ----------------------------------------------------------
+
+Projection counter_projection() {
+  Projection p;
+  p.name = "counter";
+  p.setup = [](SqlTransaction& tx) {
+    tx.exec_script("CREATE TABLE IF NOT EXISTS counted (position INTEGER PRIMARY KEY)");
+  };
+  p.apply = [](SqlTransaction& tx, const RecordedEvent& e) {
+    tx.exec("INSERT INTO counted (position) VALUES (?1)", {e.position});
+  };
+  p.reset = [](SqlTransaction& tx) { tx.exec("DELETE FROM counted"); };
+  return p;
+}
+
+TEST_F(AnnalsTool, ProjectionsListsCheckpointHeadLagAndState) {
+  std::string stored_state;
+  {
+    SqliteEventStore store(db(), quick());
+    SqliteReadModel views(dir_ / "views.db");
+    ProjectionRunner runner(store, views, counter_projection());
+    ASSERT_EQ(runner.catch_up(), 5);
+    store.append("account-2", ExpectedVersion::any(), {tool_event("bank.Closed")});
+    stored_state = std::string(to_string(views.checkpoint_record("counter")->state));
+  }
+  auto r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db"), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["name"], "counter");
+  EXPECT_EQ(j["checkpoint"], 5);
+  EXPECT_EQ(j["head_position"], 6);
+  EXPECT_EQ(j["lag"], 1);
+  EXPECT_EQ(j["state"], stored_state);  // as the last runner recorded it
+  EXPECT_TRUE(j["failure"].is_null());
+  r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db")});
+  EXPECT_EQ(r.out, "counter\tcheckpoint 5\thead 6\tlag 1\t" + stored_state + "\n");
+  // The store file itself has no checkpoint table: nothing to list.
+  r = annals_run({"projections", "--db", db().string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST_F(AnnalsTool, RebuildWaitReturnsOnceTheRunnerReplayedToTheHead) {
+  SqliteEventStore store(db(), quick());
+  SqliteReadModel views(db());  // the read model in the store's own file
+  ProjectionRunnerOptions options;
+  options.poll_interval = 10ms;
+  ProjectionRunner runner(store, views, counter_projection(), options);
+  runner.start();
+  ASSERT_TRUE(runner.wait_for(5, 10s));
+  views.write([](SqlTransaction& tx) { tx.exec("INSERT INTO counted (position) VALUES (999)"); });
+
+  const auto r = annals_run({"rebuild", "counter", "--db", db().string(), "--wait", "--timeout",
+                             "60", "--poll-interval", "10"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("done"), std::string::npos) << r.err;
+  EXPECT_FALSE(rebuild_requested(views, "counter"));
+  // reset() ran: the row no event made is gone, every event's row is back.
+  EXPECT_EQ(views.query_int("SELECT count(*) FROM counted"), 5);
+  EXPECT_EQ(views.query_int("SELECT max(position) FROM counted"), 5);
+}
+
+TEST_F(AnnalsTool, RebuildWithoutARunningRunnerRecordsTheRequestAndWaitTimesOut) {
+  {
+    SqliteEventStore store(db(), quick());
+    SqliteReadModel views(dir_ / "views.db");
+    ProjectionRunner runner(store, views, counter_projection());
+    runner.catch_up();
+  }
+  auto r = annals_run({"rebuild", "counter", "--db", db().string(), "--read-model",
+                       path("views.db"), "--wait", "--timeout", "0.1", "--poll-interval", "10"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("still pending"), std::string::npos) << r.err;
+  r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db")});
+  EXPECT_NE(r.out.find("rebuild requested"), std::string::npos) << r.out;
+}
+
+TEST_F(AnnalsTool, RebuildOfAnUnknownProjectionIsRefusedNamingTheKnownOnes) {
+  {
+    SqliteEventStore store(db(), quick());
+    SqliteReadModel views(dir_ / "views.db");
+    ProjectionRunner runner(store, views, counter_projection());
+  }
+  const std::string before = file_bytes(dir_ / "views.db");
+  const auto r = annals_run({"rebuild", "countr", "--db", db().string(), "--read-model", path("views.db")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no projection named 'countr'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("counter"), std::string::npos) << r.err;
+  EXPECT_EQ(file_bytes(dir_ / "views.db"), before);
+}
+
+// ---- files that cannot be used --------------------------------------------------------
+
+// Every read command on `file` exits 3 naming it and leaves it as it was.
+void expect_every_read_command_refuses(const std::filesystem::path& file, const std::string& needle) {
+  const bool existed = std::filesystem::exists(file);
+  const std::string before = existed ? file_bytes(file) : "";
+  const std::string f = file.string();
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"streams", "--db", f}, {"read", "a-1", "--db", f}, {"tail", "--db", f},
+           {"stats", "--db", f}, {"verify", "--db", f}, {"export", "--db", f},
+           {"projections", "--db", f}, {"rebuild", "x", "--db", f}}) {
+    const auto r = annals_run(args);
+    EXPECT_EQ(r.code, 3) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(f), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << args[0] << ": " << r.err;
+    EXPECT_EQ(r.out, "") << args[0];
+    ASSERT_EQ(std::filesystem::exists(file), existed) << args[0];
+    if (existed) {
+      EXPECT_EQ(file_bytes(file), before) << args[0] << " changed the file";
+    }
+  }
+}
+
+TEST_F(AnnalsTool, AMissingFileIsRefusedAndNotCreated) {
+  expect_every_read_command_refuses(dir_ / "missing.db", "does not exist");
+}
+
+TEST_F(AnnalsTool, AFileThatIsNotAStoreIsRefusedAndLeftUntouched) {
+  write_file(dir_ / "notes.txt", "these are notes, not a database\n" + std::string(5000, 'x'));
+  expect_every_read_command_refuses(dir_ / "notes.txt", "not an SQLite database");
+  {
+    SQLite::Database other(path("other.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    other.exec("CREATE TABLE orders (id INTEGER PRIMARY KEY)");
+  }
+  expect_every_read_command_refuses(dir_ / "other.db", "not an Annals store");
+  write_file(dir_ / "empty.db", "");
+  expect_every_read_command_refuses(dir_ / "empty.db", "not an Annals store");
+}
+
+TEST_F(AnnalsTool, AStoreOfANewerSchemaIsRefusedAndLeftUntouched) {
+  {
+    SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA user_version = 99");
+  }
+  expect_every_read_command_refuses(db(), "newer");
+  const std::string before = file_bytes(db());
+  const auto r = annals_run({"import", "--db", db().string(), "-"}, "");
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(file_bytes(db()), before);
+}
+
+TEST_F(AnnalsTool, AReadOnlyStoreIsReadAndNotChanged) {
+  ASSERT_EQ(::chmod(db().c_str(), 0444), 0);
+  const std::string before = file_bytes(db());
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"streams", "--db", db().string()}, {"read", "account-1", "--db", db().string()},
+           {"tail", "--db", db().string()}, {"stats", "--db", db().string()},
+           {"verify", "--db", db().string()}, {"export", "--db", db().string()},
+           {"projections", "--db", db().string()}}) {
+    const auto r = annals_run(args);
+    EXPECT_EQ(r.code, 0) << args[0] << ": " << r.err;
+    if (args[0] != "projections") {  // it has none to list
+      EXPECT_NE(r.out, "") << args[0];
+    }
+  }
+  EXPECT_EQ(file_bytes(db()), before);
+  if (running_as_root()) {
+    GTEST_SKIP() << "running as root, which may write a 0444 file: the refusal of writing "
+                    "commands (import, rebuild) on a read-only file cannot be observed";
+  }
+  const auto r = annals_run({"import", "--db", db().string(), "-"}, "");
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("not writable"), std::string::npos) << r.err;
+  EXPECT_EQ(file_bytes(db()), before);
+}
+
+// ---- progress and usage ------------------------------------------------------------------
+
+TEST(AnnalsToolProgress, LongCommandsAreQuietWhenStderrIsNotATerminal) {
+  TempDir dir;
+  fill_many(dir / "big.db", 5000);
+  const std::string db = (dir / "big.db").string();
+  auto r = annals_run({"export", "--db", db});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  r = annals_run({"verify", "--db", db});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  // The same on a terminal draws a bar, and erases it at the end.
+  r = annals_run({"export", "--db", db}, "", /*terminal=*/true);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("export ["), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.back(), '\r');
+}
+
+TEST(AnnalsToolUsage, BadCommandLinesExitWithTwo) {
+  EXPECT_EQ(annals_run({}).code, 2);
+  EXPECT_EQ(annals_run({"frobnicate", "--db", "x.db"}).code, 2);
+  EXPECT_EQ(annals_run({"streams"}).code, 2);  // --db is required
+  EXPECT_EQ(annals_run({"read", "--db", "x.db"}).code, 2);  // no stream
+  EXPECT_EQ(annals_run({"--help"}).code, 0);
+}
+
+}  // namespace
+}  // namespace annals

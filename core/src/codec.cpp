@@ -24,4 +24,17 @@ void throw_schema_mismatch(const RecordedEvent& event, std::string_view type, in
                            " (register an upcaster)");
 }
 
+Json parse_payload(const RecordedEvent& event) {
+  // Checked before parsing: the parse itself copes, but what a caller does
+  // with the result (copy, dump) recurses once per level.
+  if (json_text_nested_deeper_than(event.payload, kMaxJsonDepth)) {
+    throw_decode_error(event, "payload is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  try {
+    return Json::parse(event.payload);
+  } catch (const std::exception& e) {
+    throw_decode_error(event, e.what());
+  }
+}
+
 }  // namespace annals::detail

@@ -1,8 +1,55 @@
 #include "annals/core/event.hpp"
 
+#include <utility>
+#include <vector>
+
 #include "annals/core/error.hpp"
 
 namespace annals {
+
+namespace {
+// Walks `root` with an explicit stack (no recursion, whatever the depth).
+bool nested_deeper_than(const Json& root, int max_depth) {
+  std::vector<std::pair<const Json*, int>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    const auto [value, depth] = todo.back();
+    todo.pop_back();
+    if (!value->is_structured()) continue;
+    if (depth > max_depth) return true;
+    for (const auto& child : *value) {
+      if (child.is_structured()) todo.emplace_back(&child, depth + 1);
+    }
+  }
+  return false;
+}
+}  // namespace
+
+namespace detail {
+bool json_text_nested_deeper_than(std::string_view text, int max_depth) noexcept {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) return true;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return false;
+}
+}  // namespace detail
 
 EventData EventData::from_json(std::string type, const Json& payload, const Json& metadata,
                                int schema_version) {
@@ -13,6 +60,13 @@ EventData EventData::from_json(std::string type, const Json& payload, const Json
   if (!metadata.is_object()) {
     throw InvalidArgument("metadata of event type '" + type + "' must be a JSON object, got " +
                           metadata.type_name());
+  }
+  // Before dump(), which recurses once per level.
+  for (const auto& [value, field] : {std::pair{&payload, "payload"}, std::pair{&metadata, "metadata"}}) {
+    if (nested_deeper_than(*value, kMaxJsonDepth)) {
+      throw InvalidArgument(std::string(field) + " of event type '" + type +
+                            "' is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
   }
   EventData data;
   data.type = std::move(type);
@@ -30,6 +84,12 @@ EventData EventData::from_json(std::string type, const Json& payload, const Json
 
 namespace {
 Json parse_stored(const RecordedEvent& event, const std::string& text, const char* field) {
+  if (detail::json_text_nested_deeper_than(text, kMaxJsonDepth)) {
+    throw SerializationError(std::string(field) + " of event at position " +
+                             std::to_string(event.position) + " (stream '" + event.stream_id +
+                             "', version " + std::to_string(event.version) +
+                             ") is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   try {
     return Json::parse(text);
   } catch (const Json::exception& e) {
@@ -75,11 +135,10 @@ struct TopLevelKind : nlohmann::json_sax<Json> {
   }
 
  private:
-  static constexpr int kMaxDepth = 512;
   bool scalar() { return true; }
   bool nest() {
-    if (++depth > kMaxDepth) {
-      error = "nested deeper than " + std::to_string(kMaxDepth) + " levels";
+    if (++depth > kMaxJsonDepth) {
+      error = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
       return false;
     }
     return true;

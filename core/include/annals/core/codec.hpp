@@ -50,6 +50,9 @@ struct is_typed_variant<std::variant<Es...>> : std::true_type {};
 [[noreturn]] void throw_decode_error(const RecordedEvent& event, std::string_view why);
 [[noreturn]] void throw_schema_mismatch(const RecordedEvent& event, std::string_view type,
                                         int stored, int expected);
+/// The event's payload parsed; SerializationError naming the event when it is
+/// not JSON or is nested deeper than kMaxJsonDepth.
+Json parse_payload(const RecordedEvent& event);
 }  // namespace detail
 
 /// A std::variant whose alternatives are all typed events.
@@ -77,18 +80,13 @@ EventData encode(const E& event, const Json& metadata = Json::object()) {
 /// Decodes a recorded event into the variant alternative named by its type, or
 /// std::nullopt when no alternative has that type.
 /// Throws: SerializationError naming the stream, version and type if the payload
-/// does not parse, upcasting fails, the schema version after upcasting differs
+/// does not parse or is nested deeper than kMaxJsonDepth, upcasting fails, the schema version after upcasting differs
 /// from the alternative's, or from_json fails.
 template <EventVariant V>
 std::optional<V> try_decode(const RecordedEvent& event, const UpcasterChain* upcasters = nullptr) {
   std::string type = event.type;
   int version = event.schema_version;
-  Json payload;
-  try {
-    payload = Json::parse(event.payload);
-  } catch (const std::exception& e) {
-    detail::throw_decode_error(event, e.what());
-  }
+  Json payload = detail::parse_payload(event);
   if (upcasters != nullptr && !upcasters->empty()) upcasters->apply(type, version, payload);
 
   std::optional<V> result;

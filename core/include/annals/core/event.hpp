@@ -36,7 +36,8 @@ struct EventData {
   std::string metadata = "{}";
 
   /// Builds an event from parsed JSON. Throws: InvalidArgument if `payload` or
-  /// `metadata` is not an object.
+  /// `metadata` is not an object, is nested deeper than kMaxJsonDepth or holds
+  /// invalid UTF-8.
   static EventData from_json(std::string type, const Json& payload,
                              const Json& metadata = Json::object(), int schema_version = 1);
 };
@@ -57,14 +58,30 @@ struct RecordedEvent {
   Timestamp recorded_at{};
   EventHash hash{};  ///< chain hash as stored (all zero for stores without one)
 
-  /// Throws: SerializationError naming the event if the stored text is not JSON.
+  /// Throws: SerializationError naming the event if the stored text is not
+  /// JSON or is nested deeper than kMaxJsonDepth.
   Json payload_json() const;
   Json metadata_json() const;
 };
 
-/// Checks that `text` is a JSON object (valid UTF-8, nothing after it).
+/// Deepest nesting of objects and arrays accepted in a payload or metadata,
+/// the top-level object counting as 1. Deeper JSON is refused with an error
+/// wherever Annals meets it (append, from_json, payload_json, decode): it is
+/// never handed to nlohmann's serializer or copy, which recurse once per level
+/// and would exhaust the stack on hostile input.
+inline constexpr int kMaxJsonDepth = 512;
+
+/// Checks that `text` is a JSON object (valid UTF-8, nothing after it, at
+/// most kMaxJsonDepth levels deep).
 /// `what` names the input in the error ("payload of event 3 for stream 'a-1'").
 /// Throws: InvalidArgument.
 void validate_json_object(std::string_view text, std::string_view what);
+
+namespace detail {
+/// True if JSON `text` opens more than `max_depth` objects or arrays inside
+/// each other. A byte scan (strings and escapes skipped), no parse: cheap
+/// enough to run before every parse of stored text. Does not validate.
+bool json_text_nested_deeper_than(std::string_view text, int max_depth) noexcept;
+}  // namespace detail
 
 }  // namespace annals

@@ -6,6 +6,8 @@
 #   bash tools/test.sh release
 # Extra arguments go to ctest (e.g. -R Conformance, -L sqlite).
 # Tests labelled "soak" (long runs) are skipped unless ANNALS_SOAK=1.
+# ANNALS_TEST_TARGETS="a b" builds only those targets (select their tests
+# with -R; the others would show as *_NOT_BUILT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +23,9 @@ bash tools/deps.sh
 echo "== configure ($preset)"
 cmake --preset "$preset"
 echo "== build ($preset, $jobs jobs)"
-cmake --build --preset "$preset" -j "$jobs"
+targets=()
+for t in ${ANNALS_TEST_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build --preset "$preset" -j "$jobs" "${targets[@]}"
 echo "== test ($preset)"
 ctest --preset "$preset" -j "$jobs" "${exclude[@]}" "$@"
 echo "== ok ($preset)"

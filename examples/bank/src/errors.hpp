@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "money.hpp"
+
 namespace bank {
 
 /// Base of every refusal of the bank domain.
@@ -33,55 +35,52 @@ class InvalidInput : public BankError {
   using BankError::BankError;
 };
 
-/// No account with this id (or none yet at the time or version asked for).
-class UnknownAccount : public BankError {
+/// A refusal about one account, which it names.
+class AccountError : public BankError {
  public:
-  explicit UnknownAccount(const std::string& account, const std::string& detail = {})
-      : BankError("unknown account '" + account + "'" + (detail.empty() ? "" : " " + detail)),
-        account_(account) {}
+  AccountError(const std::string& account, const std::string& message)
+      : BankError(message), account_(account) {}
   const std::string& account() const noexcept { return account_; }
 
  private:
   std::string account_;
+};
+
+/// No account with this id (or none yet at the time or version asked for).
+class UnknownAccount : public AccountError {
+ public:
+  explicit UnknownAccount(const std::string& account, const std::string& detail = {})
+      : AccountError(account,
+                     "unknown account '" + account + "'" + (detail.empty() ? "" : " " + detail)) {}
 };
 
 /// open of an account id that is already taken.
-class AccountExists : public BankError {
+class AccountExists : public AccountError {
  public:
   explicit AccountExists(const std::string& account)
-      : BankError("account '" + account + "' already exists"), account_(account) {}
-  const std::string& account() const noexcept { return account_; }
-
- private:
-  std::string account_;
+      : AccountError(account, "account '" + account + "' already exists") {}
 };
 
 /// A command on a closed account.
-class AccountIsClosed : public BankError {
+class AccountIsClosed : public AccountError {
  public:
   explicit AccountIsClosed(const std::string& account)
-      : BankError("account '" + account + "' is closed"), account_(account) {}
-  const std::string& account() const noexcept { return account_; }
-
- private:
-  std::string account_;
+      : AccountError(account, "account '" + account + "' is closed") {}
 };
 
 /// A withdrawal or an outgoing transfer past the overdraft limit. Carries
-/// what was asked for and what could have been taken, in cents.
-class InsufficientFunds : public BankError {
+/// what was asked for and what could have been taken.
+class InsufficientFunds : public AccountError {
  public:
-  InsufficientFunds(const std::string& account, long long requested, long long available,
+  InsufficientFunds(const std::string& account, Cents requested, Cents available,
                     const std::string& message)
-      : BankError(message), account_(account), requested_(requested), available_(available) {}
-  const std::string& account() const noexcept { return account_; }
-  long long requested() const noexcept { return requested_; }
-  long long available() const noexcept { return available_; }
+      : AccountError(account, message), requested_(requested), available_(available) {}
+  Cents requested() const noexcept { return requested_; }
+  Cents available() const noexcept { return available_; }
 
  private:
-  std::string account_;
-  long long requested_;
-  long long available_;
+  Cents requested_;
+  Cents available_;
 };
 
 /// A transfer between accounts of different currencies.

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,7 +67,10 @@ void each_row(SQLite::Database& db, const std::string& sql, const std::filesyste
     SQLite::Statement st(db, sql);
     while (st.executeStep()) row(st);
   } catch (const SQLite::Exception& e) {
-    throw ToolError(kExitFailure, "reading " + named(file) + ": " + e.what());
+    // A file that is not a database at all is unusable, not a failed query.
+    const bool not_a_database = e.getErrorCode() == SQLITE_NOTADB;
+    throw ToolError(not_a_database ? kExitUnusable : kExitFailure,
+                    "reading " + named(file) + ": " + e.what());
   }
 }
 

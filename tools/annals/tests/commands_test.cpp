@@ -303,6 +303,23 @@ TEST_F(AnnalsTool, RebuildWithoutARunningRunnerRecordsTheRequestAndWaitTimesOut)
   EXPECT_NE(r.out.find("rebuild requested"), std::string::npos) << r.out;
 }
 
+TEST_F(AnnalsTool, AReadModelThatIsNotADatabaseIsRefusedAndLeftUntouched) {
+  write_file(dir_ / "views.db", "not a database\n" + std::string(4096, '-'));
+  const std::string before = file_bytes(dir_ / "views.db");
+  for (const auto& command : {"projections", "rebuild"}) {
+    std::vector<std::string> args{command, "--db", db().string(), "--read-model", path("views.db")};
+    if (std::string(command) == "rebuild") args.insert(args.begin() + 1, "counter");
+    const auto r = annals_run(args);
+    EXPECT_EQ(r.code, 3) << command << ": " << r.err;
+    EXPECT_NE(r.err.find("views.db"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(file_bytes(dir_ / "views.db"), before);
+  const auto r = annals_run({"projections", "--db", db().string(), "--read-model", path("none.db")});
+  EXPECT_EQ(r.code, 3);
+  EXPECT_NE(r.err.find("none.db' does not exist"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "none.db"));
+}
+
 TEST_F(AnnalsTool, RebuildOfAnUnknownProjectionIsRefusedNamingTheKnownOnes) {
   {
     SqliteEventStore store(db(), quick());

@@ -1,8 +1,9 @@
 // JSON Lines export and import (format in annals/store/event_export.hpp).
 //
-// Parsing a line keeps payload and metadata byte for byte: the line is first
-// validated as a whole by nlohmann's SAX parser (iterative, no DOM, with a
-// depth limit), then a small scanner walks the top-level object and records
+// Parsing a line keeps payload and metadata byte for byte: the line's nesting
+// depth is checked first, then the line is validated as one JSON object by
+// validate_json_object (nlohmann's SAX parser: iterative, no DOM), then a
+// small scanner walks the top-level object and records
 // the byte range of each member's value. Scalars are parsed from their ranges
 // with nlohmann; payload and metadata are copied from theirs unchanged. The
 // scanner relies on the validation that ran before it, so it only needs to
@@ -18,6 +19,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <istream>
 #include <limits>
@@ -68,44 +70,29 @@ std::string where(std::int64_t line_number) {
   return line_number > 0 ? "line " + std::to_string(line_number) : std::string("export line");
 }
 
-// Accepts any JSON, failing past `max_depth` levels of nesting.
-struct DepthLimitedSax : nlohmann::json_sax<Json> {
-  explicit DepthLimitedSax(int max_depth) : max_depth_(max_depth) {}
-  int depth = 0;
-  bool top_is_object = false;
-  std::string error;
-
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override {
-    if (depth == 0) top_is_object = true;
-    return nest();
-  }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return --depth, true; }
-  bool start_array(std::size_t) override { return nest(); }
-  bool end_array() override { return --depth, true; }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception& ex) override {
-    error = ex.what();
-    return false;
-  }
-
- private:
-  bool nest() {
-    if (++depth > max_depth_) {
-      error = "nested deeper than " + std::to_string(max_depth_) + " levels";
-      return false;
+// The deepest nesting of objects and arrays in `text`, counted outside
+// strings; stops counting once past `limit` (the caller refuses the line).
+int nesting_depth(std::string_view text, int limit) {
+  int depth = 0, deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size() && deepest <= limit; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
     }
-    return true;
   }
-  int max_depth_;
-};
+  return deepest;
+}
 
 // Index just past the string that starts at text[i] == '"'.
 std::size_t skip_string(std::string_view text, std::size_t i) {
@@ -335,15 +322,14 @@ RecordedEvent parse_export_line(std::string_view line, std::int64_t line_number,
     throw SerializationError(where(line_number) + ": longer than " +
                              std::to_string(limits.max_line_bytes) + " bytes");
   }
-  {
-    DepthLimitedSax sax(limits.max_depth);
-    if (!Json::sax_parse(line.begin(), line.end(), &sax)) {
-      throw SerializationError(where(line_number) + ": not valid JSON: " +
-                               (sax.error.empty() ? std::string("parse error") : sax.error));
-    }
-    if (!sax.top_is_object) {
-      throw SerializationError(where(line_number) + ": not a JSON object");
-    }
+  if (nesting_depth(line, limits.max_depth) > limits.max_depth) {
+    throw SerializationError(where(line_number) + ": nested deeper than " +
+                             std::to_string(limits.max_depth) + " levels");
+  }
+  try {
+    validate_json_object(line, where(line_number));
+  } catch (const InvalidArgument& e) {
+    throw SerializationError(e.what());
   }
   LineParser p(line, line_number);
   p.scan();

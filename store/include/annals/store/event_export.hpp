@@ -42,7 +42,8 @@ struct ExportLineLimits {
   /// Longest accepted line, in bytes, without its newline. Default: 64 MiB.
   std::size_t max_line_bytes = 64u << 20;
   /// Deepest accepted nesting of objects and arrays, the line's own object
-  /// counting as 1. Default: 256.
+  /// counting as 1. Default: 256. (Payloads are also held to the 512 levels
+  /// every stored JSON text is held to, so larger values act as 512.)
   int max_depth = 256;
 };
 

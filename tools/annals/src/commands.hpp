@@ -6,6 +6,10 @@
 //
 // Read commands open the store read-only and stream with its cursors, so no
 // command holds more than one page of events in memory.
+//
+// Thread safety: each call opens its own store objects, so calls may run
+// concurrently on different Io streams (the tests run `tail --follow` beside
+// an appending thread).
 
 #include <cstdint>
 #include <filesystem>

@@ -51,20 +51,28 @@ constexpr const char* kColumns =
 
 using Connection = detail::SqlConnection;
 
-RecordedEvent read_row(SQLite::Statement& st) {
+std::string text_column(sqlite3_stmt* st, int column) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, column));
+  return text == nullptr
+             ? std::string()
+             : std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(st, column)));
+}
+
+// On the C API: see detail::RawStatement.
+RecordedEvent read_row(sqlite3_stmt* st) {
   RecordedEvent e;
-  e.position = st.getColumn(0).getInt64();
-  e.stream_id = st.getColumn(1).getString();
-  e.version = st.getColumn(2).getInt64();
-  e.event_id = st.getColumn(3).getString();
-  e.type = st.getColumn(4).getString();
-  e.schema_version = st.getColumn(5).getInt();
-  e.payload = st.getColumn(6).getString();
-  e.metadata = st.getColumn(7).getString();
-  e.recorded_at = from_micros(st.getColumn(8).getInt64());
-  const auto hash = st.getColumn(9);
-  if (hash.getBytes() == static_cast<int>(e.hash.size())) {
-    std::memcpy(e.hash.data(), hash.getBlob(), e.hash.size());
+  e.position = sqlite3_column_int64(st, 0);
+  e.stream_id = text_column(st, 1);
+  e.version = sqlite3_column_int64(st, 2);
+  e.event_id = text_column(st, 3);
+  e.type = text_column(st, 4);
+  e.schema_version = sqlite3_column_int(st, 5);
+  e.payload = text_column(st, 6);
+  e.metadata = text_column(st, 7);
+  e.recorded_at = from_micros(sqlite3_column_int64(st, 8));
+  const void* hash = sqlite3_column_blob(st, 9);
+  if (hash != nullptr && sqlite3_column_bytes(st, 9) == static_cast<int>(e.hash.size())) {
+    std::memcpy(e.hash.data(), hash, e.hash.size());
   }
   return e;
 }
@@ -272,7 +280,7 @@ class SqliteEventStore::Impl {
   // `advance` moves the cursor past the last row read.
   class QuerySource final : public Cursor<RecordedEvent>::Source {
    public:
-    using Bind = std::function<void(SQLite::Statement&, std::int64_t cursor, std::int64_t limit)>;
+    using Bind = std::function<void(sqlite3_stmt*, std::int64_t cursor, std::int64_t limit)>;
     using Advance = std::function<std::int64_t(const RecordedEvent&)>;
 
     QuerySource(const Impl& impl, std::string sql, std::int64_t cursor, Bind bind, Advance advance)
@@ -285,14 +293,16 @@ class SqliteEventStore::Impl {
     bool fetch(std::vector<RecordedEvent>& out, std::size_t max) override {
       auto lease = impl_.reader();
       try {
-        auto& st = lease->statement(sql_);
-        ResetOnExit reset(st);
+        sqlite3_stmt* st = lease->raw_statement(sql_);
+        detail::RawResetOnExit reset(st);
         bind_(st, cursor_, static_cast<std::int64_t>(max));
         std::size_t got = 0;
-        while (st.executeStep()) {
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
           out.push_back(read_row(st));
           ++got;
         }
+        if (rc != SQLITE_DONE) detail::check_rc(st, rc);
         if (got > 0) cursor_ = advance_(out.back());
         return got == max;
       } catch (const SQLite::Exception& e) {
@@ -586,10 +596,10 @@ Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id
       std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
       (forward ? "version >= ?2 ORDER BY version" : "version <= ?2 ORDER BY version DESC") +
       " LIMIT ?3";
-  auto bind = [stream_id](SQLite::Statement& st, std::int64_t cursor, std::int64_t limit) {
-    st.bind(1, stream_id);
-    st.bind(2, cursor);
-    st.bind(3, limit);
+  auto bind = [stream_id](sqlite3_stmt* st, std::int64_t cursor, std::int64_t limit) {
+    detail::bind_static_text(st, 1, stream_id);
+    detail::check_rc(st, sqlite3_bind_int64(st, 2, cursor));
+    detail::check_rc(st, sqlite3_bind_int64(st, 3, limit));
   };
   auto advance = [forward](const RecordedEvent& e) {
     return forward ? e.version + 1 : e.version - 1;
@@ -628,13 +638,13 @@ Cursor<RecordedEvent> SqliteEventStore::read_all(std::int64_t from_position,
   }
   sql += " ORDER BY position LIMIT ?2";
   auto bind = [types_json, prefix_low, prefix_high, category](
-                  SQLite::Statement& st, std::int64_t cursor, std::int64_t limit) {
-    st.bind(1, cursor);
-    st.bind(2, limit);
-    if (!types_json.empty()) st.bind(3, types_json);
-    if (!prefix_low.empty()) st.bind(4, prefix_low);
-    if (!prefix_high.empty()) st.bind(5, prefix_high);
-    if (!category.empty()) st.bind(6, category);
+                  sqlite3_stmt* st, std::int64_t cursor, std::int64_t limit) {
+    detail::check_rc(st, sqlite3_bind_int64(st, 1, cursor));
+    detail::check_rc(st, sqlite3_bind_int64(st, 2, limit));
+    if (!types_json.empty()) detail::bind_static_text(st, 3, types_json);
+    if (!prefix_low.empty()) detail::bind_static_text(st, 4, prefix_low);
+    if (!prefix_high.empty()) detail::bind_static_text(st, 5, prefix_high);
+    if (!category.empty()) detail::bind_static_text(st, 6, category);
   };
   auto advance = [](const RecordedEvent& e) { return e.position + 1; };
   return Cursor<RecordedEvent>(

@@ -107,6 +107,33 @@ SQLite::Statement& SqlConnection::statement(std::string_view sql) {
   return *it->second;
 }
 
+sqlite3_stmt* SqlConnection::raw_statement(std::string_view sql) {
+  std::string key(sql);
+  auto it = raw_cache_.find(key);
+  if (it == raw_cache_.end()) {
+    if (raw_cache_.size() >= kMaxCachedStatements) raw_cache_.clear();  // as statement()
+    sqlite3_stmt* st = nullptr;
+    const int rc = sqlite3_prepare_v3(db_.getHandle(), key.c_str(), static_cast<int>(key.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &st, nullptr);
+    RawStatement owned(st);
+    if (rc != SQLITE_OK) throw SQLite::Exception(db_.getHandle(), rc);
+    it = raw_cache_.emplace(std::move(key), std::move(owned)).first;
+  } else {
+    sqlite3_reset(it->second.get());  // an earlier failed step was already reported
+    sqlite3_clear_bindings(it->second.get());
+  }
+  return it->second.get();
+}
+
+void check_rc(sqlite3_stmt* st, int rc) {
+  if (rc != SQLITE_OK) throw SQLite::Exception(sqlite3_db_handle(st), rc);
+}
+
+void bind_static_text(sqlite3_stmt* st, int index, std::string_view text) {
+  check_rc(st, sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()),
+                                 SQLITE_STATIC));
+}
+
 std::int64_t SqlConnection::exec(std::string_view sql, const std::vector<SqlValue>& params) {
   try {
     auto& st = statement(sql);
@@ -153,6 +180,7 @@ void SqlConnection::commit() { exec("COMMIT"); }
 void SqlConnection::rollback_quietly() noexcept {
   try {
     for (auto& [sql, st] : cache_) st->tryReset();
+    for (auto& [sql, st] : raw_cache_) sqlite3_reset(st.get());
     if (sqlite3_get_autocommit(db_.getHandle()) == 0) db_.exec("ROLLBACK");
   } catch (...) {
   }

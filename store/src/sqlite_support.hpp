@@ -50,6 +50,35 @@ class ResetOnExit {
   SQLite::Statement& st_;
 };
 
+/// Finalizes a statement prepared on the C API.
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* st) const noexcept { sqlite3_finalize(st); }
+};
+/// A statement prepared on the C API. The read hot path uses these: SQLiteCpp's
+/// getColumn() builds a Column holding a shared_ptr per value read, which cost
+/// read_all a quarter of its instructions (docs/performance.md).
+using RawStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+
+/// ResetOnExit for a RawStatement.
+class RawResetOnExit {
+ public:
+  explicit RawResetOnExit(sqlite3_stmt* st) noexcept : st_(st) {}
+  ~RawResetOnExit() { sqlite3_reset(st_); }  // reports the last step's error: already handled
+  RawResetOnExit(const RawResetOnExit&) = delete;
+  RawResetOnExit& operator=(const RawResetOnExit&) = delete;
+
+ private:
+  sqlite3_stmt* st_;
+};
+
+/// Throws the SQLite::Exception that SQLiteCpp would for result code `rc` of a
+/// call on `st`, unless it is SQLITE_OK, so callers translate both alike.
+void check_rc(sqlite3_stmt* st, int rc);
+
+/// Binds text that outlives the statement's next step (SQLITE_STATIC: no copy).
+/// Throws: SQLite::Exception.
+void bind_static_text(sqlite3_stmt* st, int index, std::string_view text);
+
 /// Runs `fn` until it does not fail with SQLITE_BUSY, or until `timeout` has
 /// passed (then rethrows). For the statements SQLite answers BUSY without
 /// calling the busy handler: BEGIN IMMEDIATE while another connection holds
@@ -110,11 +139,17 @@ class SqlConnection final : public SqlTransaction {
   /// later call prepares SQL the cache has not seen while the cache is full.
   SQLite::Statement& statement(std::string_view sql);
 
+  /// The same cache on the C API, for the read hot path: a prepared statement,
+  /// reset and unbound, owned by the connection.
+  /// Throws: SQLite::Exception when `sql` does not prepare.
+  sqlite3_stmt* raw_statement(std::string_view sql);
+
  private:
   std::filesystem::path path_;
   std::chrono::milliseconds busy_timeout_;
   SQLite::Database db_;
   std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
+  std::unordered_map<std::string, RawStatement> raw_cache_;
 };
 
 }  // namespace annals::detail

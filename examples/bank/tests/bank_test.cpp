@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <annals/projections/projection_runner.hpp>
+#include <annals/projections/rebuild_request.hpp>
 #include <annals/projections/sqlite_read_model.hpp>
 
 #include "bank.hpp"
@@ -252,6 +253,28 @@ TEST_F(BankTest, RebuildingTheReadModelsGivesTheSameRows) {
   }
   EXPECT_EQ(dump(), live);
   EXPECT_EQ(live.size(), 5u);
+}
+
+TEST_F(BankTest, ARebuildRequestedFromOutsideIsHonouredByTheNextRead) {
+  bank_.open("alice", "Alice", "EUR", 0);
+  bank_.deposit("alice", 700);
+  EXPECT_EQ(bank_.catch_up(), head());
+  {
+    // What `annals rebuild bank.accounts --db bank.db` does; and a stale row
+    // that only a rebuild would remove.
+    annals::SqliteReadModel views(file_);
+    views.write([](annals::SqlTransaction& tx) {
+      tx.exec("UPDATE bank_accounts SET balance = 1 WHERE account = 'alice'");
+    });
+    annals::request_rebuild(views, bank::kAccountsProjection);
+  }
+  bank::Bank later(file_);  // the next `bank accounts`
+  std::vector<bank::AccountRow> rows;
+  later.for_each_account([&](const bank::AccountRow& r) { rows.push_back(r); });
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].balance, 700);
+  annals::SqliteReadModel views(file_);
+  EXPECT_FALSE(annals::rebuild_requested(views, bank::kAccountsProjection));
 }
 
 TEST_F(BankTest, ConcurrentWithdrawalsNeverOverdraw) {

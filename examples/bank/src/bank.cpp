@@ -194,15 +194,18 @@ StatementSummary Bank::statement(const std::string& id, std::optional<annals::Ti
     throw InvalidInput("invalid window: --from " + annals::format_timestamp(*from) +
                        " is after --to " + annals::format_timestamp(*to));
   }
-  const Account account = load(id);
-  StatementSummary summary{id, account.currency(), 0, 0, 0};
+  check_account_id(id);
+  const std::string stream = accounts_.stream_id(id);
+  if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
+  StatementSummary summary{id, {}, 0, 0, 0};
   Cents balance = 0;
   // One pass over the stream through a cursor: movements before the window
   // make the opening balance, those inside it are lines, and the first one
   // after it ends the walk.
-  for (const annals::RecordedEvent& recorded : store_->read_stream(accounts_.stream_id(id))) {
-    if (to && recorded.recorded_at > *to) break;
+  for (const annals::RecordedEvent& recorded : store_->read_stream(stream)) {
     const auto event = annals::decode<AccountEvent>(recorded);
+    if (const auto* opened = std::get_if<AccountOpened>(&event)) summary.currency = opened->currency;
+    if (to && recorded.recorded_at > *to) break;
     const Cents change = balance_change(event);
     balance += change;
     if (from && recorded.recorded_at < *from) {

@@ -390,6 +390,14 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       if (r.outcome == Outcome::caught_up || checkpoint() >= target) break;
     }
     set_state(ProjectionState::stopped);
+    // A step at the head recorded "live"; nothing follows after a catch-up, so
+    // the table (which `annals projections` shows) must say stopped, as the
+    // worker does when it exits.
+    try {
+      read_model_.write(
+          [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped); });
+    } catch (...) {  // the state column is informative only
+    }
     return checkpoint();
   }
 

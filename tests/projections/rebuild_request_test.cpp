@@ -91,6 +91,22 @@ TEST(RebuildRequest, StartHonoursARequestMadeWhileTheRunnerWasStopped) {
   expect_exact(model, 100);
 }
 
+// What `annals projections` shows after a one-shot catch_up() (or a rebuild
+// by request through it): the runner is not running, so the stored state
+// must not say live.
+TEST(RebuildRequest, CatchUpLeavesTheStoredStateStopped) {
+  TempDir dir;
+  SqliteEventStore store(dir / "store.db", fast_store());
+  fill(store, 40, 20);
+  SqliteReadModel model(dir / "views.db");
+  ProjectionRunner runner(store, model, ledger_projection());
+  ASSERT_EQ(runner.catch_up(), 40);
+  EXPECT_EQ(model.checkpoint_record("ledger")->state, ProjectionState::stopped);
+  request_rebuild(model, "ledger");
+  ASSERT_EQ(runner.catch_up(), 40);
+  EXPECT_EQ(model.checkpoint_record("ledger")->state, ProjectionState::stopped);
+}
+
 TEST(RebuildRequest, AnUnknownProjectionIsRefusedNamingIt) {
   TempDir dir;
   SqliteReadModel model(dir / "views.db");

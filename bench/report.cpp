@@ -6,7 +6,9 @@
 //   "annals/<case>" or "baseline/<case>". For each case the medians of
 //   items_per_second over all runs are compared (ratio = annals / baseline);
 //   the table goes to standard output and the rows to OUT.json as
-//   [{"name", "annals_per_s", "baseline_per_s", "ratio", "runs"}...].
+//   [{"name", "annals_per_s", "baseline_per_s", "ratio", "runs",
+//     "annals_runs_per_s", "baseline_runs_per_s"}...] (the last two: every run,
+//   in the order they ran).
 //   MEM.jsonl holds lines {"case", "events", "peak_rss_kib"} from
 //   annals_bench_rss; they are printed with the growth from the smallest
 //   store, and written next to OUT.json as memory.jsonl (one object a line,
@@ -99,7 +101,9 @@ int main(int argc, char** argv) {
                       {"annals_per_s", a},
                       {"baseline_per_s", b},
                       {"ratio", ratio},
-                      {"runs", runs}});
+                      {"runs", runs},
+                      {"annals_runs_per_s", sides["annals"]},
+                      {"baseline_runs_per_s", sides["baseline"]}});
     }
     std::ofstream(out_path) << rows.dump(2) << "\n";
 

@@ -19,6 +19,13 @@ namespace {
 
 const std::string kStream = "account-1";
 
+// One untimed append first: the baseline prepares its statements and warms up
+// OpenSSL (hashing its rows) before its clock starts, so Annals gets the same
+// chance to prepare its statements and fetch SHA-256 outside the timing.
+void warm_up(SqliteEventStore& store) {
+  store.append("warmup-1", ExpectedVersion::no_stream(), {deposit_data(0)});
+}
+
 void finish(benchmark::State& state, std::int64_t events) {
   state.SetItemsProcessed(events);
   state.counters["events"] = static_cast<double>(events);
@@ -29,6 +36,7 @@ void finish(benchmark::State& state, std::int64_t events) {
 void annals_append(benchmark::State& state, std::int64_t calls, std::int64_t per_call) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
+  warm_up(store);
   std::vector<std::vector<EventData>> batches(static_cast<std::size_t>(calls));
   for (std::int64_t c = 0; c < calls; ++c) {
     for (std::int64_t i = 0; i < per_call; ++i) batches[c].push_back(deposit_data(c * per_call + i));
@@ -61,6 +69,7 @@ void baseline_append(benchmark::State& state, std::int64_t calls, std::int64_t p
 void annals_append_typed(benchmark::State& state, std::int64_t calls, std::int64_t per_call) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
+  warm_up(store);
   std::vector<Deposited> deposits;
   for (std::int64_t i = 0; i < calls * per_call; ++i) deposits.push_back(deposit(i));
   for (auto _ : state) {
@@ -84,6 +93,7 @@ void annals_append_typed(benchmark::State& state, std::int64_t calls, std::int64
 void annals_group_commit(benchmark::State& state, int threads, std::int64_t per_thread) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
+  warm_up(store);
   std::vector<std::vector<EventData>> events(static_cast<std::size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     for (std::int64_t i = 0; i < per_thread; ++i) events[t].push_back(deposit_data(i));

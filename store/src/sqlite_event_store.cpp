@@ -2,8 +2,9 @@
 // connections, and paged reads. The schema is in sqlite_schema.cpp.
 //
 // Group commit: an appending thread queues its request; the first thread to
-// find no leader becomes the leader, takes every queued request (up to
-// max_group_size), and writes them in one BEGIN IMMEDIATE transaction, each
+// find no leader becomes the leader, waits briefly for appenders about to
+// queue (see gather()), takes every queued request (up to max_group_size),
+// and writes them in one BEGIN IMMEDIATE transaction, each
 // request inside its own savepoint so that one request's WrongExpectedVersion
 // rolls back only that request. One COMMIT (and so one fsync) acknowledges the
 // whole group. Followers sleep until the leader marks their request done.

@@ -121,9 +121,13 @@ void register_all(const Sizes& s) {
   };
   reg("annals/append_1", [s](benchmark::State& st) { annals_append(st, s.append_1_calls, 1); });
   reg("baseline/append_1", [s](benchmark::State& st) { baseline_append(st, s.append_1_calls, 1); });
-  for (const auto& [n, calls] : {std::pair<std::int64_t, std::int64_t>{10, s.batch_10_calls},
-                                {100, s.batch_100_calls},
-                                {1000, s.batch_1000_calls}}) {
+  // Plain pairs, not structured bindings: clang 14 cannot capture those.
+  for (const std::pair<std::int64_t, std::int64_t>& batch :
+       {std::pair<std::int64_t, std::int64_t>{10, s.batch_10_calls},
+        {100, s.batch_100_calls},
+        {1000, s.batch_1000_calls}}) {
+    const std::int64_t n = batch.first;
+    const std::int64_t calls = batch.second;
     const std::string name = "append_batch_" + std::to_string(n);
     reg("annals/" + name, [calls, n](benchmark::State& st) { annals_append(st, calls, n); });
     reg("baseline/" + name, [calls, n](benchmark::State& st) { baseline_append(st, calls, n); });

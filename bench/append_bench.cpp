@@ -7,11 +7,11 @@
 
 #include <benchmark/benchmark.h>
 
-#include <iostream>
 #include <thread>
 
 #include <annals/store/sqlite_event_store.hpp>
 
+#include "bench_main.hpp"
 #include "bench_support.hpp"
 
 namespace annals::bench {
@@ -150,16 +150,5 @@ void register_all(const Sizes& s) {
 }  // namespace annals::bench
 
 int main(int argc, char** argv) {
-  try {
-    const auto sizes = annals::bench::parse_sizes(argc, argv);
-    annals::bench::register_all(sizes);
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "annals_bench_append: " << e.what() << "\n";
-    return 1;
-  }
+  return annals::bench::run_benchmarks("annals_bench_append", argc, argv, annals::bench::register_all);
 }

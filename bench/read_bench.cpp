@@ -8,13 +8,12 @@
 
 #include <benchmark/benchmark.h>
 
-#include <iostream>
-#include <optional>
 
 #include <annals/aggregates/repository.hpp>
 #include <annals/projections/projection_runner.hpp>
 #include <annals/store/sqlite_event_store.hpp>
 
+#include "bench_main.hpp"
 #include "bench_support.hpp"
 
 namespace annals::bench {
@@ -53,6 +52,20 @@ void finish(benchmark::State& state, std::int64_t events, std::int64_t expected)
 
 // ---- read_stream / read_all ---------------------------------------------------
 
+// The baseline's read: every row of the bound query copied out, as a store
+// hands out events. Returns the number of rows; resets the statement.
+std::int64_t read_every_row(RawStatement& st) {
+  std::int64_t n = 0;
+  Row row;
+  while (st.step()) {
+    read_row(st.get(), row);
+    benchmark::DoNotOptimize(row.payload.data());
+    ++n;
+  }
+  st.reset();
+  return n;
+}
+
 void annals_read_stream(benchmark::State& state, const Sizes& s) {
   const SqliteEventStore store(fixture(s).store);
   std::int64_t n = 0;
@@ -75,13 +88,7 @@ void baseline_read_stream(benchmark::State& state, const Sizes& s) {
   for (auto _ : state) {
     sqlite3_bind_text(st.get(), 1, stream.data(), static_cast<int>(stream.size()), SQLITE_STATIC);
     sqlite3_bind_int64(st.get(), 2, 1);
-    Row row;
-    while (st.step()) {
-      read_row(st.get(), row);
-      benchmark::DoNotOptimize(row.payload.data());
-      ++n;
-    }
-    st.reset();
+    n += read_every_row(st);
   }
   finish(state, n, s.stream_events);
 }
@@ -106,13 +113,7 @@ void baseline_read_all(benchmark::State& state, const Sizes& s) {
   std::int64_t n = 0;
   for (auto _ : state) {
     sqlite3_bind_int64(st.get(), 1, 1);
-    Row row;
-    while (st.step()) {
-      read_row(st.get(), row);
-      benchmark::DoNotOptimize(row.payload.data());
-      ++n;
-    }
-    st.reset();
+    n += read_every_row(st);
   }
   finish(state, n, s.all_events);
 }
@@ -269,16 +270,5 @@ void register_all(const Sizes& s) {
 }  // namespace annals::bench
 
 int main(int argc, char** argv) {
-  try {
-    const auto sizes = annals::bench::parse_sizes(argc, argv);
-    annals::bench::register_all(sizes);
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-  } catch (const std::exception& e) {
-    std::cerr << "annals_bench_read: " << e.what() << "\n";
-    return 1;
-  }
+  return annals::bench::run_benchmarks("annals_bench_read", argc, argv, annals::bench::register_all);
 }

@@ -14,6 +14,13 @@
 //   store, and written next to OUT.json as memory.jsonl (one object a line,
 //   so that OUT.json stays the only .json file: the comparison rows).
 // Exit code: 0; 1 when a file is missing, malformed or a case lacks a side.
+//
+// Usage: annals_bench_report --check OUT.json CASE... [--memory MEM.jsonl EVENTS]
+//   Checks (for the smoke test) that OUT.json is an array of rows
+//   {"name", "annals_per_s" > 0, "baseline_per_s" > 0, "ratio" > 0} with a row
+//   for every CASE, and that every line of MEM.jsonl is
+//   {"case", "events" == EVENTS, "peak_rss_kib" > 0}. Exit code 0 or 1, with
+//   what is wrong on standard error.
 
 #include <algorithm>
 #include <cstdio>
@@ -45,10 +52,47 @@ Json load(const std::string& path) {
   }
 }
 
+int check(int argc, char** argv) {
+  const Json rows = load(argv[2]);
+  if (!rows.is_array()) throw std::runtime_error(std::string(argv[2]) + " is not a JSON array");
+  std::vector<std::string> names;
+  for (const Json& row : rows) {
+    const bool ok = row.is_object() && row.contains("name") && row["name"].is_string() &&
+                    row.value("annals_per_s", 0.0) > 0 && row.value("baseline_per_s", 0.0) > 0 &&
+                    row.value("ratio", 0.0) > 0;
+    if (!ok) throw std::runtime_error("malformed row: " + row.dump());
+    names.push_back(row["name"].get<std::string>());
+  }
+  int i = 3;
+  for (; i < argc && std::string(argv[i]) != "--memory"; ++i) {
+    if (std::find(names.begin(), names.end(), argv[i]) == names.end()) {
+      throw std::runtime_error(std::string("no row named ") + argv[i]);
+    }
+  }
+  if (i < argc) {
+    if (i + 2 >= argc) throw std::runtime_error("--memory needs MEM.jsonl and EVENTS");
+    std::ifstream in(argv[i + 1]);
+    if (!in) throw std::runtime_error(std::string("cannot read '") + argv[i + 1] + "'");
+    const std::int64_t events = std::stoll(argv[i + 2]);
+    std::string line;
+    int lines = 0;
+    while (std::getline(in, line)) {
+      const Json m = Json::parse(line);
+      if (m.value("events", std::int64_t{-1}) != events || m.value("peak_rss_kib", 0) <= 0) {
+        throw std::runtime_error("malformed memory line: " + line);
+      }
+      ++lines;
+    }
+    if (lines == 0) throw std::runtime_error(std::string("no memory lines in ") + argv[i + 1]);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
+    if (argc >= 3 && std::string(argv[1]) == "--check") return check(argc, argv);
     if (argc < 3) {
       std::cerr << "usage: annals_bench_report OUT.json [--memory MEM.jsonl] RUN.json...\n";
       return 1;

@@ -12,8 +12,10 @@
 
 namespace annals::detail {
 
-void prepare_batch(std::vector<StreamAppend>& batch) {
+void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generated_first_ids) {
   if (batch.empty()) throw InvalidArgument("append needs at least one stream");
+  if (generated_first_ids != nullptr) generated_first_ids->assign(batch.size(), false);
+  std::size_t part_index = 0;
   std::unordered_set<std::string_view> streams;
   std::unordered_map<std::string_view, std::string_view> ids;  // id -> stream
   // The events of one command usually carry the same metadata (Repository
@@ -47,6 +49,7 @@ void prepare_batch(std::vector<StreamAppend>& batch) {
       }
       if (event.event_id.empty()) {
         event.event_id = new_event_id();
+        if (i == 0 && generated_first_ids != nullptr) (*generated_first_ids)[part_index] = true;
       } else {
         try {
           event.event_id = normalize_event_id(event.event_id);
@@ -60,6 +63,7 @@ void prepare_batch(std::vector<StreamAppend>& batch) {
         valid_metadata = event.metadata;  // not modified again before the append
       }
     }
+    ++part_index;
   }
   // Ids are final now (no more reallocation of the strings), so views are safe.
   for (const auto& part : batch) {

@@ -11,9 +11,13 @@ namespace annals::detail {
 
 // Checks every stream id, event type, schema version, event id and JSON text in
 // `batch`; fills in missing event ids (UUIDv7) and lowercases given ones.
+// If `generated_first_ids` is given, it receives per stream of `batch` whether
+// its first event's id was generated here: such an append cannot be the retry
+// of an earlier one, so the store need not look its id up.
 // Throws: InvalidArgument naming the offending input; DuplicateEventId when one
 // id appears twice in the batch.
-void prepare_batch(std::vector<StreamAppend>& batch);
+void prepare_batch(std::vector<StreamAppend>& batch,
+                   std::vector<bool>* generated_first_ids = nullptr);
 
 // Checks a snapshot before it is saved.
 // Throws: InvalidArgument naming the stream and what is wrong.

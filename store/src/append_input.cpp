@@ -66,6 +66,9 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
     ++part_index;
   }
   // Ids are final now (no more reallocation of the strings), so views are safe.
+  std::size_t events = 0;
+  for (const auto& part : batch) events += part.events.size();
+  ids.reserve(events);  // no rehashing while a batch of thousands is checked
   for (const auto& part : batch) {
     for (const auto& event : part.events) {
       auto [it, inserted] = ids.emplace(event.event_id, part.stream_id);

@@ -32,6 +32,7 @@
 #include "annals/core/event_id.hpp"
 #include "annals/core/stream_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
+#include "sqlite_schema.hpp"
 #include "sqlite_support.hpp"
 
 namespace annals {
@@ -421,10 +422,7 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
     }
     SQLite::Statement version_of(
         *db, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1");
-    SQLite::Statement insert(
-        *db,
-        "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-        "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    SQLite::Statement insert(*db, detail::kInsertEventSql);
     EventHash previous{};
     std::string line;
     while (read_line(in, line, options.limits.max_line_bytes, line_number + 1)) {
@@ -453,16 +451,7 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
                              e.position);
       }
       insert.reset();
-      insert.bind(1, e.position);
-      insert.bind(2, e.stream_id);
-      insert.bind(3, e.version);
-      insert.bind(4, e.event_id);
-      insert.bind(5, e.type);
-      insert.bind(6, e.schema_version);
-      insert.bind(7, e.payload);
-      insert.bind(8, e.metadata);
-      insert.bind(9, to_micros(e.recorded_at));
-      insert.bind(10, e.hash.data(), static_cast<int>(e.hash.size()));
+      detail::bind_event(insert, e);
       try {
         insert.exec();
       } catch (const SQLite::Exception& ex) {

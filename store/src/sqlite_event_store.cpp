@@ -462,25 +462,13 @@ class SqliteEventStore::Impl {
         }
         std::int64_t version = actual;
         const std::int64_t first_position = head_.position + 1;
-        auto& insert = writer_->statement(
-            "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-            "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-            "?10)");
+        auto& insert = writer_->statement(detail::kInsertEventSql);
         for (auto& data : part.events) {
           RecordedEvent event = detail::record(std::move(data), part.stream_id, ++version,
                                                head_.position + 1, now, head_.hash);
 
           insert.reset();
-          insert.bind(1, event.position);
-          insert.bindNoCopy(2, event.stream_id);
-          insert.bind(3, event.version);
-          insert.bindNoCopy(4, event.event_id);
-          insert.bindNoCopy(5, event.type);
-          insert.bind(6, event.schema_version);
-          insert.bindNoCopy(7, event.payload);
-          insert.bindNoCopy(8, event.metadata);
-          insert.bind(9, to_micros(event.recorded_at));
-          insert.bindNoCopy(10, event.hash.data(), static_cast<int>(event.hash.size()));
+          detail::bind_event(insert, event);
           try {
             insert.exec();
           } catch (const SQLite::Exception& e) {

@@ -196,4 +196,17 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
   }
 }
 
+void bind_event(SQLite::Statement& insert, const RecordedEvent& event) {
+  insert.bind(1, event.position);
+  insert.bindNoCopy(2, event.stream_id);
+  insert.bind(3, event.version);
+  insert.bindNoCopy(4, event.event_id);
+  insert.bindNoCopy(5, event.type);
+  insert.bind(6, event.schema_version);
+  insert.bindNoCopy(7, event.payload);
+  insert.bindNoCopy(8, event.metadata);
+  insert.bind(9, to_micros(event.recorded_at));
+  insert.bindNoCopy(10, event.hash.data(), static_cast<int>(event.hash.size()));
+}
+
 }  // namespace annals::detail

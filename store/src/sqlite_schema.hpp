@@ -3,8 +3,11 @@
 // See sqlite_schema.cpp for the schema itself.
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 
 #include <filesystem>
+
+#include "annals/core/event.hpp"
 
 namespace annals::detail {
 
@@ -19,5 +22,15 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path);
 // events table reads the same). Never writes.
 // Throws: StorageError naming `path` and what is wrong.
 void check_schema_readable(SQLite::Database& db, const std::filesystem::path& path);
+
+// The statement that writes one row of the events table, every column bound
+// by bind_event(). Appends and imports both write through it.
+inline constexpr const char* kInsertEventSql =
+    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+    "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+// Binds `event` to a statement prepared from kInsertEventSql, without copying
+// its text: `event` must outlive the statement's next step.
+void bind_event(SQLite::Statement& insert, const RecordedEvent& event);
 
 }  // namespace annals::detail

@@ -59,7 +59,9 @@ int main(int argc, char** argv) {
           got.position != 1) {
         return fail("read back something other than what was appended");
       }
-      const auto& ping = std::get<Pinged>(annals::decode<ConsumerEvent>(got));
+      // A copy: decode() returns the variant by value, so a reference into it
+      // would dangle at the end of this statement.
+      const Pinged ping = std::get<Pinged>(annals::decode<ConsumerEvent>(got));
       if (ping.n != 42 || ping.note != "h\u00e9llo") return fail("typed decode differs");
     }
     if (count != 1) return fail("read " + std::to_string(count) + " events, expected 1");

@@ -29,11 +29,6 @@ namespace {
 
 using namespace testing;
 
-int env_int(const char* name, int fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
-}
-
 // Checks the invariants from fresh connections; returns the checkpoint.
 std::int64_t check_exactly_once(const std::filesystem::path& store_path,
                                 const std::filesystem::path& views_path, int kill) {
@@ -107,7 +102,7 @@ TEST(ProjectionCrash, CheckpointSurvivesSigkillAtRandomMomentsAndEndsEqualToAReb
     const std::size_t batch = 1 + rng() % 200;
     int ready[2];
     ASSERT_EQ(::pipe(ready), 0);
-    const pid_t child = spawn([&] {
+    const pid_t child = spawn_child([&] {
       ::close(ready[0]);
       SqliteEventStore store(store_path, fast_store());
       SqliteReadModel views(views_path);
@@ -135,7 +130,7 @@ TEST(ProjectionCrash, CheckpointSurvivesSigkillAtRandomMomentsAndEndsEqualToAReb
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % max_delay_us));
     ::kill(child, SIGKILL);
     ::close(ready[0]);
-    EXPECT_EQ(wait_for_child(child), 100 + SIGKILL);
+    EXPECT_EQ(wait_for_exit(child), 100 + SIGKILL);
     const auto checkpoint = check_exactly_once(store_path, views_path, kill);
     if (checkpoint != last_checkpoint) {
       ++moved;

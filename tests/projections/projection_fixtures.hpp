@@ -13,6 +13,7 @@
 
 #include "annals/projections/projection.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
+#include "process_helpers.hpp"
 #include "store/store_fixtures.hpp"
 
 namespace annals::testing {
@@ -101,36 +102,6 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = 30s) {
     std::this_thread::sleep_for(1ms);
   }
   return true;
-}
-
-// Runs `body` in a child process and returns its pid. The child must open its
-// own stores (never touch an SQLite object of the parent) and ends with
-// _exit(body()).
-template <class Body>
-pid_t spawn(Body body) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 0;
-    try {
-      code = body();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child failed: %s\n", e.what());
-      code = 10;
-    } catch (...) {
-      code = 11;
-    }
-    std::fflush(nullptr);
-    ::_exit(code);
-  }
-  return pid;
-}
-
-// Exit code of a child; 100 + signal when it was killed.
-inline int wait_for_child(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
 }
 
 }  // namespace annals::testing

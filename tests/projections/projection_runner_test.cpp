@@ -90,7 +90,7 @@ TEST(Checkpoint, SeesEventsASecondProcessAppendsByPolling) {
   // waits for a byte on the pipe, then opens its own store and appends.
   int go[2];
   ASSERT_EQ(::pipe(go), 0);
-  const pid_t child = spawn([&] {
+  const pid_t child = spawn_child([&] {
     ::close(go[1]);
     char byte = 0;
     if (::read(go[0], &byte, 1) != 1) return 2;
@@ -110,7 +110,7 @@ TEST(Checkpoint, SeesEventsASecondProcessAppendsByPolling) {
   ASSERT_TRUE(runner.wait_for(200, 10s));
   ASSERT_EQ(::write(go[1], "x", 1), 1);
   ::close(go[1]);
-  ASSERT_EQ(wait_for_child(child), 0);
+  ASSERT_EQ(wait_for_exit(child), 0);
   // Nothing in this process committed those events: only polling can see them.
   ASSERT_TRUE(runner.wait_for(500, 10s)) << runner.status().checkpoint;
   expect_exact(model, 500);

@@ -16,7 +16,7 @@
 #include "annals/store/event_export.hpp"
 #include "annals/store/in_memory_event_store.hpp"
 #include "annals/store/sqlite_event_store.hpp"
-#include "reliability/process_helpers.hpp"
+#include "process_helpers.hpp"
 #include "store/store_fixtures.hpp"
 
 namespace annals {

@@ -25,7 +25,7 @@
 
 #include "annals/core/event_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
-#include "reliability/process_helpers.hpp"
+#include "process_helpers.hpp"
 #include "store/sqlite_vfs_spy.hpp"
 #include "store/store_fixtures.hpp"
 

@@ -24,7 +24,7 @@
 
 #include "annals/core/event_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
-#include "reliability/process_helpers.hpp"
+#include "process_helpers.hpp"
 #include "store/store_fixtures.hpp"
 
 namespace annals {

@@ -29,6 +29,7 @@
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
 #include "annals/core/event_id.hpp"
+#include "process_helpers.hpp"
 #include "sqlite_vfs_spy.hpp"
 #include "store_fixtures.hpp"
 
@@ -36,7 +37,12 @@ namespace annals {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AckLog;
+using testing::read_lines;
+using testing::spawn_child;
 using testing::SqliteVfsSpy;
+using testing::StartLine;
+using testing::wait_for_exit;
 using testing::TempDir;
 
 // ---- helpers ----------------------------------------------------------------
@@ -662,87 +668,6 @@ TEST_F(SqliteStoreGroupCommit, ConcurrentRetriesOfOneAppendAllGetTheFirstResult)
 
 // ---- processes --------------------------------------------------------------------
 
-// Runs `body` in a child process and returns its pid; the child exits with
-// what body returns, 10 for a StorageError, 11 for any other exception.
-template <class Body>
-pid_t spawn(Body body) {
-  std::fflush(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int code = 0;
-    try {
-      code = body();
-    } catch (const StorageError& e) {
-      std::fprintf(stderr, "child %d: StorageError: %s\n", ::getpid(), e.what());
-      code = 10;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "child %d: %s\n", ::getpid(), e.what());
-      code = 11;
-    }
-    std::fflush(nullptr);
-    ::_exit(code);
-  }
-  return pid;
-}
-
-int wait_for(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
-}
-
-// Children block in wait() until the parent calls release(): they start together.
-class StartLine {
- public:
-  StartLine() {
-    if (::pipe(fds_) != 0) throw std::runtime_error("pipe failed");
-  }
-  ~StartLine() {
-    for (int fd : fds_)
-      if (fd >= 0) ::close(fd);
-  }
-  void wait() {  // in a child
-    ::close(fds_[1]);
-    char c;
-    while (::read(fds_[0], &c, 1) < 0 && errno == EINTR) {
-    }
-  }
-  void release() {  // in the parent, after forking every child
-    ::close(fds_[1]);
-    fds_[1] = -1;
-  }
-
- private:
-  int fds_[2] = {-1, -1};
-};
-
-// Appends one line per acknowledged event id, one write(2) per append, so
-// that what was written before the process died is never lost or torn.
-class AckLog {
- public:
-  explicit AckLog(const std::filesystem::path& path)
-      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) {
-    if (fd_ < 0) throw std::runtime_error("cannot open " + path.string());
-  }
-  ~AckLog() { ::close(fd_); }
-  void ack(std::initializer_list<std::string> ids) {
-    std::string lines;
-    for (const auto& id : ids) lines += id + "\n";
-    if (::write(fd_, lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) {
-      throw std::runtime_error("short write to the ack log");
-    }
-  }
-
- private:
-  int fd_;
-};
-
-std::vector<std::string> read_lines(const std::filesystem::path& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
 
 using SqliteStoreProcesses = SqliteStoreTest;
 
@@ -753,7 +678,7 @@ TEST_F(SqliteStoreProcesses, ProcessesCreatingTheSameNewFileAtOnceAllSucceed) {
     StartLine start;
     std::vector<pid_t> children;
     for (int p = 0; p < kProcesses; ++p) {
-      children.push_back(spawn([&, p] {
+      children.push_back(spawn_child([&, p] {
         start.wait();
         SqliteEventStore store(path, fast());
         for (int i = 0; i < kEach; ++i) {
@@ -764,7 +689,7 @@ TEST_F(SqliteStoreProcesses, ProcessesCreatingTheSameNewFileAtOnceAllSucceed) {
     }
     start.release();
     int failed = 0;
-    for (pid_t child : children) failed += wait_for(child) != 0 ? 1 : 0;
+    for (pid_t child : children) failed += wait_for_exit(child) != 0 ? 1 : 0;
     ASSERT_EQ(failed, 0) << "in attempt " << attempt << " (see the children's errors above)";
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -783,7 +708,7 @@ TEST_F(SqliteStoreProcesses, ProcessesReopeningTheStoreForEveryAppendNeverSeeBus
   StartLine start;
   std::vector<pid_t> children;
   for (int p = 0; p < kProcesses; ++p) {
-    children.push_back(spawn([&, p] {
+    children.push_back(spawn_child([&, p] {
       start.wait();
       AckLog acks(dir_ / ("acks-" + std::to_string(p)));
       for (int i = 0; i < kEach; ++i) {
@@ -803,7 +728,7 @@ TEST_F(SqliteStoreProcesses, ProcessesReopeningTheStoreForEveryAppendNeverSeeBus
     }));
   }
   start.release();
-  for (pid_t child : children) EXPECT_EQ(wait_for(child), 0);
+  for (pid_t child : children) EXPECT_EQ(wait_for_exit(child), 0);
   SqliteEventStore store(db(), fast());
   const auto stored = expect_consistent(store);
   EXPECT_EQ(store.stream_version("contended-1"), kProcesses * kEach);
@@ -825,7 +750,7 @@ TEST_F(SqliteStoreProcesses, AWriterKilledMidAppendLosesNothingAcknowledgedAndBl
     const auto victim_acks = dir_ / ("victim-acks-" + tag);
     const auto survivor_acks = dir_ / ("survivor-acks-" + tag);
     const auto killed = dir_ / ("killed-" + tag);
-    const pid_t victim = spawn([&] {
+    const pid_t victim = spawn_child([&] {
       SqliteEventStore store(db());  // FULL, as in production
       AckLog acks(victim_acks);
       const auto deadline = std::chrono::steady_clock::now() + 30s;
@@ -837,7 +762,7 @@ TEST_F(SqliteStoreProcesses, AWriterKilledMidAppendLosesNothingAcknowledgedAndBl
       }
       return 4;  // never killed
     });
-    const pid_t survivor = spawn([&] {
+    const pid_t survivor = spawn_child([&] {
       SqliteEventStore store(db(), fast());
       AckLog acks(survivor_acks);
       const auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -857,9 +782,9 @@ TEST_F(SqliteStoreProcesses, AWriterKilledMidAppendLosesNothingAcknowledgedAndBl
       std::this_thread::sleep_for(1ms);
     }
     ASSERT_EQ(::kill(victim, SIGKILL), 0);
-    EXPECT_EQ(wait_for(victim), 100 + SIGKILL);
+    EXPECT_EQ(wait_for_exit(victim), 100 + SIGKILL);
     std::ofstream(killed) << "now\n";
-    EXPECT_EQ(wait_for(survivor), 0) << "the survivor stalled or failed after the kill";
+    EXPECT_EQ(wait_for_exit(survivor), 0) << "the survivor stalled or failed after the kill";
 
     SqliteEventStore store(db(), fast());
     const auto stored = expect_consistent(store);

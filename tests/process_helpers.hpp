@@ -1,6 +1,6 @@
 #pragma once
-// Helpers shared by the reliability tests: knobs from the environment, child
-// processes, a start line that releases children together, acknowledgement
+// Helpers shared by the tests that use several processes (store, projections,
+// reliability): knobs from the environment, child processes, a start line that releases children together, acknowledgement
 // logs that survive SIGKILL, and the store-wide consistency check every test
 // ends with.
 

@@ -57,9 +57,14 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
           throw InvalidArgument(what("event id") + ": " + e.what());
         }
       }
-      validate_json_object(event.payload, what("payload"));
+      // The input's name is built only when it is bad: it costs an allocation.
+      if (auto problem = json_object_problem(event.payload)) {
+        throw InvalidArgument(what("payload") + " " + *problem);
+      }
       if (valid_metadata != std::string_view(event.metadata)) {
-        validate_json_object(event.metadata, what("metadata"));
+        if (auto problem = json_object_problem(event.metadata)) {
+          throw InvalidArgument(what("metadata") + " " + *problem);
+        }
         valid_metadata = event.metadata;  // not modified again before the append
       }
     }

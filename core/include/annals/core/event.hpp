@@ -13,6 +13,7 @@
 #include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "annals/core/clock.hpp"
@@ -76,6 +77,12 @@ inline constexpr int kMaxJsonDepth = 512;
 /// `what` names the input in the error ("payload of event 3 for stream 'a-1'").
 /// Throws: InvalidArgument.
 void validate_json_object(std::string_view text, std::string_view what);
+
+/// The same check without throwing: nullopt when `text` is a JSON object,
+/// otherwise what is wrong, phrased to follow the input's name ("is not valid
+/// JSON: ...", "must be a JSON object"). For hot paths that name the input
+/// only when it is bad. Throws: nothing but std::bad_alloc.
+std::optional<std::string> json_object_problem(std::string_view text);
 
 namespace detail {
 /// True if JSON `text` opens more than `max_depth` objects or arrays inside

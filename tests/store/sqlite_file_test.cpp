@@ -24,6 +24,9 @@
 namespace annals {
 namespace {
 
+using testing::fast;
+using testing::file_bytes;
+using testing::sqlite3_shell;
 using testing::TempDir;
 
 EventData event(int i, std::string type = "test.Happened") {
@@ -31,31 +34,6 @@ EventData event(int i, std::string type = "test.Happened") {
   e.type = std::move(type);
   e.payload = R"({"i":)" + std::to_string(i) + "}";
   return e;
-}
-
-SqliteStoreOptions fast() {
-  SqliteStoreOptions options;
-  options.synchronous = Synchronous::normal;
-  return options;
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// Runs the sqlite3 shell on `db`; returns its exit status and combined output.
-std::pair<int, std::string> sqlite3_shell(const std::filesystem::path& db, const std::string& sql) {
-  const std::string cmd = "sqlite3 '" + db.string() + "' \"" + sql + "\" 2>&1";
-  std::string output;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 std::vector<RecordedEvent> all_events(const EventStore& store) {

@@ -43,6 +43,9 @@ using testing::spawn_child;
 using testing::SqliteVfsSpy;
 using testing::StartLine;
 using testing::wait_for_exit;
+using testing::fast;
+using testing::file_bytes;
+using testing::sqlite3_shell;
 using testing::TempDir;
 
 // ---- helpers ----------------------------------------------------------------
@@ -55,38 +58,12 @@ EventData event(int i, std::string id = {}) {
   return e;
 }
 
-SqliteStoreOptions fast() {
-  SqliteStoreOptions options;
-  options.synchronous = Synchronous::normal;
-  return options;
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 std::set<std::string> directory_listing(const std::filesystem::path& dir) {
   std::set<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     names.insert(entry.path().filename().string());
   }
   return names;
-}
-
-// Runs the sqlite3 shell on `db` with `sql`; returns its exit status and output.
-std::pair<int, std::string> sqlite3_shell(const std::filesystem::path& db, const std::string& sql) {
-  const std::string cmd =
-      "sqlite3 '" + db.string() + "' <<'ANNALS_SQL' 2>&1\n" + sql + "\nANNALS_SQL\n";
-  std::string output;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  char buf[512];
-  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 std::vector<RecordedEvent> all_events(const EventStore& store) {

@@ -4,7 +4,13 @@
 
 #include <stdlib.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <utility>
 #include <memory>
 #include <string>
 
@@ -13,6 +19,37 @@
 #include "annals/store/sqlite_event_store.hpp"
 
 namespace annals::testing {
+
+// SQLite options for tests that need no power-loss durability (faster commits).
+inline SqliteStoreOptions fast() {
+  SqliteStoreOptions options;
+  options.synchronous = Synchronous::normal;
+  return options;
+}
+
+// The bytes of a file, to check that a refused open left it untouched.
+inline std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Runs the sqlite3 shell on `db` with `sql` (passed as a here-document, so
+// quotes in it need no escaping); returns its exit status and output.
+inline std::pair<int, std::string> sqlite3_shell(const std::filesystem::path& db,
+                                                 const std::string& sql) {
+  const std::string cmd =
+      "sqlite3 '" + db.string() + "' <<'ANNALS_SQL' 2>&1\n" + sql + "\nANNALS_SQL\n";
+  std::string output;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) output += buf;
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
 
 // A directory under /tmp, removed with everything in it when destroyed.
 class TempDir {

@@ -19,11 +19,18 @@ namespace {
 
 const std::string kStream = "account-1";
 
-// One untimed append first: the baseline prepares its statements and warms up
-// OpenSSL (hashing its rows) before its clock starts, so Annals gets the same
-// chance to prepare its statements and fetch SHA-256 outside the timing.
-void warm_up(SqliteEventStore& store) {
-  store.append("warmup-1", ExpectedVersion::no_stream(), {deposit_data(0)});
+// Untimed appends first, the same ones the baseline makes (see kWarmUpStream):
+// the store prepares its statements, fetches SHA-256, and its write-ahead log
+// reaches the size at which it is rewritten in place.
+void warm_up(SqliteEventStore& store, std::int64_t events) {
+  const std::string stream(kWarmUpStream);
+  for (std::int64_t done = 0; done < events; done += kWarmUpBatch) {
+    std::vector<EventData> batch;
+    for (std::int64_t i = done; i < std::min(events, done + kWarmUpBatch); ++i) {
+      batch.push_back(deposit_data(i));
+    }
+    store.append(stream, ExpectedVersion::exactly(done), std::move(batch));
+  }
 }
 
 void finish(benchmark::State& state, std::int64_t events) {
@@ -33,10 +40,11 @@ void finish(benchmark::State& state, std::int64_t events) {
 
 // Pre-serialized events, `per_call` per append, `calls` appends to one stream
 // with exactly(version).
-void annals_append(benchmark::State& state, std::int64_t calls, std::int64_t per_call) {
+void annals_append(benchmark::State& state, std::int64_t warm, std::int64_t calls,
+                   std::int64_t per_call) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
-  warm_up(store);
+  warm_up(store, warm);
   std::vector<std::vector<EventData>> batches(static_cast<std::size_t>(calls));
   for (std::int64_t c = 0; c < calls; ++c) {
     for (std::int64_t i = 0; i < per_call; ++i) batches[c].push_back(deposit_data(c * per_call + i));
@@ -52,10 +60,12 @@ void annals_append(benchmark::State& state, std::int64_t calls, std::int64_t per
   finish(state, calls * per_call);
 }
 
-void baseline_append(benchmark::State& state, std::int64_t calls, std::int64_t per_call) {
+void baseline_append(benchmark::State& state, std::int64_t warm, std::int64_t calls,
+                     std::int64_t per_call) {
   TempDir dir;
   BaselineWriter writer(dir.file("store.db"));
-  const std::vector<Row> rows = prepare_rows(kStream, calls * per_call);
+  const std::int64_t stored = writer.warm_up(warm);
+  const std::vector<Row> rows = prepare_rows(kStream, calls * per_call, stored + 1);
   for (auto _ : state) {
     for (std::int64_t c = 0; c < calls; ++c) {
       writer.append(&rows[static_cast<std::size_t>(c * per_call)],
@@ -66,10 +76,11 @@ void baseline_append(benchmark::State& state, std::int64_t calls, std::int64_t p
 }
 
 // Typed events: JSON encoding and hashing happen inside the timed loop.
-void annals_append_typed(benchmark::State& state, std::int64_t calls, std::int64_t per_call) {
+void annals_append_typed(benchmark::State& state, std::int64_t warm, std::int64_t calls,
+                         std::int64_t per_call) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
-  warm_up(store);
+  warm_up(store, warm);
   std::vector<Deposited> deposits;
   for (std::int64_t i = 0; i < calls * per_call; ++i) deposits.push_back(deposit(i));
   for (auto _ : state) {
@@ -90,10 +101,11 @@ void annals_append_typed(benchmark::State& state, std::int64_t calls, std::int64
 }
 
 // Eight threads, each appending single events to a stream of its own.
-void annals_group_commit(benchmark::State& state, int threads, std::int64_t per_thread) {
+void annals_group_commit(benchmark::State& state, std::int64_t warm, int threads,
+                         std::int64_t per_thread) {
   TempDir dir;
   SqliteEventStore store(dir.file("store.db"));
-  warm_up(store);
+  warm_up(store, warm);
   std::vector<std::vector<EventData>> events(static_cast<std::size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     for (std::int64_t i = 0; i < per_thread; ++i) events[t].push_back(deposit_data(i));
@@ -119,8 +131,12 @@ void register_all(const Sizes& s) {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   };
-  reg("annals/append_1", [s](benchmark::State& st) { annals_append(st, s.append_1_calls, 1); });
-  reg("baseline/append_1", [s](benchmark::State& st) { baseline_append(st, s.append_1_calls, 1); });
+  const std::int64_t warm = s.warm_up_events;
+  const std::int64_t single_calls = s.append_1_calls;
+  reg("annals/append_1",
+      [warm, single_calls](benchmark::State& st) { annals_append(st, warm, single_calls, 1); });
+  reg("baseline/append_1",
+      [warm, single_calls](benchmark::State& st) { baseline_append(st, warm, single_calls, 1); });
   // Plain pairs, not structured bindings: clang 14 cannot capture those.
   for (const std::pair<std::int64_t, std::int64_t>& batch :
        {std::pair<std::int64_t, std::int64_t>{10, s.batch_10_calls},
@@ -129,21 +145,24 @@ void register_all(const Sizes& s) {
     const std::int64_t n = batch.first;
     const std::int64_t calls = batch.second;
     const std::string name = "append_batch_" + std::to_string(n);
-    reg("annals/" + name, [calls, n](benchmark::State& st) { annals_append(st, calls, n); });
-    reg("baseline/" + name, [calls, n](benchmark::State& st) { baseline_append(st, calls, n); });
+    reg("annals/" + name,
+        [warm, calls, n](benchmark::State& st) { annals_append(st, warm, calls, n); });
+    reg("baseline/" + name,
+        [warm, calls, n](benchmark::State& st) { baseline_append(st, warm, calls, n); });
   }
   const std::int64_t typed_calls = s.typed_100_calls;
-  reg("annals/append_typed_100",
-      [typed_calls](benchmark::State& st) { annals_append_typed(st, typed_calls, 100); });
+  reg("annals/append_typed_100", [warm, typed_calls](benchmark::State& st) {
+    annals_append_typed(st, warm, typed_calls, 100);
+  });
   reg("baseline/append_typed_100",
-      [typed_calls](benchmark::State& st) { baseline_append(st, typed_calls, 100); });
+      [warm, typed_calls](benchmark::State& st) { baseline_append(st, warm, typed_calls, 100); });
   // The baseline of group commit is what SQLite does without it: one
   // transaction per event, from one thread.
   const std::int64_t per_thread = s.group_events_per_thread;
   reg("annals/group_commit_8_threads",
-      [per_thread](benchmark::State& st) { annals_group_commit(st, 8, per_thread); });
+      [warm, per_thread](benchmark::State& st) { annals_group_commit(st, warm, 8, per_thread); });
   reg("baseline/group_commit_8_threads",
-      [per_thread](benchmark::State& st) { baseline_append(st, 8 * per_thread, 1); });
+      [warm, per_thread](benchmark::State& st) { baseline_append(st, warm, 8 * per_thread, 1); });
 }
 
 }  // namespace

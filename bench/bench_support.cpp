@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -30,10 +31,10 @@ Sizes parse_sizes(int& argc, char** argv) {
   // kind of disk), so the counts of calls stay small where events are few.
   // name, append_1, batch 10/100/1000 calls, typed calls, per thread,
   // stream, all, snapshot tail
-  if (name == "tiny") return Sizes{name, 5, 5, 3, 2, 2, 5, 300, 2'000, 20};
-  if (name == "quick") return Sizes{name, 100, 200, 100, 20, 100, 40, 10'000, 100'000, 100};
+  if (name == "tiny") return Sizes{name, 5, 5, 3, 2, 2, 5, 300, 2'000, 20, 2 * kWarmUpBatch};
+  if (name == "quick") return Sizes{name, 100, 200, 100, 20, 100, 40, 10'000, 100'000, 100, 12'000};
   if (name == "full") {
-    return Sizes{name, 300, 500, 300, 100, 300, 150, 10'000, 1'000'000, 100};
+    return Sizes{name, 300, 500, 300, 100, 300, 150, 10'000, 1'000'000, 100, 12'000};
   }
   throw std::invalid_argument("--size must be tiny, quick or full, got '" + name + "'");
 }
@@ -134,7 +135,8 @@ void RawStatement::reset() {
   sqlite3_clear_bindings(st_);
 }
 
-std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count) {
+std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count,
+                              std::int64_t first_position) {
   std::vector<Row> rows;
   rows.reserve(static_cast<std::size_t>(count));
   EventHash previous{};
@@ -142,7 +144,7 @@ std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count) 
   for (std::int64_t i = 1; i <= count; ++i) {
     EventData data = deposit_data(i);
     RecordedEvent e;
-    e.position = i;
+    e.position = first_position + i - 1;
     e.stream_id = stream_id;
     e.version = i;
     e.event_id = new_event_id();
@@ -177,6 +179,15 @@ BaselineWriter::BaselineWriter(const std::filesystem::path& path)
               "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
               "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
               "?10)") {}
+
+std::int64_t BaselineWriter::warm_up(std::int64_t events) {
+  const std::vector<Row> rows = prepare_rows(std::string(kWarmUpStream), events);
+  for (std::int64_t done = 0; done < events; done += kWarmUpBatch) {
+    append(&rows[static_cast<std::size_t>(done)],
+           static_cast<std::size_t>(std::min(kWarmUpBatch, events - done)), done);
+  }
+  return events;
+}
 
 void BaselineWriter::append(const Row* rows, std::size_t count, std::int64_t expected) {
   begin_.step();

@@ -44,7 +44,22 @@ struct Sizes {
   std::int64_t stream_events;            ///< events of the stream read / loaded
   std::int64_t all_events;               ///< events in the store read by read_all / catch-up
   std::int64_t snapshot_tail;            ///< events after the snapshot in load with snapshot
+  std::int64_t warm_up_events;           ///< untimed events both sides append first
 };
+
+/// The stream both sides of an append case fill before their clock starts.
+///
+/// Why: SQLite's write-ahead log grows until its first checkpoint (1,000
+/// pages), and while it grows every commit's fsync also writes the file's new
+/// size. Those first few megabytes of a store's life cost up to twice as much
+/// per commit as every later one, when the log is rewritten in place. A case
+/// that writes few pages (eight single events per commit) would otherwise be
+/// measured mostly in that phase and a case that writes many mostly after it,
+/// so the two sides of one row would not measure the same thing. Each side
+/// appends `Sizes::warm_up_events` events to this stream, in batches of
+/// kWarmUpBatch, untimed and identically (docs/performance.md).
+inline constexpr std::string_view kWarmUpStream = "warmup";
+inline constexpr std::int64_t kWarmUpBatch = 100;
 
 /// The sizes named by `--size=NAME` (tiny, quick or full), removed from argv
 /// so that Google Benchmark does not see it. Default: full.
@@ -176,9 +191,11 @@ struct Row {
   EventHash hash{};
 };
 
-/// `count` rows of stream `stream_id` at versions and positions 1..count
-/// (a fresh store), payloads deposit(i), ids generated, hashes chained.
-std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count);
+/// `count` rows of stream `stream_id` at versions 1..count and positions
+/// from `first_position` on (the store holds that many minus one events),
+/// payloads deposit(i), ids generated, hashes chained.
+std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count,
+                              std::int64_t first_position = 1);
 
 /// The baseline's writer: the minimal correct append, with prepared statements.
 class BaselineWriter {
@@ -190,6 +207,10 @@ class BaselineWriter {
   /// against `expected` (throws std::runtime_error on mismatch), the inserts,
   /// COMMIT.
   void append(const Row* rows, std::size_t count, std::int64_t expected);
+  /// Appends `events` rows to kWarmUpStream in batches of kWarmUpBatch, as
+  /// the Annals side does before its clock starts; returns the number of
+  /// events now stored (the next row's position minus one).
+  std::int64_t warm_up(std::int64_t events);
 
  private:
   RawDb db_;

@@ -1,9 +1,12 @@
 #include "annals/core/event.hpp"
 
+#include <simdjson.h>
+
 #include <utility>
 #include <vector>
 
 #include "annals/core/error.hpp"
+#include "json_validation.hpp"
 
 namespace annals {
 
@@ -153,9 +156,11 @@ struct TopLevelKind {
   }
 };
 
+constexpr std::string_view kNotAnObject = "must be a JSON object";
+
 }  // namespace
 
-std::optional<std::string> json_object_problem(std::string_view text) {
+std::optional<std::string> detail::json_object_problem_nlohmann(std::string_view text) {
   TopLevelKind sax;
   if (!Json::sax_parse(text.begin(), text.end(), &sax)) {
     // Appended, not `"literal" + string`: g++ 12 warns falsely (-Wrestrict) on that at -O2.
@@ -163,8 +168,67 @@ std::optional<std::string> json_object_problem(std::string_view text) {
     problem += sax.error.empty() ? std::string_view("parse error") : std::string_view(sax.error);
     return problem;
   }
-  if (!sax.top_is_object) return std::string("must be a JSON object");
+  if (!sax.top_is_object) return std::string(kNotAnObject);
   return std::nullopt;
+}
+
+namespace {
+
+// simdjson validates a small payload about ten times faster than nlohmann's
+// SAX parser (docs/adr/0005-simdjson-validation.md), but it is trusted only
+// when it succeeds: every text it parses, nlohmann parses too, with the same
+// top-level kind and within kMaxJsonDepth (checked by tests/core and by the
+// differential fuzz target fuzz_json_object). Any simdjson error, including
+// the ones nlohmann does not share (integers beyond 64 bits, a UTF-8 BOM,
+// anything after a NUL byte), is left to nlohmann, so what is accepted and
+// every message stay nlohmann's.
+enum class FastVerdict { kObject, kNotAnObject, kUndecided };
+
+// One parser per thread: a parser is not thread-safe, and building one per
+// call would cost more than the parse. Its maximum capacity is
+// kJsonFastPathLimit, so its buffers never grow past about 250 KB per thread
+// (tape 128 KiB, structural indexes 64 KiB, strings 27 KiB, the padded copy
+// of the input 16 KiB, depth stacks 4.5 KiB): some taken at the thread's
+// first call, the rest grown up to the longest text seen, all freed when the
+// thread exits.
+struct ThreadParser {
+  simdjson::dom::parser parser{detail::kJsonFastPathLimit};
+  // simdjson counts only non-empty containers against max_depth and refuses
+  // a text where they reach it: 511 of them, plus an empty one innermost,
+  // pass, so never more than the 512 levels nlohmann allows (512 non-empty
+  // levels are refused here and then accepted by the fallback). Had the
+  // allocation failed, the parser would allocate later with simdjson's
+  // default depth (1024), looser than kMaxJsonDepth: it is then never used.
+  bool ready = parser.allocate(detail::kJsonFastPathLimit, kMaxJsonDepth) == simdjson::SUCCESS;
+};
+
+FastVerdict simdjson_verdict(std::string_view text) noexcept {
+  // Empty text is invalid either way, and its data() may be null, which
+  // simdjson would hand to memcpy.
+  if (text.empty() || text.size() > detail::kJsonFastPathLimit) return FastVerdict::kUndecided;
+  thread_local ThreadParser local;
+  if (!local.ready) return FastVerdict::kUndecided;
+  simdjson::dom::element root;
+  // realloc_if_needed: a string_view promises no readable padding after the
+  // text, so simdjson copies it into its own padded buffer (reused per thread).
+  if (local.parser.parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS) {
+    return FastVerdict::kUndecided;
+  }
+  return root.is_object() ? FastVerdict::kObject : FastVerdict::kNotAnObject;
+}
+
+}  // namespace
+
+std::optional<std::string> json_object_problem(std::string_view text) {
+  switch (simdjson_verdict(text)) {
+    case FastVerdict::kObject:
+      return std::nullopt;
+    case FastVerdict::kNotAnObject:
+      return std::string(kNotAnObject);
+    case FastVerdict::kUndecided:
+      break;
+  }
+  return detail::json_object_problem_nlohmann(text);
 }
 
 void validate_json_object(std::string_view text, std::string_view what) {

@@ -82,6 +82,14 @@ void validate_json_object(std::string_view text, std::string_view what);
 /// otherwise what is wrong, phrased to follow the input's name ("is not valid
 /// JSON: ...", "must be a JSON object"). For hot paths that name the input
 /// only when it is bad. Throws: nothing but std::bad_alloc.
+/// Text up to 16 KiB is checked first with simdjson, and whatever simdjson
+/// does not accept is decided by nlohmann's parser, so what is accepted (and
+/// every message) is nlohmann's; longer text goes to nlohmann's streaming
+/// parser alone.
+/// Thread safety: safe to call from any number of threads. Each calling
+/// thread keeps its own simdjson parser, whose capacity is capped at 16 KiB
+/// of text: at most about 250 KB of memory per thread, freed when the thread
+/// exits. The same holds for validate_json_object, which calls this.
 std::optional<std::string> json_object_problem(std::string_view text);
 
 namespace detail {

@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+#include <vector>
+
 #include "annals/core/error.hpp"
 #include "annals/core/event_id.hpp"
+#include "json_validation.hpp"  // core/src: the nlohmann-only reference validator
 
 namespace annals {
 namespace {
@@ -143,6 +147,174 @@ TEST(Codec, FromJsonRejectsNonObjectsAndJsonValidationNamesTheInput) {
   }
   const std::string deep = std::string(10000, '[') + std::string(10000, ']');
   EXPECT_THROW(validate_json_object("{\"a\":" + deep + "}", "payload"), InvalidArgument);
+}
+
+// json_object_problem parses with simdjson first and leaves every text simdjson
+// refuses to nlohmann; these tests hold it to the nlohmann-only reference.
+
+// Both paths must give the same verdict and the same message; returns it.
+std::optional<std::string> agreed_problem(std::string_view text) {
+  const auto fast = json_object_problem(text);
+  const auto reference = detail::json_object_problem_nlohmann(text);
+  EXPECT_EQ(fast, reference) << "for text of " << text.size() << " bytes: "
+                             << testing::PrintToString(std::string(text.substr(0, 80)));
+  return fast;
+}
+
+// `levels` objects or arrays inside each other, the innermost holding a number
+// or, with empty_innermost, nothing.
+std::string nested(int levels, char open, bool empty_innermost) {
+  const std::string_view opener = open == '{' ? R"({"a":)" : "[";
+  const char closer = open == '{' ? '}' : ']';
+  const int around = empty_innermost ? levels - 1 : levels;
+  std::string text;
+  for (int i = 0; i < around; ++i) text += opener;
+  text += empty_innermost ? std::string{open, closer} : std::string("1");
+  text.append(static_cast<std::size_t>(around), closer);
+  return text;
+}
+
+TEST(JsonValidation, DepthLimitIsTheSameOnBothPathsForObjectsAndArrays) {
+  for (const bool empty_innermost : {false, true}) {
+    // Objects all the way down.
+    EXPECT_EQ(agreed_problem(nested(kMaxJsonDepth, '{', empty_innermost)), std::nullopt);
+    const auto too_deep = agreed_problem(nested(kMaxJsonDepth + 1, '{', empty_innermost));
+    ASSERT_TRUE(too_deep.has_value());
+    EXPECT_NE(too_deep->find("nested deeper than 512 levels"), std::string::npos) << *too_deep;
+
+    // Arrays inside one object, and arrays alone (valid JSON, not an object).
+    const std::string arrays_at_limit = nested(kMaxJsonDepth - 1, '[', empty_innermost);
+    EXPECT_EQ(agreed_problem("{\"a\":" + arrays_at_limit + "}"), std::nullopt);
+    const std::string arrays_over_limit = nested(kMaxJsonDepth, '[', empty_innermost);
+    EXPECT_NE(agreed_problem("{\"a\":" + arrays_over_limit + "}"), std::nullopt);
+    EXPECT_EQ(agreed_problem(nested(kMaxJsonDepth, '[', empty_innermost)), "must be a JSON object");
+    EXPECT_NE(agreed_problem(nested(kMaxJsonDepth + 1, '[', empty_innermost))
+                  .value_or("")
+                  .find("nested deeper"),
+              std::string::npos);
+  }
+}
+
+TEST(JsonValidation, EdgeCasesGetTheSameVerdictAndMessageOnBothPaths) {
+  using namespace std::string_literals;  // ""s keeps embedded NUL bytes
+  struct Case {
+    std::string text;
+    bool accepted;
+  };
+  const std::vector<Case> cases = {
+      // NUL bytes: nlohmann ends the input at a NUL outside a string, so what
+      // follows one is ignored; simdjson refuses it and the fallback decides.
+      {"{\"a\":\"x\0y\"}"s, false},
+      {"{\"a\":1}\0"s, true},
+      {"{\"a\":1}\0trailing"s, true},
+      {"\0{}"s, false},
+      {"{\0}"s, false},
+      // Surrogate escapes: only a high one followed by a low one is a character.
+      {R"({"a":"\udc00"})", false},
+      {R"({"a":"\ud800"})", false},
+      {R"({"a":"\ud800x"})", false},
+      {R"({"a":"\ud800\ud800"})", false},
+      {R"({"a":"\ud800\u0041"})", false},
+      {R"({"a":"\ud83d\ude00"})", true},
+      {R"({"a":"\u0000"})", true},
+      {R"({"a":"\uZZZZ"})", false},
+      // Invalid UTF-8: stray byte, overlong, encoded surrogate, beyond U+10FFFF,
+      // truncated sequence, outside a string.
+      {"{\"a\":\"\xff\"}", false},
+      {"{\"a\":\"\xc0\xaf\"}", false},
+      {"{\"a\":\"\xed\xa0\x80\"}", false},
+      {"{\"a\":\"\xf4\x90\x80\x80\"}", false},
+      {"{\"a\":\"\xe2\x82\"}", false},
+      {"{\"a\":1}\xff", false},
+      {"{\"\xff\":1}", false},
+      {"{\"a\":\"\xf4\x8f\xbf\xbf\xef\xbf\xbf\"}", true},  // U+10FFFF, U+FFFF
+      // Control characters must be escaped inside strings; DEL need not be.
+      {"{\"a\":\"\x01\"}", false},
+      {"{\"a\":\"\t\"}", false},
+      {"{\"a\":\"\x1f\"}", false},
+      {"{\"a\":\"\x7f\"}", true},
+      {"\f{}", false},
+      // Numbers: overflow is refused, underflow to zero is not; integers beyond
+      // 64 bits are doubles to nlohmann (simdjson refuses them: fallback).
+      {R"({"a":1e400})", false},
+      {R"({"a":-1e400})", false},
+      {R"({"a":1e-400})", true},
+      {R"({"a":-1e-400})", true},
+      {R"({"a":1.7976931348623157e308})", true},
+      {R"({"a":1.7976931348623159e308})", false},
+      {R"({"a":18446744073709551615})", true},
+      {R"({"a":18446744073709551616})", true},
+      {R"({"a":-9223372036854775809})", true},
+      {"{\"a\":1" + std::string(400, '0') + "}", false},
+      {R"({"a":1.000000000000000000000000000000000001})", true},
+      {R"({"a":-0})", true},
+      {R"({"a":01})", false},
+      {R"({"a":1.})", false},
+      {R"({"a":.5})", false},
+      {R"({"a":-})", false},
+      {R"({"a":1e})", false},
+      {R"({"a":NaN})", false},
+      // Structure: trailing garbage, empty and blank input, duplicates, BOM.
+      {R"({"a":1} x)", false},
+      {"{}{}", false},
+      {"{},", false},
+      {"{} \n\t\r", true},
+      {"", false},
+      {" \n\t\r ", false},
+      {R"({"a":1,"a":2})", true},
+      {"\xef\xbb\xbf{}", true},  // nlohmann skips a UTF-8 BOM; simdjson refuses it
+      {R"({"a":1,})", false},
+      {R"({'a':1})", false},
+      {"{}/**/", false},
+      {R"({"a":tru})", false},
+      {R"({"a":truex})", false},
+      {R"({1:2})", false},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(!agreed_problem(c.text).has_value(), c.accepted) << testing::PrintToString(c.text);
+  }
+}
+
+TEST(JsonValidation, ValidTextWhoseRootIsNotAnObjectIsRefusedAlike) {
+  for (const char* text : {"[1,2]", "[]", "3", "\"x\"", "null", "true", "[{\"a\":1}]"}) {
+    EXPECT_EQ(agreed_problem(text), "must be a JSON object") << text;
+  }
+}
+
+TEST(JsonValidation, TextBeyondTheFastPathLimitIsJudgedTheSame) {
+  std::string big = R"({"a":[)";
+  while (big.size() <= detail::kJsonFastPathLimit) big += R"({"k":"value","n":12345},)";
+  big += "1]}";
+  ASSERT_GT(big.size(), detail::kJsonFastPathLimit);
+  EXPECT_EQ(agreed_problem(big), std::nullopt);
+
+  std::string bad = big;
+  bad.insert(bad.size() - 3, "\xff");  // invalid UTF-8 near the end, outside a string
+  const auto problem = agreed_problem(bad);
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_EQ(problem->rfind("is not valid JSON: ", 0), 0u) << *problem;
+
+  EXPECT_EQ(agreed_problem("[" + big + "]"), "must be a JSON object");
+}
+
+TEST(JsonValidation, ConcurrentCallersEachGetTheirOwnVerdicts) {
+  // Each thread has its own parser; interleaved valid and invalid texts of
+  // different sizes must not leak a verdict from one call into another.
+  std::vector<std::thread> threads;
+  std::vector<int> mistakes(4, 0);
+  for (std::size_t t = 0; t < mistakes.size(); ++t) {
+    threads.emplace_back([t, &mistakes] {
+      const std::string valid =
+          "{\"thread\":" + std::to_string(t) + ",\"pad\":\"" + std::string(100 * t, 'x') + "\"}";
+      const std::string invalid = valid.substr(0, valid.size() - 1);
+      for (int i = 0; i < 2000; ++i) {
+        if (json_object_problem(valid).has_value()) ++mistakes[t];
+        if (!json_object_problem(invalid).has_value()) ++mistakes[t];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const int m : mistakes) EXPECT_EQ(m, 0);
 }
 
 }  // namespace

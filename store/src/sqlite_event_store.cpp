@@ -686,7 +686,7 @@ std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> bat
   impl_->begin_append();
   std::vector<bool> generated_first_ids;
   try {
-    detail::prepare_batch(batch, &generated_first_ids);
+    detail::prepare_batch(batch, &generated_first_ids, /*unique_index=*/true);
   } catch (...) {
     impl_->abandon_append();
     throw;

@@ -161,6 +161,15 @@ constexpr std::string_view kNotAnObject = "must be a JSON object";
 }  // namespace
 
 std::optional<std::string> detail::json_object_problem_nlohmann(std::string_view text) {
+  // JSON text never holds a raw NUL byte (inside a string it must be escaped
+  // as \u0000), but nlohmann's lexer takes one as the end of its input and
+  // would accept `{"a":1}` followed by a NUL and anything at all: stored, the
+  // rest would reach every reader and export that does not stop there.
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
+    std::string problem = "is not valid JSON: a NUL byte at offset ";
+    problem += std::to_string(nul);
+    return problem;
+  }
   TopLevelKind sax;
   if (!Json::sax_parse(text.begin(), text.end(), &sax)) {
     // Appended, not `"literal" + string`: g++ 12 warns falsely (-Wrestrict) on that at -O2.
@@ -179,9 +188,8 @@ namespace {
 // when it succeeds: every text it parses, nlohmann parses too, with the same
 // top-level kind and within kMaxJsonDepth (checked by tests/core and by the
 // differential fuzz target fuzz_json_object). Any simdjson error, including
-// the ones nlohmann does not share (integers beyond 64 bits, a UTF-8 BOM,
-// anything after a NUL byte), is left to nlohmann, so what is accepted and
-// every message stay nlohmann's.
+// the ones nlohmann does not share (integers beyond 64 bits, a UTF-8 BOM), is
+// left to nlohmann, so what is accepted and every message stay nlohmann's.
 enum class FastVerdict { kObject, kNotAnObject, kUndecided };
 
 // One parser per thread: a parser is not thread-safe, and building one per

@@ -149,6 +149,20 @@ TEST(Codec, FromJsonRejectsNonObjectsAndJsonValidationNamesTheInput) {
   EXPECT_THROW(validate_json_object("{\"a\":" + deep + "}", "payload"), InvalidArgument);
 }
 
+// A complete value followed by a NUL byte and more: nlohmann's lexer stops at
+// the NUL and would accept it; stored, the tail would reach every reader.
+TEST(Codec, JsonValidationRefusesANulByteAfterAValueAndNamesItsOffset) {
+  const std::string text("{\"a\":1}\0{\"b\":2}", 15);
+  try {
+    validate_json_object(text, "payload of event 1");
+    ADD_FAILURE() << "accepted a NUL byte";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("payload of event 1 is not valid JSON: a NUL byte at offset 7"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // json_object_problem parses with simdjson first and leaves every text simdjson
 // refuses to nlohmann; these tests hold it to the nlohmann-only reference.
 
@@ -202,11 +216,11 @@ TEST(JsonValidation, EdgeCasesGetTheSameVerdictAndMessageOnBothPaths) {
     bool accepted;
   };
   const std::vector<Case> cases = {
-      // NUL bytes: nlohmann ends the input at a NUL outside a string, so what
-      // follows one is ignored; simdjson refuses it and the fallback decides.
+      // NUL bytes are never JSON: refused even after a complete value, where
+      // nlohmann's lexer alone would stop reading and accept what came before.
       {"{\"a\":\"x\0y\"}"s, false},
-      {"{\"a\":1}\0"s, true},
-      {"{\"a\":1}\0trailing"s, true},
+      {"{\"a\":1}\0"s, false},
+      {"{\"a\":1}\0trailing"s, false},
       {"\0{}"s, false},
       {"{\0}"s, false},
       // Surrogate escapes: only a high one followed by a low one is a character.

@@ -93,13 +93,14 @@ SqlConnection::SqlConnection(const std::filesystem::path& path, int flags,
       db_(path.string(), flags, static_cast<int>(busy_timeout.count()), vfs) {}
 
 SQLite::Statement& SqlConnection::statement(std::string_view sql) {
-  std::string key(sql);
-  auto it = cache_.find(key);
+  auto it = cache_.find(sql);
   if (it == cache_.end()) {
     // SQL built with values inside it would grow the cache without end; no
     // statement is in use between calls, so starting over is safe.
     if (cache_.size() >= kMaxCachedStatements) cache_.clear();
-    it = cache_.emplace(key, std::make_unique<SQLite::Statement>(db_, key)).first;
+    std::string key(sql);
+    auto prepared = std::make_unique<SQLite::Statement>(db_, key);
+    it = cache_.emplace(std::move(key), std::move(prepared)).first;
   } else {
     it->second->tryReset();
     it->second->clearBindings();
@@ -108,10 +109,10 @@ SQLite::Statement& SqlConnection::statement(std::string_view sql) {
 }
 
 sqlite3_stmt* SqlConnection::raw_statement(std::string_view sql) {
-  std::string key(sql);
-  auto it = raw_cache_.find(key);
+  auto it = raw_cache_.find(sql);
   if (it == raw_cache_.end()) {
     if (raw_cache_.size() >= kMaxCachedStatements) raw_cache_.clear();  // as statement()
+    std::string key(sql);
     sqlite3_stmt* st = nullptr;
     const int rc = sqlite3_prepare_v3(db_.getHandle(), key.c_str(), static_cast<int>(key.size()),
                                       SQLITE_PREPARE_PERSISTENT, &st, nullptr);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -147,9 +148,20 @@ class SqlConnection final : public SqlTransaction {
  private:
   std::filesystem::path path_;
   std::chrono::milliseconds busy_timeout_;
+  // Looked up by string_view without building a std::string: an append
+  // looks up five statements, and a key would cost an allocation each.
+  struct SqlHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view sql) const noexcept {
+      return std::hash<std::string_view>{}(sql);
+    }
+  };
+  template <class T>
+  using Cache = std::unordered_map<std::string, T, SqlHash, std::equal_to<>>;
+
   SQLite::Database db_;
-  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> cache_;
-  std::unordered_map<std::string, RawStatement> raw_cache_;
+  Cache<std::unique_ptr<SQLite::Statement>> cache_;
+  Cache<RawStatement> raw_cache_;
 };
 
 }  // namespace annals::detail

@@ -557,68 +557,88 @@ TEST_F(SqliteStoreListeners, ResettingAHandleWhileThreadsAppendStopsDeliveryWhen
 
 using SqliteStoreGroupCommit = SqliteStoreTest;
 
+// How one round of GroupRun went, as its test judges it.
+enum class Outcome { committed, refused, unexpected };
+
+// Eight threads, each owning the stream "own-<t>", make `rounds` appends each
+// through `round(t, i, own, version, id)`, which appends (or fails to) and
+// says how it went; `version` is own's version so far and `id` a fresh id
+// the round may use. FULL synchronous: commits are slow, so groups form.
+struct GroupRun {
+  static constexpr int kThreads = 8;
+  std::set<std::string> committed_ids, refused_ids;
+  int unexpected = 0;
+  int mixed_batches = 0;  // commits holding more than two streams
+
+  template <class Round>
+  GroupRun(SqliteEventStore& store, int rounds, Round round) {
+    std::atomic<int> mixed{0};
+    auto handle = store.add_commit_listener([&](std::span<const RecordedEvent> batch) {
+      std::set<std::string> streams;
+      for (const auto& e : batch) streams.insert(e.stream_id);
+      if (streams.size() > 2) ++mixed;
+    });
+    std::mutex mu;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        const std::string own = "own-" + std::to_string(t);
+        std::int64_t version = 0;
+        for (int i = 0; i < rounds; ++i) {
+          const std::string id = new_event_id();
+          const Outcome outcome = round(t, i, own, version, id);
+          if (outcome == Outcome::committed) ++version;
+          std::lock_guard lock(mu);
+          (outcome == Outcome::committed ? committed_ids : refused_ids).insert(id);
+          if (outcome == Outcome::unexpected) ++unexpected;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    mixed_batches = mixed.load();
+  }
+};
+
 // Every thread owns a stream. Some of its appends are wrong on purpose: an
 // impossible exact version, or a multi-stream append whose second stream is
 // wrong. Exactly those fail, with the true version; everything else commits,
 // although it shared transactions with the failures.
 TEST_F(SqliteStoreGroupCommit, AppendsWrongOnPurposeFailAloneAndTheRestOfTheirGroupCommits) {
-  constexpr int kThreads = 8, kRounds = 60;
-  SqliteEventStore store(db());  // FULL: slow commits, so groups form
-  std::atomic<int> mixed_batches{0};
-  auto handle = store.add_commit_listener([&](std::span<const RecordedEvent> batch) {
-    std::set<std::string> streams;
-    for (const auto& e : batch) streams.insert(e.stream_id);
-    if (streams.size() > 2) ++mixed_batches;
-  });
-  std::mutex mu;
-  std::set<std::string> good_ids, bad_ids;
-  std::atomic<int> unexpected{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      const std::string own = "own-" + std::to_string(t);
-      std::int64_t version = 0;
-      for (int i = 0; i < kRounds; ++i) {
-        const std::string id = new_event_id();
-        try {
-          if (i % 3 == 1) {
-            store.append(own, ExpectedVersion::exactly(version + 1000), {event(i, id)});
-            ++unexpected;
-          } else if (i % 3 == 2) {
-            store.append(std::vector<StreamAppend>{
-                {own, ExpectedVersion::exactly(version), {event(i, id)}},
-                {"side-" + std::to_string(t), ExpectedVersion::stream_exists(), {event(i)}}});
-            ++unexpected;
-          } else {
-            store.append(own, ExpectedVersion::exactly(version), {event(i, id)});
-            ++version;
-            std::lock_guard lock(mu);
-            good_ids.insert(id);
-            continue;
-          }
-        } catch (const WrongExpectedVersion& e) {
-          if (i % 3 == 0) ++unexpected;
-          const bool right_stream =
-              i % 3 == 1 ? e.stream_id() == own : e.stream_id() == "side-" + std::to_string(t);
-          if (!right_stream || e.actual_version() != (i % 3 == 1 ? version : 0)) ++unexpected;
-        } catch (const std::exception&) {
-          ++unexpected;
-        }
-        std::lock_guard lock(mu);
-        bad_ids.insert(id);
+  constexpr int kRounds = 60;
+  SqliteEventStore store(db());
+  const GroupRun run(store, kRounds, [&](int t, int i, const std::string& own,
+                                         std::int64_t version, const std::string& id) {
+    const std::string side = "side-" + std::to_string(t);
+    try {
+      if (i % 3 == 0) {
+        store.append(own, ExpectedVersion::exactly(version), {event(i, id)});
+        return Outcome::committed;
       }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(unexpected.load(), 0);
+      if (i % 3 == 1) {
+        store.append(own, ExpectedVersion::exactly(version + 1000), {event(i, id)});
+      } else {
+        store.append(std::vector<StreamAppend>{
+            {own, ExpectedVersion::exactly(version), {event(i, id)}},
+            {side, ExpectedVersion::stream_exists(), {event(i)}}});
+      }
+    } catch (const WrongExpectedVersion& e) {
+      const bool as_meant = i % 3 == 1
+                                ? e.stream_id() == own && e.actual_version() == version
+                                : e.stream_id() == side && e.actual_version() == 0;
+      return as_meant ? Outcome::refused : Outcome::unexpected;
+    } catch (const std::exception&) {
+    }
+    return Outcome::unexpected;
+  });
+  EXPECT_EQ(run.unexpected, 0);
   const auto stored = expect_consistent(store);
-  EXPECT_EQ(stored, good_ids);
-  for (const auto& id : bad_ids) EXPECT_FALSE(stored.contains(id)) << id;
-  for (int t = 0; t < kThreads; ++t) {
+  EXPECT_EQ(stored, run.committed_ids);
+  for (const auto& id : run.refused_ids) EXPECT_FALSE(stored.contains(id)) << id;
+  for (int t = 0; t < GroupRun::kThreads; ++t) {
     EXPECT_EQ(store.stream_version("own-" + std::to_string(t)), kRounds / 3);
     EXPECT_EQ(store.stream_version("side-" + std::to_string(t)), 0);
   }
-  EXPECT_GT(mixed_batches.load(), 0) << "no group ever formed: the test proved nothing";
+  EXPECT_GT(run.mixed_batches, 0) << "no group ever formed: the test proved nothing";
 }
 
 // A single event is written without a savepoint of its own (it cannot fail
@@ -627,59 +647,38 @@ TEST_F(SqliteStoreGroupCommit, AppendsWrongOnPurposeFailAloneAndTheRestOfTheirGr
 // first row is written: each must fail alone and leave no row behind, while
 // the appends sharing its transaction commit.
 TEST_F(SqliteStoreGroupCommit, AppendsFailingOnAStoredIdLeaveNoRowWhetherOrNotTheyWroteOneFirst) {
-  constexpr int kThreads = 8, kRounds = 45;
-  SqliteEventStore store(db());  // FULL: slow commits, so groups form
+  constexpr int kRounds = 45;
+  SqliteEventStore store(db());
   const std::string taken = new_event_id();
   store.append("holder", ExpectedVersion::no_stream(), {event(0, taken)});
-  std::atomic<int> mixed_batches{0};
-  auto handle = store.add_commit_listener([&](std::span<const RecordedEvent> batch) {
-    std::set<std::string> streams;
-    for (const auto& e : batch) streams.insert(e.stream_id);
-    if (streams.size() > 2) ++mixed_batches;
-  });
-  std::mutex mu;
-  std::set<std::string> good_ids{taken}, bad_ids;
-  std::atomic<int> unexpected{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      const std::string own = "own-" + std::to_string(t);
-      std::int64_t version = 0;
-      for (int i = 0; i < kRounds; ++i) {
-        const std::string id = new_event_id();
-        try {
-          if (i % 3 == 0) {
-            store.append(own, ExpectedVersion::exactly(version), {event(i, id)});
-            ++version;
-            std::lock_guard lock(mu);
-            good_ids.insert(id);
-            continue;
-          }
-          if (i % 3 == 1) {
-            store.append(own, ExpectedVersion::exactly(version), {event(i, taken)});
-          } else {
-            store.append(own, ExpectedVersion::exactly(version), {event(i, id), event(i, taken)});
-          }
-          ++unexpected;
-        } catch (const DuplicateEventId& e) {
-          if (e.event_id() != taken) ++unexpected;
-        } catch (const std::exception&) {
-          ++unexpected;
-        }
-        std::lock_guard lock(mu);
-        bad_ids.insert(id);
+  const GroupRun run(store, kRounds, [&](int, int i, const std::string& own,
+                                         std::int64_t version, const std::string& id) {
+    try {
+      if (i % 3 == 0) {
+        store.append(own, ExpectedVersion::exactly(version), {event(i, id)});
+        return Outcome::committed;
       }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(unexpected.load(), 0);
+      if (i % 3 == 1) {
+        store.append(own, ExpectedVersion::exactly(version), {event(i, taken)});
+      } else {
+        store.append(own, ExpectedVersion::exactly(version), {event(i, id), event(i, taken)});
+      }
+    } catch (const DuplicateEventId& e) {
+      return e.event_id() == taken ? Outcome::refused : Outcome::unexpected;
+    } catch (const std::exception&) {
+    }
+    return Outcome::unexpected;
+  });
+  EXPECT_EQ(run.unexpected, 0);
   const auto stored = expect_consistent(store);
-  EXPECT_EQ(stored, good_ids);
-  for (const auto& id : bad_ids) EXPECT_FALSE(stored.contains(id)) << id;
-  for (int t = 0; t < kThreads; ++t) {
+  auto expected = run.committed_ids;
+  expected.insert(taken);
+  EXPECT_EQ(stored, expected);
+  for (const auto& id : run.refused_ids) EXPECT_FALSE(stored.contains(id)) << id;
+  for (int t = 0; t < GroupRun::kThreads; ++t) {
     EXPECT_EQ(store.stream_version("own-" + std::to_string(t)), kRounds / 3);
   }
-  EXPECT_GT(mixed_batches.load(), 0) << "no group ever formed: the test proved nothing";
+  EXPECT_GT(run.mixed_batches, 0) << "no group ever formed: the test proved nothing";
 }
 
 TEST_F(SqliteStoreGroupCommit, ConcurrentRetriesOfOneAppendAllGetTheFirstResult) {

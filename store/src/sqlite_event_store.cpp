@@ -91,7 +91,9 @@ struct Request {
   std::vector<AppendResult> results;
   std::exception_ptr error;
   std::uint64_t ticket = 0;  // of the group's batch for commit listeners
-  bool done = false;
+  // Set once, with a release, after results/error/ticket are final: its
+  // thread may then return without taking the queue's mutex.
+  std::atomic<bool> done{false};
 };
 
 // What a group-commit leader waits for before COMMIT (see take_more()).
@@ -227,9 +229,16 @@ class SqliteEventStore::Impl {
     std::unique_lock lock(queue_mu_);
     queue_.push_back(&request);
     if (leader_waiting_) gather_cv_.notify_one();
-    while (!request.done) {
+    while (!request.done.load(std::memory_order_acquire)) {
       if (leader_active_) {
-        queue_cv_.wait(lock);
+        // Sleeps on the round counter, not on a condition variable: woken,
+        // a follower whose request is done returns without the mutex, so
+        // seven of them do not file through it one by one after a commit.
+        const std::uint32_t round = rounds_.load(std::memory_order_relaxed);
+        lock.unlock();
+        rounds_.wait(round, std::memory_order_acquire);
+        if (request.done.load(std::memory_order_acquire)) break;
+        lock.lock();
         continue;
       }
       leader_active_ = true;
@@ -252,23 +261,22 @@ class SqliteEventStore::Impl {
             own != queue_.end()) {
           queue_.erase(own);
           request.error = error;
-          request.done = true;
+          request.done.store(true, std::memory_order_release);
           appending_.fetch_sub(1, std::memory_order_relaxed);
         }
       }
-      for (Request* r : group) r->done = true;
+      for (Request* r : group) r->done.store(true, std::memory_order_release);
       appending_.fetch_sub(group.size(), std::memory_order_relaxed);
       // The threads of this group are likely to append again at once, and
       // those queued are waiting: together, the next group's likely size.
       expected_group_ = group.size() + queue_.size();
       leader_active_ = false;
-      // Notified after unlocking, so the woken followers do not at once block
-      // on the mutex this thread still holds.
+      rounds_.fetch_add(1, std::memory_order_release);
       lock.unlock();
-      queue_cv_.notify_all();
+      rounds_.notify_all();
       lock.lock();
     }
-    lock.unlock();
+    if (lock.owns_lock()) lock.unlock();
     // Outside the leader role, so a listener may append without deadlock.
     listeners_->deliver(request.ticket);
     if (request.error) std::rethrow_exception(request.error);
@@ -708,7 +716,8 @@ class SqliteEventStore::Impl {
   }
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
+  // Ends of leader rounds, changed under queue_mu_; followers wait on it.
+  std::atomic<std::uint32_t> rounds_{0};
   std::deque<Request*> queue_;
   bool leader_active_ = false;
   std::atomic<std::size_t> appending_{0};

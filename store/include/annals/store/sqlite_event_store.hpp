@@ -9,8 +9,11 @@
 ///
 /// Group commit: concurrent appends from threads of one store object are
 /// written in one transaction with one fsync; each keeps its own expected
-/// version check and its own result or error (a failing append is rolled back
-/// to its savepoint and does not affect the others).
+/// version check and its own result or error (a failing append is undone alone
+/// and does not affect the others). Only an error of the transaction itself
+/// (StorageError) or running out of memory after an append's row was written
+/// (std::bad_alloc) fails every append of the group; nothing of it is written
+/// then, and each may be retried with the same event ids.
 ///
 /// Append-only is enforced by the database: triggers reject UPDATE and DELETE
 /// on the events table, whoever connects. The schema and the hash chain are

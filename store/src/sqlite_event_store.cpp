@@ -483,8 +483,9 @@ class SqliteEventStore::Impl {
       return;
     }
     // Committed: the appends succeeded whatever happens now. Should memory run
-    // out while queueing the batch for the commit listeners, they miss it
-    // (a ProjectionRunner catches up from its checkpoint when it next polls).
+    // out while queueing the batch for the commit listeners, they miss it: a
+    // ProjectionRunner, which reads the store, only finds it at its next poll,
+    // but a Dispatcher's subscribers never see it.
     std::uint64_t ticket = 0;
     try {
       ticket = listeners_->enqueue(std::move(committed));

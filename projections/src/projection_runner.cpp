@@ -314,12 +314,16 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       state_ = ProjectionState::stopped;
     }
     cv_.notify_all();
-    if (!failed) {
-      try {
-        read_model_.write(
-            [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped); });
-      } catch (...) {  // the state column is informative only
-      }
+    if (!failed) record_stopped();
+  }
+
+  // Stores the state "stopped" in the read model's table (what `annals
+  // projections` shows). Best effort: the state column is informative only.
+  void record_stopped() noexcept {
+    try {
+      read_model_.write(
+          [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped); });
+    } catch (...) {
     }
   }
 
@@ -391,13 +395,8 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
     set_state(ProjectionState::stopped);
     // A step at the head recorded "live"; nothing follows after a catch-up, so
-    // the table (which `annals projections` shows) must say stopped, as the
-    // worker does when it exits.
-    try {
-      read_model_.write(
-          [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped); });
-    } catch (...) {  // the state column is informative only
-    }
+    // the table must say stopped, as the worker does when it exits.
+    record_stopped();
     return checkpoint();
   }
 

@@ -1,10 +1,10 @@
 // JSON Lines export and import (format in annals/store/event_export.hpp).
 //
 // Parsing a line keeps payload and metadata byte for byte: the line's nesting
-// depth is checked first, then the line is validated as one JSON object by
-// validate_json_object (nlohmann's SAX parser: iterative, no DOM), then a
-// small scanner walks the top-level object and records
-// the byte range of each member's value. Scalars are parsed from their ranges
+// depth is checked first (detail::json_text_nested_deeper_than, a byte scan),
+// then the line is validated as one JSON object by validate_json_object, then
+// a small scanner walks the top-level object and records the byte range of
+// each member's value. Scalars are parsed from their ranges
 // with nlohmann; payload and metadata are copied from theirs unchanged. The
 // scanner relies on the validation that ran before it, so it only needs to
 // find the ends of strings and of nested values.
@@ -19,7 +19,6 @@
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
 
-#include <algorithm>
 #include <array>
 #include <istream>
 #include <limits>
@@ -69,30 +68,6 @@ void append_object_field(std::string& out, const char* name, std::string_view te
 
 std::string where(std::int64_t line_number) {
   return line_number > 0 ? "line " + std::to_string(line_number) : std::string("export line");
-}
-
-// The deepest nesting of objects and arrays in `text`, counted outside
-// strings; stops counting once past `limit` (the caller refuses the line).
-int nesting_depth(std::string_view text, int limit) {
-  int depth = 0, deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size() && deepest <= limit; ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 // Index just past the string that starts at text[i] == '"'.
@@ -323,7 +298,7 @@ RecordedEvent parse_export_line(std::string_view line, std::int64_t line_number,
     throw SerializationError(where(line_number) + ": longer than " +
                              std::to_string(limits.max_line_bytes) + " bytes");
   }
-  if (nesting_depth(line, limits.max_depth) > limits.max_depth) {
+  if (detail::json_text_nested_deeper_than(line, limits.max_depth)) {
     throw SerializationError(where(line_number) + ": nested deeper than " +
                              std::to_string(limits.max_depth) + " levels");
   }

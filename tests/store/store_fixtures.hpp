@@ -9,10 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <utility>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <utility>
 
 #include "annals/core/clock.hpp"
 #include "annals/store/in_memory_event_store.hpp"
@@ -49,7 +49,6 @@ inline std::pair<int, std::string> sqlite3_shell(const std::filesystem::path& db
   const int status = ::pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
-
 
 // A directory under /tmp, removed with everything in it when destroyed.
 class TempDir {

@@ -170,6 +170,13 @@ std::optional<std::string> detail::json_object_problem_nlohmann(std::string_view
     problem += std::to_string(nul);
     return problem;
   }
+  // nlohmann skips a UTF-8 byte order mark at the start of its input, but
+  // JSON text does not begin with one (RFC 8259, section 8.1) and SQLite's
+  // JSON functions refuse it: stored, it would make json_valid() 0 and every
+  // json_extract() over the events table fail.
+  if (text.starts_with("\xEF\xBB\xBF")) {
+    return std::string("is not valid JSON: it starts with a UTF-8 byte order mark (EF BB BF)");
+  }
   TopLevelKind sax;
   if (!Json::sax_parse(text.begin(), text.end(), &sax)) {
     // Appended, not `"literal" + string`: g++ 12 warns falsely (-Wrestrict) on that at -O2.
@@ -188,8 +195,10 @@ namespace {
 // when it succeeds: every text it parses, nlohmann parses too, with the same
 // top-level kind and within kMaxJsonDepth (checked by tests/core and by the
 // differential fuzz target fuzz_json_object). Any simdjson error, including
-// the ones nlohmann does not share (integers beyond 64 bits, a UTF-8 BOM), is
-// left to nlohmann, so what is accepted and every message stay nlohmann's.
+// the ones nlohmann does not share (integers beyond 64 bits), is left to
+// nlohmann, so what is accepted and every message stay nlohmann's. A text
+// starting with a UTF-8 byte order mark never reaches simdjson (some of its
+// versions skip one): the reference refuses it.
 enum class FastVerdict { kObject, kNotAnObject, kUndecided };
 
 // One parser per thread: a parser is not thread-safe, and building one per
@@ -228,6 +237,7 @@ FastVerdict simdjson_verdict(std::string_view text) noexcept {
 }  // namespace
 
 std::optional<std::string> json_object_problem(std::string_view text) {
+  if (text.starts_with("\xEF\xBB\xBF")) return detail::json_object_problem_nlohmann(text);
   switch (simdjson_verdict(text)) {
     case FastVerdict::kObject:
       return std::nullopt;

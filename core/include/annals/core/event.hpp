@@ -25,7 +25,8 @@ using Json = nlohmann::json;
 /// An event to append.
 struct EventData {
   /// A UUID; generated (UUIDv7) when left empty. Reusing the ids of an earlier
-  /// append at the same place makes the append an idempotent retry.
+  /// append at the same place, with the same content, makes the append an
+  /// idempotent retry; with other content it is a DuplicateEventId.
   std::string event_id;
   /// Stable name, e.g. "bank.AccountOpened"; same rules as a stream id.
   std::string type;
@@ -72,8 +73,10 @@ struct RecordedEvent {
 /// and would exhaust the stack on hostile input.
 inline constexpr int kMaxJsonDepth = 512;
 
-/// Checks that `text` is a JSON object (valid UTF-8, nothing after it, at
-/// most kMaxJsonDepth levels deep).
+/// Checks that `text` is a JSON object (valid UTF-8, no byte order mark
+/// before it, nothing after it, at most kMaxJsonDepth levels deep). Every
+/// text it accepts is also accepted by SQLite's json_valid() (checked by
+/// tests/store and the fuzz target fuzz_json_object).
 /// `what` names the input in the error ("payload of event 3 for stream 'a-1'").
 /// Throws: InvalidArgument.
 void validate_json_object(std::string_view text, std::string_view what);

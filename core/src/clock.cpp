@@ -74,7 +74,14 @@ class TimeParser {
         ++i_;
         int digits = 0;
         while (!at_end() && peek() >= '0' && peek() <= '9') {
-          if (digits < 6) us = us * 10 + (peek() - '0');
+          if (digits < 6) {
+            us = us * 10 + (peek() - '0');
+          } else if (peek() != '0') {
+            // Refused, not rounded: rounding up would move an as-of time past
+            // events it excludes, and cutting would drop what was asked for.
+            fail("a fraction finer than microseconds; Annals times have at most 6 fractional "
+                 "digits (digits after the sixth may only be 0)");
+          }
           ++digits, ++i_;
         }
         if (digits == 0) fail("expected digits after the decimal point");

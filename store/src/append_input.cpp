@@ -95,6 +95,23 @@ void prepare_batch(std::vector<StreamAppend>& batch, std::vector<bool>* generate
   }
 }
 
+const char* differing_field(const EventData& given, std::string_view type, int schema_version,
+                            std::string_view payload, std::string_view metadata) noexcept {
+  if (given.type != type) return "type";
+  if (given.schema_version != schema_version) return "schema version";
+  if (given.payload != payload) return "payload";
+  if (given.metadata != metadata) return "metadata";
+  return nullptr;
+}
+
+DuplicateEventId content_differs(const std::string& event_id, const std::string& stream_id,
+                                 std::int64_t version, const char* field) {
+  return DuplicateEventId(event_id, stream_id,
+                          "stored in stream '" + stream_id + "' at version " +
+                              std::to_string(version) + ", but the content differs (" + field +
+                              "), so this is not a retry of that append");
+}
+
 void validate_snapshot(const Snapshot& snapshot) {
   validate_stream_id(snapshot.stream_id);
   const std::string what = "snapshot of stream '" + snapshot.stream_id + "'";

@@ -2,7 +2,10 @@
 // Validation of append input, shared by the stores so both reject the same
 // things with the same messages, before anything is written.
 
+#include <string_view>
 #include <vector>
+
+#include "annals/core/error.hpp"
 
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
@@ -21,6 +24,17 @@ namespace annals::detail {
 // process generated, and a given one that matched it would meet the index.
 void prepare_batch(std::vector<StreamAppend>& batch,
                    std::vector<bool>* generated_first_ids = nullptr, bool unique_index = false);
+
+// Which field of a retried event differs from the event stored under its id
+// ("type", "schema version", "payload", "metadata"); nullptr when they are
+// the same. Payload and metadata compare byte for byte, as they are stored.
+const char* differing_field(const EventData& given, std::string_view type, int schema_version,
+                            std::string_view payload, std::string_view metadata) noexcept;
+
+// The DuplicateEventId of a retry whose ids are stored where it would put them
+// but whose content is not what was stored.
+DuplicateEventId content_differs(const std::string& event_id, const std::string& stream_id,
+                                 std::int64_t version, const char* field);
 
 // Checks a snapshot before it is saved.
 // Throws: InvalidArgument naming the stream and what is wrong.

@@ -52,7 +52,8 @@ class InMemoryEventStore::Impl {
   }
 
   // Returns the first result if `part` is an idempotent retry; nullopt if none
-  // of its ids is stored; throws DuplicateEventId if they are stored elsewhere.
+  // of its ids is stored; throws DuplicateEventId if they are stored elsewhere
+  // or with other content.
   std::optional<AppendResult> retry_of(const StreamAppend& part) const {
     auto first = ids_.find(part.events.front().event_id);
     if (first == ids_.end()) return std::nullopt;
@@ -72,6 +73,14 @@ class InMemoryEventStore::Impl {
                              "stored in stream '" + loc.stream_id + "' at version " +
                                  std::to_string(loc.version) +
                                  ", which is not a retry of this append");
+    }
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const auto pos = stored->second[static_cast<std::size_t>(loc.version - 1) + i];
+      const RecordedEvent& kept = events_[static_cast<std::size_t>(pos - 1)];
+      if (const char* field = detail::differing_field(events[i], kept.type, kept.schema_version,
+                                                      kept.payload, kept.metadata)) {
+        throw detail::content_differs(events[i].event_id, part.stream_id, kept.version, field);
+      }
     }
     const auto last_version = loc.version - 1 + static_cast<std::int64_t>(events.size());
     return AppendResult{last_version, loc.position,
@@ -113,7 +122,10 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
       }
     }
     const std::size_t old_size = impl_->events_.size();  // for undoing a rejected append
-    const Timestamp now = impl_->clock_->now();
+    // Never before the newest stored event: recorded_at does not decrease
+    // along positions, even when the wall clock steps back.
+    Timestamp now = impl_->clock_->now();
+    if (!impl_->events_.empty()) now = std::max(now, impl_->events_.back().recorded_at);
     const bool collect = !impl_->listeners_->empty();
     for (std::size_t s = 0; s < batch.size(); ++s) {
       if (is_retry[s]) continue;

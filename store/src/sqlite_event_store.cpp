@@ -105,6 +105,7 @@ struct Gather {
 struct Head {
   std::int64_t position = 0;
   EventHash hash{};
+  Timestamp recorded_at{};
 };
 
 // ---- transaction hooks -------------------------------------------------------
@@ -400,7 +401,7 @@ class SqliteEventStore::Impl {
 
   void load_head() {
     auto& st =
-        writer_->statement("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1");
+        writer_->statement("SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1");
     ResetOnExit reset(st);
     head_ = Head{};
     if (st.executeStep()) {
@@ -409,6 +410,7 @@ class SqliteEventStore::Impl {
       if (hash.getBytes() == static_cast<int>(head_.hash.size())) {
         std::memcpy(head_.hash.data(), hash.getBlob(), head_.hash.size());
       }
+      head_.recorded_at = from_micros(st.getColumn(2).getInt64());
     }
   }
 
@@ -532,7 +534,9 @@ class SqliteEventStore::Impl {
                                   const std::vector<bool>& generated_first_ids,
                                   std::vector<RecordedEvent>* committed) {
     std::vector<AppendResult> results(batch.size());
-    const Timestamp now = options_.clock->now();
+    // Never before the newest stored event: recorded_at does not decrease
+    // along positions, even when the wall clock steps back.
+    const Timestamp now = std::max(options_.clock->now(), head_.recorded_at);
     for (std::size_t s = 0; s < batch.size(); ++s) {
       auto& part = batch[s];
       try {
@@ -573,7 +577,7 @@ class SqliteEventStore::Impl {
             throw;
           }
           insert.reset();
-          head_ = Head{event.position, event.hash};
+          head_ = Head{event.position, event.hash, event.recorded_at};
           if (committed != nullptr) committed->push_back(std::move(event));
         }
         results[s] = AppendResult{version, first_position, head_.position};
@@ -597,7 +601,8 @@ class SqliteEventStore::Impl {
   }
 
   // The first result, if `part` repeats an earlier append; nullopt if its first
-  // id is new. Throws DuplicateEventId if the id is stored somewhere else.
+  // id is new. Throws DuplicateEventId if the id is stored somewhere else, or
+  // where this append would put it but with other content.
   std::optional<AppendResult> retry_of(const StreamAppend& part) {
     std::string stored_stream;
     std::int64_t first_version = 0;
@@ -617,14 +622,26 @@ class SqliteEventStore::Impl {
     std::size_t seen = 0;
     if (same_place) {
       auto& st = writer_->statement(
-          "SELECT event_id, position FROM events WHERE stream_id = ?1 AND version >= ?2 "
-          "ORDER BY version LIMIT ?3");
+          "SELECT event_id, position, version, type, schema_version, payload, metadata "
+          "FROM events WHERE stream_id = ?1 AND version >= ?2 ORDER BY version LIMIT ?3");
       ResetOnExit reset(st);
       st.bind(1, part.stream_id);
       st.bind(2, first_version);
       st.bind(3, static_cast<std::int64_t>(part.events.size()));
       while (same_place && st.executeStep()) {
-        same_place = st.getColumn(0).getString() == part.events[seen].event_id;
+        const EventData& given = part.events[seen];
+        same_place = st.getColumn(0).getString() == given.event_id;
+        if (!same_place) break;
+        const auto text = [&](int column) {
+          const SQLite::Column value = st.getColumn(column);
+          const char* chars = value.getText();  // before getBytes(), as SQLite asks
+          return std::string_view(chars, static_cast<std::size_t>(value.getBytes()));
+        };
+        if (const char* field = detail::differing_field(
+                given, text(3), st.getColumn(4).getInt(), text(5), text(6))) {
+          throw detail::content_differs(given.event_id, part.stream_id,
+                                        st.getColumn(2).getInt64(), field);
+        }
         last_position = st.getColumn(1).getInt64();
         ++seen;
       }

@@ -273,5 +273,33 @@ TYPED_TEST(RepositoryTest, UpcastVersionOneEventsLoadAsTheCurrentType) {
   EXPECT_EQ(a.transactions(), 2);
 }
 
+// Issue 12, item 4: load_as_of gives every event recorded at or before the
+// time, also after the wall clock stepped back between saves (recorded_at
+// never decreases along positions, so its replay may stop at the first later one).
+TYPED_TEST(RepositoryTest, LoadAsOfIncludesEveryEventRecordedByThenWhenTheClockSteppedBack) {
+  this->clock_->set(parse_timestamp("2026-03-02T09:00:00Z"));
+  Account a = this->open("1", 100);  // versions 1 and 2
+  this->clock_->set(parse_timestamp("2026-03-02T10:00:00Z"));
+  a.deposit(50);
+  this->accounts_.save(a);                                     // version 3
+  this->clock_->set(parse_timestamp("2026-03-02T08:30:00Z"));  // the clock steps back
+  a.withdraw(30);
+  this->accounts_.save(a);  // version 4
+
+  for (const char* when : {"2026-03-02T09:00:00Z", "2026-03-02T09:30:00Z",
+                           "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"}) {
+    const Timestamp t = parse_timestamp(when);
+    std::int64_t recorded_by_then = 0;
+    for (const RecordedEvent& e : this->store().read_stream(a.stream_id())) {
+      if (e.recorded_at <= t) ++recorded_by_then;
+    }
+    EXPECT_EQ(this->accounts_.load_as_of("1", t).version(), recorded_by_then) << when;
+  }
+  EXPECT_EQ(this->accounts_.load_as_of("1", parse_timestamp("2026-03-02T09:00:00Z")).balance(),
+            100);
+  EXPECT_EQ(this->accounts_.load_as_of("1", parse_timestamp("2026-03-02T10:00:00Z")).balance(),
+            120);
+}
+
 }  // namespace
 }  // namespace annals::test_domain

@@ -32,6 +32,25 @@ TEST(Clock, RejectsMalformedTimesNamingTheInput) {
   }
 }
 
+TEST(Clock, DigitsPastMicrosecondsAreRefusedNotDropped) {
+  for (const char* finer : {"2026-03-01T12:00:00.1234567Z", "2026-03-01T12:00:00.123456789Z",
+                            "2026-03-01T12:00:00.0000001+01:00", "2026-03-01T12:00:00.9999999Z"}) {
+    try {
+      parse_timestamp(finer);
+      ADD_FAILURE() << "accepted '" << finer << "'";
+    } catch (const InvalidArgument& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(std::string("'") + finer + "'"), std::string::npos) << message;
+      EXPECT_NE(message.find("microseconds"), std::string::npos) << message;
+    }
+  }
+  // Zeros past the sixth digit say nothing finer, as nanosecond tools print them.
+  EXPECT_EQ(parse_timestamp("2026-03-01T12:00:00.123456000Z"),
+            parse_timestamp("2026-03-01T12:00:00.123456Z"));
+  EXPECT_EQ(parse_timestamp("2026-03-01T12:00:00.1000000000Z"),
+            parse_timestamp("2026-03-01T12:00:00.1Z"));
+}
+
 TEST(Clock, ManualClockMovesOnlyWhenTold) {
   ManualClock clock(parse_timestamp("2026-01-01T00:00:00Z"));
   const auto start = clock.now();

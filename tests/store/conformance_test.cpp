@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -582,6 +583,101 @@ TYPED_TEST(StoreConformance, BadSnapshotsAreRejected) {
   EXPECT_THROW(snapshots.save_snapshot({"s-1", 1, 0, "{}", {}}), InvalidArgument);
   EXPECT_THROW(snapshots.save_snapshot({"s-1", 1, 1, "{oops", {}}), InvalidArgument);
   EXPECT_FALSE(snapshots.load_snapshot("s-1").has_value());
+}
+
+// ---- text SQLite's JSON functions could not read (issue 12, item 1) ---------
+
+TYPED_TEST(StoreConformance, BomPayloadIsRefusedNamingTheField) {
+  const std::string bom = "\xEF\xBB\xBF";
+  for (const std::string& field : {std::string("payload"), std::string("metadata")}) {
+    auto batch = events(2);
+    (field == "payload" ? batch[1].payload : batch[1].metadata) = bom + R"({"a":1})";
+    try {
+      this->store().append("s-1", ExpectedVersion::any(), batch);
+      FAIL() << field << " starting with a BOM was accepted";
+    } catch (const InvalidArgument& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(field + " of event 2 for stream 's-1'"), std::string::npos) << message;
+      EXPECT_NE(message.find("byte order mark"), std::string::npos) << message;
+    }
+  }
+  EXPECT_EQ(this->store().head_position(), 0);
+}
+
+// ---- retries whose content differs (issue 12, item 3) ------------------------
+
+TYPED_TEST(StoreConformance, RetryWithSameIdsButDifferentContentThrowsSayingTheContentDiffers) {
+  auto batch = events(2);
+  batch[1].metadata = R"({"actor":"ann"})";
+  for (auto& e : batch) e.event_id = new_event_id();
+  const auto first = this->store().append("s-1", ExpectedVersion::no_stream(), batch);
+  const auto before = this->everything();
+
+  const std::vector<std::pair<std::string, std::function<void(EventData&)>>> changes = {
+      {"type", [](EventData& e) { e.type = "test.Other"; }},
+      {"schema version", [](EventData& e) { e.schema_version = 2; }},
+      {"payload", [](EventData& e) { e.payload = R"({"i":99})"; }},
+      {"metadata", [](EventData& e) { e.metadata = R"({"actor":"bob"})"; }},
+  };
+  for (const auto& [field, change] : changes) {
+    for (std::size_t which : {0u, 1u}) {
+      auto retry = batch;
+      change(retry[which]);
+      try {
+        this->store().append("s-1", ExpectedVersion::no_stream(), retry);
+        FAIL() << "a retry with another " << field << " was acknowledged";
+      } catch (const DuplicateEventId& e) {
+        const std::string message = e.what();
+        EXPECT_EQ(e.event_id(), batch[which].event_id);
+        EXPECT_EQ(e.stream_id(), "s-1");
+        EXPECT_NE(message.find("content differs"), std::string::npos) << message;
+        EXPECT_NE(message.find(field), std::string::npos) << message;
+      }
+    }
+  }
+  // Identical content stays an idempotent retry, whatever expected version
+  // places it where it is.
+  EXPECT_EQ(this->store().append("s-1", ExpectedVersion::no_stream(), batch), first);
+  EXPECT_EQ(this->store().append("s-1", ExpectedVersion::any(), batch), first);
+  EXPECT_EQ(this->everything().size(), before.size());
+  EXPECT_EQ(this->store().stream_version("s-1"), 2);
+}
+
+TYPED_TEST(StoreConformance, RetryOfAMultiStreamAppendWithDifferentContentWritesNothing) {
+  std::vector<StreamAppend> batch{{"a-1", ExpectedVersion::no_stream(), events(1)},
+                                  {"b-1", ExpectedVersion::no_stream(), events(1)}};
+  for (auto& part : batch) part.events[0].event_id = new_event_id();
+  const auto first = this->store().append(batch);
+  auto retry = batch;
+  retry[1].events[0].payload = R"({"i":7})";
+  EXPECT_THROW(this->store().append(retry), DuplicateEventId);
+  EXPECT_EQ(this->store().append(batch), first);
+  EXPECT_EQ(this->store().head_position(), 2);
+}
+
+// ---- recorded_at follows positions (issue 12, item 4) ------------------------
+
+TYPED_TEST(StoreConformance, RecordedAtNeverDecreasesAlongPositionsWhenTheClockStepsBack) {
+  const Timestamp start = parse_timestamp("2026-03-01T12:00:00Z");
+  this->clock_->set(start);
+  this->store().append("s-1", ExpectedVersion::any(), events(2));
+  this->clock_->set(start - std::chrono::hours(1));  // the wall clock steps back
+  this->store().append("s-2", ExpectedVersion::any(), events(1));
+  this->store().append(std::vector<StreamAppend>{{"s-3", ExpectedVersion::any(), events(2)},
+                                                 {"s-4", ExpectedVersion::any(), events(1)}});
+  this->clock_->set(start + std::chrono::seconds(5));  // and forward again
+  this->store().append("s-1", ExpectedVersion::any(), events(1));
+
+  const auto all = this->everything();
+  ASSERT_EQ(all.size(), 7u);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    EXPECT_GE(all[i].recorded_at, all[i - 1].recorded_at) << "at position " << all[i].position;
+  }
+  // Held at the latest time seen while the clock was behind it, then the clock again.
+  EXPECT_EQ(all[2].recorded_at, start);
+  EXPECT_EQ(all[5].recorded_at, start);
+  EXPECT_EQ(all[6].recorded_at, start + std::chrono::seconds(5));
+  EXPECT_TRUE(this->store().verify().ok);
 }
 
 }  // namespace

@@ -48,6 +48,9 @@ std::string format_timestamp(Timestamp t);
 
 /// Parses ISO 8601 UTC times: "2026-03-01", "2026-03-01T12:00:00Z",
 /// "2026-03-01T12:00:00.123456Z" and "+hh:mm"/"-hh:mm" offsets.
+/// Timestamps have microsecond precision and a fraction finer than that is
+/// refused, never rounded or cut: "...00.1234567Z" throws, while digits after
+/// the sixth that are all 0 ("...00.123456000Z", nanosecond tools) are accepted.
 /// Throws: InvalidArgument naming the text when it is not such a time.
 Timestamp parse_timestamp(std::string_view text);
 

@@ -51,8 +51,17 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
-/// An event id is already stored somewhere other than the place of an idempotent
-/// retry (another stream, another version, or another order of ids).
+/// An append was refused because of an event id, and nothing was written. Thrown when
+/// - the same id appears twice in one append (in one stream or in two);
+/// - an id is already stored somewhere other than the place of an idempotent
+///   retry: in another stream, at another version (an expected version that
+///   does not place the ids where they are), or with the ids in another order,
+///   or only some of the append's ids stored there;
+/// - the ids are stored exactly where a retry would find them, but an event's
+///   content differs from what was stored under its id (type, schema version,
+///   payload or metadata, compared byte for byte): the message says "the
+///   content differs" and names the field. Such an append is not a retry, and
+///   acknowledging it would tell the caller its different event was stored.
 class DuplicateEventId : public Error {
  public:
   DuplicateEventId(std::string event_id, std::string stream_id, const std::string& detail);

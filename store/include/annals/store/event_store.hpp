@@ -125,10 +125,17 @@ class EventStore {
   /// Appends `events` to `stream_id` if its version matches `expected`.
   /// Event ids left empty are generated (UUIDv7). If every event id is already
   /// stored, in this stream, in this order, at versions consistent with
-  /// `expected`, the call is an idempotent retry and returns the first result.
+  /// `expected`, with the same type, schema version, payload and metadata
+  /// (byte for byte), the call is an idempotent retry and returns the first
+  /// result.
+  /// recorded_at is the store's clock at the append, but never earlier than
+  /// the recorded_at of the event before it: it does not decrease along
+  /// positions, even when the clock steps back (the events then share the
+  /// newest time already stored).
   /// Throws: InvalidArgument (bad stream id, type, schema version, event id or
   /// JSON; no events), WrongExpectedVersion, DuplicateEventId (an id stored
-  /// anywhere else), StorageError. On any throw nothing is written.
+  /// anywhere else, or stored there with other content; see error.hpp),
+  /// StorageError. On any throw nothing is written.
   AppendResult append(const std::string& stream_id, ExpectedVersion expected,
                       std::vector<EventData> events) {
     std::vector<StreamAppend> batch;

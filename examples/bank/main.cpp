@@ -86,6 +86,7 @@ struct Command {
   std::string to_time;
   std::string seal_file;  // verify --seal
   std::string key_file;   // seal, verify --seal, keygen
+  std::string public_key_file;  // keygen --public
 };
 
 std::optional<annals::Timestamp> time_option(const std::string& text) {
@@ -290,6 +291,10 @@ int run_keygen(const Command& c) {
   key.save_private(c.key_file);
   std::cout << "created seal key " << key.key_id() << " in " << c.key_file
             << " (mode 0600; keep it outside the bank's file and back it up)\n";
+  if (!c.public_key_file.empty()) {
+    key.save_public(c.public_key_file);
+    std::cout << "its public key, for auditors: " << c.public_key_file << "\n";
+  }
   return 0;
 }
 
@@ -436,6 +441,7 @@ int main(int argc, char** argv) {
 
   CLI::App* keygen = command("keygen", "create a seal key file (never overwrites)", run_keygen);
   keygen->add_option("--key", c.key_file, "the key file to create")->required();
+  keygen->add_option("--public", c.public_key_file, "also write its public key (PEM) here");
 
   try {
     app.parse(argc, argv);

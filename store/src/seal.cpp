@@ -491,7 +491,7 @@ SealVerifyResult verify_seal(const EventStore& store, const Seal& seal, const Se
                 "the store ends at position " + std::to_string(head) + " but the seal covers " +
                     std::to_string(seal.head_position) + " events: " +
                     std::to_string(seal.head_position - head) +
-                    " sealed events are missing (truncated)");
+                    " sealed events are missing");
   }
   if (seal.head_position == 0 && seal.head_hash != EventHash{}) {
     return fail(SealProblem::head_differs, "the seal of an empty store names a head hash other than zeros");

@@ -295,12 +295,12 @@ case "$case_name" in
     ;;
   seal_then_verify_passes_after_growth_and_finds_a_cut_tail)
     setup_two_accounts
-    ok keygen --key "$work/seal.key"
+    ok keygen --key "$work/seal.key" --public "$work/seal.pub"
     ok seal --key "$work/seal.key"
     printf '%s\n' "$out" >"$work/seal.json"
     grep -q '"head_position":3' "$work/seal.json" || fail "seal: $(cat "$work/seal.json")"
     ok deposit bob 5.00
-    ok verify --seal "$work/seal.json" --key "$work/seal.key"
+    ok verify --seal "$work/seal.json" --key "$work/seal.pub"
     expect_out "verify: ok \(4 events checked, hash chain intact; the seal of position 3 holds, signature trusted\)"
     # The newest events are cut (triggers dropped first): the chain alone
     # still checks, the seal does not.

@@ -2,7 +2,7 @@
 # The bank demo: a short session at the `bank` command line, on a fresh
 # SQLite file. Opens two accounts, pays money in, transfers, has an overdraft
 # refused, then reads balances, a statement, a balance in the past, the
-# ledger and the integrity check.
+# ledger, the integrity check and a seal of the head.
 #   bash examples/bank/demo.sh BANK_PROGRAM [FILE]     (FILE defaults to bank-demo.db)
 # The file is replaced on every run, so the demo can run again and again.
 set -euo pipefail
@@ -78,6 +78,18 @@ bank history alice
 
 step "Integrity: every event is chained to the one before it by SHA-256"
 bank verify
+
+step "Seal: a signed statement of the head, with a key kept outside the bank's file"
+key="$file.seal-key"
+seal="$file.seal.json"
+rm -f -- "$key" "$seal"
+bank keygen --key "$key"
+echo "\$ bank seal --key $key > $seal"
+"$bank_program" --db "$file" seal --key "$key" >"$seal"
+cat "$seal"
+bank deposit alice 5.00
+echo "(the bank grew after the seal; verify checks the sealed head is still there)"
+bank verify --seal "$seal" --key "$key"
 
 echo
 echo "Explore further:  $bank_program --db $file --help"

@@ -5,7 +5,8 @@
 // commands become "load, decide, append" on the event store.
 //
 // Exit codes: 0 done; 1 refused (bad input or a rule of the bank, nothing was
-// written); 2 bad usage; 3 failure (storage error, verify found damage,
+// written; a malformed seal or key file); 2 bad usage; 3 failure (storage
+// error, verify found damage or a store that does not match its seal,
 // retries exhausted).
 
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <annals/core/clock.hpp>
 #include <annals/core/error.hpp>
+#include <annals/store/seal.hpp>
 
 #include "bank.hpp"
 #include "errors.hpp"
@@ -82,6 +84,9 @@ struct Command {
   std::int64_t at_version = 0;
   std::string from_time;
   std::string to_time;
+  std::string seal_file;  // verify --seal
+  std::string key_file;   // seal, verify --seal, keygen
+  std::string public_key_file;  // keygen --public
 };
 
 std::optional<annals::Timestamp> time_option(const std::string& text) {
@@ -281,7 +286,62 @@ int run_ledger(const Command& c) {
   return 0;
 }
 
+int run_keygen(const Command& c) {
+  const annals::SealKey key = annals::SealKey::generate();
+  key.save_private(c.key_file);
+  std::cout << "created seal key " << key.key_id() << " in " << c.key_file
+            << " (mode 0600; keep it outside the bank's file and back it up)\n";
+  if (!c.public_key_file.empty()) {
+    key.save_public(c.public_key_file);
+    std::cout << "its public key, for auditors: " << c.public_key_file << "\n";
+  }
+  return 0;
+}
+
+int run_seal(const Command& c) {
+  std::optional<annals::SealKey> key;
+  if (!c.key_file.empty()) key = annals::SealKey::load(c.key_file);
+  bank::Bank b = open_bank(c);
+  const annals::Seal s = annals::seal(b.store(), key ? &*key : nullptr);
+  std::cout << annals::to_seal_json(s);
+  std::cerr << "sealed at position " << s.head_position
+            << (key ? ", signed with key " + key->key_id()
+                    : std::string(" (unsigned: give --key to sign it)"))
+            << "\n";
+  return 0;
+}
+
+// verify --seal: the chain and the seal in one walk (annals/store/seal.hpp).
+int run_verify_seal(const Command& c) {
+  const annals::Seal s = annals::read_seal_file(c.seal_file);
+  std::optional<annals::SealKey> key;
+  if (!c.key_file.empty()) key = annals::SealKey::load(c.key_file);
+  bank::Bank b = open_bank(c);
+  const annals::SealVerifyResult v =
+      annals::verify_seal(b.store(), s, key ? &*key : nullptr);
+  const std::string signature = !s.is_signed() ? "none" : v.key_trusted ? "trusted" : "unpinned";
+  if (c.json) {
+    std::cout << Json{{"ok", v.ok},
+                      {"problem", std::string(annals::to_string(v.problem))},
+                      {"reason", v.reason},
+                      {"events_checked", v.events_checked},
+                      {"sealed_position", s.head_position},
+                      {"signature", signature}}
+                     .dump(2)
+              << "\n";
+  } else if (v.ok) {
+    std::cout << "verify: ok (" << v.events_checked
+              << " events checked, hash chain intact; the seal of position " << s.head_position
+              << " holds, signature " << signature << ")\n";
+  } else {
+    std::cout << "verify: FAILED against the seal (" << annals::to_string(v.problem)
+              << "): " << v.reason << "\n";
+  }
+  return v.ok ? 0 : kFailure;
+}
+
 int run_verify(const Command& c) {
+  if (!c.seal_file.empty()) return run_verify_seal(c);
   const annals::VerifyResult v = open_bank(c).verify();
   if (c.json) {
     std::cout << Json{{"ok", v.ok},
@@ -369,7 +429,19 @@ int main(int argc, char** argv) {
 
   json_flag(command("accounts", "every account and its balance (read model)", run_accounts));
   json_flag(command("ledger", "every money movement (read model)", run_ledger));
-  json_flag(command("verify", "check the store's hash chain", run_verify));
+  CLI::App* verify = command("verify", "check the store's hash chain (and a seal)", run_verify);
+  CLI::Option* seal_option =
+      verify->add_option("--seal", c.seal_file, "also check the bank against this seal file");
+  verify->add_option("--key", c.key_file, "with --seal: the key the seal must be signed with")
+      ->needs(seal_option);
+  json_flag(verify);
+
+  CLI::App* seal = command("seal", "print a signed seal of the bank's current head", run_seal);
+  seal->add_option("--key", c.key_file, "Ed25519 private key (PEM); without it, unsigned");
+
+  CLI::App* keygen = command("keygen", "create a seal key file (never overwrites)", run_keygen);
+  keygen->add_option("--key", c.key_file, "the key file to create")->required();
+  keygen->add_option("--public", c.public_key_file, "also write its public key (PEM) here");
 
   try {
     app.parse(argc, argv);

@@ -242,6 +242,40 @@ class LineParser {
   std::array<std::optional<std::string_view>, kFieldCount> spans_{};
 };
 
+// How a header line starts; the writer is canonical, so a header read back
+// starts so too.
+constexpr std::string_view kExportHeaderStart = "{\"annals_export\":";
+
+// The store id of a header line (see event_export.hpp).
+std::string parse_export_header(std::string_view line) {
+  const auto fail = [](const std::string& why) {
+    return InvalidArgument("line 1 (the export header): " + why);
+  };
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (detail::json_text_nested_deeper_than(line, 2)) throw fail("is nested too deeply");
+  Json j;
+  try {
+    j = Json::parse(line);
+  } catch (const Json::exception&) {
+    throw SerializationError("line 1 (the export header): is not one JSON object");
+  }
+  if (!j.is_object()) throw fail("is not a JSON object");
+  for (const auto& [name, value] : j.items()) {
+    if (name != "annals_export" && name != "store_id") throw fail("unknown field '" + name + "'");
+  }
+  const Json& format = j["annals_export"];
+  if (!format.is_number_integer() || format.get<std::int64_t>() != 1) {
+    throw fail("field 'annals_export' is " + format.dump() + "; this build reads format 1");
+  }
+  if (!j.contains("store_id")) throw fail("field 'store_id' is missing");
+  const Json& id = j["store_id"];
+  if (!id.is_string() || !is_valid_event_id(id.get<std::string>()) ||
+      normalize_event_id(id.get<std::string>()) != id.get<std::string>()) {
+    throw fail("field 'store_id' must be a UUID in lowercase canonical form, got " + id.dump());
+  }
+  return id.get<std::string>();
+}
+
 // Reads one line into `out` (without its "\n"); false at the end of input.
 // Throws SerializationError when a line exceeds `max` bytes.
 bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t line_number) {
@@ -263,6 +297,23 @@ bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t
     }
     out.push_back(static_cast<char>(c));
   }
+}
+
+// Gives the store being imported into (inside the import's transaction) the
+// id an export's header carries.
+void adopt_store_id(SQLite::Database& db, const std::string& name, const std::string& id) {
+  SQLite::Statement current(db, "SELECT store_id FROM store_identity WHERE singleton = 1");
+  if (current.executeStep() && current.getColumn(0).getString() == id) return;
+  SQLite::Statement seals(db, "SELECT count(*) FROM seals");
+  seals.executeStep();
+  if (seals.getColumn(0).getInt64() > 0) {
+    throw InvalidArgument("store " + name +
+                          " has seals of its own store id; the export's header names store " +
+                          id + ": import into a store without seals");
+  }
+  SQLite::Statement update(db, "UPDATE store_identity SET store_id = ?1 WHERE singleton = 1");
+  update.bind(1, id);
+  update.exec();
 }
 
 }  // namespace
@@ -348,6 +399,11 @@ std::int64_t export_events(const EventStore& store, std::ostream& out,
   const std::int64_t head = store.head_position();
   std::int64_t done = 0;
   std::string line;
+  if (const std::string id = store.store_id(); !id.empty()) {
+    line = std::string(kExportHeaderStart) + "1,\"store_id\":" + Json(id).dump() + "}\n";
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+    if (!out) throw StorageError("cannot write the export: the output failed at its header");
+  }
   for (const RecordedEvent& e : store.read_all(1, {}, static_cast<std::uint64_t>(head))) {
     line = to_export_line(e);
     line.push_back('\n');
@@ -402,6 +458,10 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
     std::string line;
     while (read_line(in, line, options.limits.max_line_bytes, line_number + 1)) {
       ++line_number;
+      if (line_number == 1 && std::string_view(line).starts_with(kExportHeaderStart)) {
+        adopt_store_id(*db, name, parse_export_header(line));
+        continue;
+      }
       const RecordedEvent e = parse_export_line(line, line_number, options.limits);
       const std::string at = where(line_number);
       if (e.position != imported + 1) {

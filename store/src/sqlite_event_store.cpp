@@ -877,6 +877,24 @@ std::int64_t SqliteEventStore::head_position() const {
   }
 }
 
+std::string SqliteEventStore::store_id() const {
+  auto lease = impl_->reader();
+  try {
+    auto& has = lease->statement(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'store_identity'");
+    {
+      ResetOnExit reset(has);
+      has.executeStep();
+      if (has.getColumn(0).getInt() == 0) return {};
+    }
+    auto& st = lease->statement("SELECT store_id FROM store_identity WHERE singleton = 1");
+    ResetOnExit reset(st);
+    return st.executeStep() ? st.getColumn(0).getString() : std::string();
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "reading the store id of '" + impl_->path_.string() + "'");
+  }
+}
+
 Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) const {
   // Seeks from one stream id to the next through the (stream_id, version)
   // index: the cost grows with the number of streams, not of events.

@@ -1,4 +1,4 @@
-// Schema of an Annals SQLite store (PRAGMA user_version = 2,
+// Schema of an Annals SQLite store (PRAGMA user_version = 3,
 // PRAGMA application_id = 0x414E4C53, "ANLS").
 //
 //   events(position INTEGER PRIMARY KEY,  -- global order, dense from 1
@@ -25,6 +25,19 @@
 // version before; open_schema runs the missing steps in one transaction.
 //   1: the tables and the UPDATE/DELETE triggers.
 //   2: the INSERT trigger against REPLACE (stores of version 1 had none).
+//   3: the store's identity and its seals (see below and annals/store/seal.hpp).
+//
+//   store_identity(singleton = 1, store_id TEXT, assigned_at INTEGER)
+//     One row: a random UUID (version 4) given when the step runs, at creation
+//     or on the first writable open of an older store. Fixed once the store
+//     holds events or seals; until then an import may replace it with the id
+//     its export carries (annals/store/event_export.hpp).
+//   seals(seal_number INTEGER PRIMARY KEY, head_position, head_hash BLOB,
+//         event_count, sealed_at, key_id TEXT, seal TEXT)
+//     Every seal the store issued, the signed statement as issued in `seal`
+//     (JSON); key_id is NULL for an unsigned seal. Append-only like events.
+//   Step 3 only adds what is missing, so a store whose user_version was set
+//   back by hand migrates again without losing its id or seals.
 
 #include "sqlite_schema.hpp"
 
@@ -86,6 +99,64 @@ BEGIN
 END;
 )sql";
 
+constexpr const char* kSchemaV3Seals = R"sql(
+CREATE TABLE IF NOT EXISTS store_identity (
+  singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+  store_id    TEXT    NOT NULL,
+  assigned_at INTEGER NOT NULL
+) STRICT;
+
+INSERT INTO store_identity (singleton, store_id, assigned_at) SELECT 1,
+  lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||
+  substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + (random() & 3), 1) ||
+  substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
+  CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)
+  WHERE NOT EXISTS (SELECT 1 FROM store_identity);
+
+CREATE TABLE IF NOT EXISTS seals (
+  seal_number   INTEGER PRIMARY KEY,
+  head_position INTEGER NOT NULL CHECK (head_position >= 0),
+  head_hash     BLOB    NOT NULL,
+  event_count   INTEGER NOT NULL CHECK (event_count >= 0),
+  sealed_at     INTEGER NOT NULL,
+  key_id        TEXT,
+  seal          TEXT    NOT NULL
+) STRICT;
+
+CREATE TRIGGER IF NOT EXISTS store_identity_fixed_update BEFORE UPDATE ON store_identity
+  WHEN EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM seals)
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the store id is fixed once the store holds events or seals');
+END;
+
+CREATE TRIGGER IF NOT EXISTS store_identity_fixed_delete BEFORE DELETE ON store_identity
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the store id cannot be deleted');
+END;
+
+CREATE TRIGGER IF NOT EXISTS store_identity_fixed_insert BEFORE INSERT ON store_identity
+  WHEN EXISTS (SELECT 1 FROM store_identity)
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the store already has an id');
+END;
+
+CREATE TRIGGER IF NOT EXISTS seals_append_only_update BEFORE UPDATE ON seals
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the seals table is append-only; UPDATE is not allowed');
+END;
+
+CREATE TRIGGER IF NOT EXISTS seals_append_only_delete BEFORE DELETE ON seals
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the seals table is append-only; DELETE is not allowed');
+END;
+
+CREATE TRIGGER IF NOT EXISTS seals_append_only_insert BEFORE INSERT ON seals
+  WHEN EXISTS (SELECT 1 FROM seals WHERE seal_number = NEW.seal_number)
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the seals table is append-only; this seal_number is already stored');
+END;
+)sql";
+
 // The step that moves a store from version `to - 1` to version `to`.
 const char* migration_to(int to) {
   switch (to) {
@@ -93,6 +164,8 @@ const char* migration_to(int to) {
       return kSchemaV1;
     case 2:
       return kSchemaV2;
+    case 3:
+      return kSchemaV3Seals;
     default:
       return nullptr;
   }

@@ -293,6 +293,29 @@ case "$case_name" in
       fail "history does not hold the 8 withdrawals"
     ok verify
     ;;
+  seal_then_verify_passes_after_growth_and_finds_a_cut_tail)
+    setup_two_accounts
+    ok keygen --key "$work/seal.key" --public "$work/seal.pub"
+    ok seal --key "$work/seal.key"
+    printf '%s\n' "$out" >"$work/seal.json"
+    grep -q '"head_position":3' "$work/seal.json" || fail "seal: $(cat "$work/seal.json")"
+    ok deposit bob 5.00
+    ok verify --seal "$work/seal.json" --key "$work/seal.pub"
+    expect_out "verify: ok \(4 events checked, hash chain intact; the seal of position 3 holds, signature trusted\)"
+    # The newest events are cut (triggers dropped first): the chain alone
+    # still checks, the seal does not.
+    sqlite3 "$db" "DROP TRIGGER events_append_only_delete; DELETE FROM events WHERE position > 2"
+    ok verify
+    bank verify --seal "$work/seal.json" --key "$work/seal.key"
+    [ "$code" -eq 3 ] || fail "verify of a cut store against its seal exited $code"
+    expect_out "verify: FAILED against the seal \(truncated\)"
+    # A malformed seal file is refused, naming it.
+    echo '{"annals_seal":1}' >"$work/bad.json"
+    refused 1 "bad.json.*field 'store_id' is missing" verify --seal "$work/bad.json"
+    # A seal key is never overwritten.
+    bank keygen --key "$work/seal.key"
+    [ "$code" -ne 0 ] || fail "keygen overwrote a key"
+    ;;
   *)
     fail "no such case"
     ;;

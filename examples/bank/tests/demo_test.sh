@@ -33,6 +33,8 @@ for run in 1 2; do  # a second run on the same file starts afresh
   has "^alice: 100.00 EUR as of .* \(version 2\)$"
   has "^opening balance 0.00 EUR, closing balance -10.00 EUR, 3 movements$"
   has "^verify: ok \(7 events checked"
+  has '^\{"annals_seal":1,.*"head_position":7,'
+  has "^verify: ok \(8 events checked, hash chain intact; the seal of position 7 holds, signature trusted\)$"
   # The file holds what the demo said, as the program reads it back.
   [ "$("$bank_program" --db "$db" balance bob --json | grep -c '"balance_cents": -1000')" = 1 ] ||
     fail "bob's stored balance is not -10.00"

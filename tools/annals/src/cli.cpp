@@ -23,7 +23,7 @@ int report(Io& io, const std::string& command, const std::string& message, int c
 int run(int argc, const char* const* argv, Io& io) {
   CLI::App app{"Inspect, verify, export and import Annals SQLite event stores.", "annals"};
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 ok, 1 failure, 2 usage, 3 unusable file, 4 integrity mismatch.");
+  app.footer("Exit codes: 0 ok, 1 failure, 2 usage, 3 unusable file, 4 integrity or seal mismatch.");
 
   std::function<int()> action;
   const auto add = [&](const std::string& name, const std::string& what,
@@ -78,7 +78,23 @@ int run(int argc, const char* const* argv, Io& io) {
   VerifyCommand verify;
   auto* v = add("verify", "Check the hash chain; exit 0 when intact, 4 naming the first bad position", verify.db);
   v->add_flag("--json", verify.json, "One JSON object");
+  auto* seal_opt = v->add_option(
+      "--seal", verify.seal, "Also check the store against this seal file: exit 4 when it was cut or rewritten");
+  v->add_option("--key", verify.key, "With --seal: the key the seal must be signed with (private or public PEM)")
+      ->needs(seal_opt);
   v->callback([&] { action = [&] { return run_verify(verify, io); }; });
+
+  SealCommand seal_cmd;
+  auto* sl = add("seal", "Seal the store's head; write the signed seal (JSON) to standard output",
+                 seal_cmd.db);
+  sl->add_option("--key", seal_cmd.key, "Ed25519 private key file (PEM); without it the seal is unsigned");
+  sl->callback([&] { action = [&] { return run_seal(seal_cmd, io); }; });
+
+  KeygenCommand keygen;
+  auto* kg = app.add_subcommand("keygen", "Create an Ed25519 key for seals (never overwrites)");
+  kg->add_option("--key", keygen.key, "The private key file to create (mode 0600)")->required();
+  kg->add_option("--public", keygen.public_key, "Also write the public key (PEM) here");
+  kg->callback([&] { action = [&] { return run_keygen(keygen, io); }; });
 
   ExportCommand exp;
   auto* e = add("export", "Write every event as JSON Lines", exp.db);

@@ -274,6 +274,7 @@ int run_stats(const StatsCommand& c, Io& io) {
 // ---- verify ----------------------------------------------------------------------
 
 int run_verify(const VerifyCommand& c, Io& io) {
+  if (!c.seal.empty()) return run_verify_seal(c, io);
   const auto store = open_for_reading(c.db);
   const std::int64_t head = store->head_position();
   ProgressBar bar(io.err, io.err_is_terminal, "verify", head);

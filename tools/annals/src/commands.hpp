@@ -72,10 +72,31 @@ int run_stats(const StatsCommand& c, Io& io);
 struct VerifyCommand {
   std::filesystem::path db;
   bool json = false;
+  std::filesystem::path seal;  ///< empty: the chain only
+  std::filesystem::path key;   ///< with seal: the trusted key (private or public PEM)
 };
 /// Walks the hash chain. kExitOk when intact, else kExitIntegrity naming the
-/// first bad position.
+/// first bad position. With a seal, run_verify_seal.
 int run_verify(const VerifyCommand& c, Io& io);
+/// Checks the store against a seal file (annals/store/seal.hpp): kExitOk when
+/// the store has only grown since, kExitIntegrity naming the problem;
+/// ToolError(kExitFailure) for an unreadable or malformed seal or key file.
+int run_verify_seal(const VerifyCommand& c, Io& io);
+
+struct SealCommand {
+  std::filesystem::path db;
+  std::filesystem::path key;  ///< empty: an unsigned seal (a warning on stderr)
+};
+/// Seals the store (recording the seal in it) and writes the seal to io.out.
+/// Opens the store writable: a store of an older schema is migrated first.
+int run_seal(const SealCommand& c, Io& io);
+
+struct KeygenCommand {
+  std::filesystem::path key;         ///< the private key file to create (0600)
+  std::filesystem::path public_key;  ///< empty: none
+};
+/// Creates an Ed25519 seal key; never overwrites a file.
+int run_keygen(const KeygenCommand& c, Io& io);
 
 struct ExportCommand {
   std::filesystem::path db;

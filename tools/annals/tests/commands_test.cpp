@@ -180,7 +180,7 @@ TEST_F(AnnalsTool, ExportImportExportIsByteIdenticalAndTheCopyVerifies) {
   auto r = annals_run({"export", "--db", db().string(), "--output", path("dump.jsonl")});
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string dump = file_bytes(dir_ / "dump.jsonl");
-  EXPECT_EQ(lines_of(dump).size(), 5u);
+  EXPECT_EQ(lines_of(dump).size(), 6u) << "a header and 5 events";
   r = annals_run({"import", "--db", path("copy.db"), path("dump.jsonl")});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("imported 5 events"), std::string::npos) << r.err;
@@ -208,10 +208,10 @@ TEST_F(AnnalsTool, ImportIntoANonEmptyStoreIsRefusedAndLeavesItUnchanged) {
 
 TEST_F(AnnalsTool, ImportOfABadLineNamesItAndLeavesNoStoreBehind) {
   std::string dump = annals_run({"export", "--db", db().string()}).out;
-  dump.replace(dump.find("\"amount\":200"), 12, "\"amount\":201");  // line 4
+  dump.replace(dump.find("\"amount\":200"), 12, "\"amount\":201");  // line 5, after the header
   auto r = annals_run({"import", "--db", path("copy.db"), "-"}, dump);
   EXPECT_EQ(r.code, 4);
-  EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("line 5"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "copy.db"));
   r = annals_run({"import", "--db", path("copy.db"), "-"}, "{\"position\":1}\n");
   EXPECT_EQ(r.code, 1);

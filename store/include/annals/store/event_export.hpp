@@ -13,6 +13,16 @@
 ///    "payload":{"owner":"Ada"},"metadata":{},
 ///    "hash":"<64 lowercase hex digits of the stored chain hash>"}
 ///
+/// An export of a store that has an id (EventStore::store_id) begins with one
+/// header line before the events:
+///
+///   {"annals_export":1,"store_id":"<the store's id, a UUID>"}
+///
+/// Import gives the new store that id, so seals of the original
+/// (annals/store/seal.hpp) also verify against the copy. Exports without a
+/// header (older ones, or of a store without an id) import as before; the new
+/// store then keeps the id it was created with.
+///
 /// payload and metadata are the stored JSON text, byte for byte, embedded as
 /// JSON objects (never re-serialized: the hash covers those exact bytes). A
 /// stored text that cannot sit on one line as it is (it contains a line break,
@@ -67,8 +77,9 @@ RecordedEvent parse_export_line(std::string_view line, std::int64_t line_number 
 /// whose total is not known in advance).
 using ExportProgress = std::function<void(std::int64_t done, std::int64_t total)>;
 
-/// Writes every event of `store` up to its head position at the time of the
-/// call, in position order, one line each ("\n"-terminated). Streams from a
+/// Writes the header line when `store` has an id, then every event of `store`
+/// up to its head position at the time of the call, in position order, one
+/// line each ("\n"-terminated). Streams from a
 /// cursor: memory stays bounded whatever the store's size. Returns how many
 /// events it wrote.
 /// Throws: StorageError from the store; std::ios_base::failure is not used:
@@ -102,8 +113,10 @@ struct ImportOptions {
 /// The file is first opened as a SqliteEventStore, so the same checks apply
 /// (not a store, newer schema, read-only: StorageError, file untouched).
 ///
+/// A header line (first line only) gives the store the exported store id.
 /// Returns the number of events imported.
-/// Throws: InvalidArgument when the store is not empty, or a line's position
+/// Throws: InvalidArgument when the store is not empty, holds seals of
+/// another id than the header's, the header is malformed, or a line's position
 /// is not the next one (1, 2, 3, ...) or its version is not the next of its
 /// stream; SerializationError / InvalidArgument from parse_export_line;
 /// IntegrityError (position() set) when a recomputed hash differs from the

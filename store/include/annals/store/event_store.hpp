@@ -177,6 +177,13 @@ class EventStore {
   /// position or hash does not match.
   virtual VerifyResult verify() const;
 
+  /// The store's identity: a random UUID given when the store was created
+  /// (for a SqliteEventStore, kept in its file, carried by its exports, named
+  /// by its seals: annals/store/seal.hpp). Empty for a store without one (the
+  /// in-memory store; an SQLite store of schema 2 opened read-only).
+  /// Throws: StorageError.
+  virtual std::string store_id() const { return {}; }
+
   /// Registers a listener for committed events (see CommitListener).
   virtual CommitListenerHandle add_commit_listener(CommitListener listener) = 0;
 };

@@ -203,11 +203,16 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
                                         std::int64_t max_version = kStreamEnd) const override;
   void delete_snapshots(const std::string& stream_id = {}) override;
 
+  /// The store id kept in the file (see EventStore::store_id). A store of an
+  /// older schema gets one on its first writable open; read-only, it has none
+  /// yet and this returns "".
+  std::string store_id() const override;
+
   /// The file this store was opened on.
   const std::filesystem::path& path() const noexcept;
 
   /// The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   /// PRAGMA application_id of Annals stores: "ANLS".
   static constexpr int kApplicationId = 0x414E4C53;
 

@@ -120,9 +120,13 @@ void baseline_read_all(benchmark::State& state, const Sizes& s) {
 
 // ---- loading an aggregate --------------------------------------------------------
 
-void annals_load(benchmark::State& state, const Sizes& s, bool snapshots) {
+// check_history: the default, each replayed event checked against the hash
+// chain; off, the events are replayed as stored (RepositoryOptions).
+void annals_load(benchmark::State& state, const Sizes& s, bool snapshots,
+                 bool check_history = true) {
   SqliteEventStore store(fixture(s).store);
-  Repository<Account> accounts(store, {}, snapshots ? &store : nullptr);
+  Repository<Account> accounts(store, {.check_history = check_history},
+                               snapshots ? &store : nullptr);
   std::int64_t version = 0;
   for (auto _ : state) {
     const Account a = accounts.load(std::string(kAggregateId));
@@ -257,6 +261,11 @@ void register_all(const Sizes& s) {
   reg("baseline/read_all", 1, [s](benchmark::State& st) { baseline_read_all(st, s); });
   reg("annals/load_aggregate", repeat, [s](benchmark::State& st) { annals_load(st, s, false); });
   reg("baseline/load_aggregate", repeat,
+      [s](benchmark::State& st) { baseline_load(st, s, false); });
+  // The same load without the hash-chain check, against the same baseline.
+  reg("annals/load_aggregate_unchecked", repeat,
+      [s](benchmark::State& st) { annals_load(st, s, false, false); });
+  reg("baseline/load_aggregate_unchecked", repeat,
       [s](benchmark::State& st) { baseline_load(st, s, false); });
   reg("annals/load_aggregate_snapshot", repeat * 10,
       [s](benchmark::State& st) { annals_load(st, s, true); });

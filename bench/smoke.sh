@@ -18,6 +18,7 @@ store=$("$rss" build 10000)
 "$report" "$work/results.json" --memory "$work/memory.jsonl" "$work/append.json" "$work/read.json"
 "$report" --check "$work/results.json" \
   append_1 append_batch_10 append_batch_100 append_batch_1000 append_typed_100 \
-  group_commit_8_threads read_stream read_all load_aggregate load_aggregate_snapshot catch_up \
+  group_commit_8_threads read_stream read_all load_aggregate load_aggregate_unchecked \
+  load_aggregate_snapshot catch_up \
   --memory "$work/memory.jsonl" 10000
 echo "bench smoke: ok"

@@ -7,7 +7,8 @@
 // Exit codes: 0 done; 1 refused (bad input or a rule of the bank, nothing was
 // written; a malformed seal or key file); 2 bad usage; 3 failure (storage
 // error, verify found damage or a store that does not match its seal,
-// retries exhausted).
+// retries exhausted); 4 refused because a stored event the command needed
+// does not check against the hash chain (nothing was written).
 
 #include <cstdlib>
 #include <functional>
@@ -31,6 +32,7 @@ namespace {
 constexpr int kRefused = 1;
 constexpr int kUsage = 2;
 constexpr int kFailure = 3;
+constexpr int kTampered = 4;
 
 using annals::Json;
 
@@ -369,7 +371,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Amounts are decimal numbers with at most two places, such as 12.34.\n"
       "Times are ISO 8601, such as 2026-03-01T12:00:00Z or 2026-03-01.\n"
-      "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure.");
+      "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure,\n"
+      "4 refused: the account's stored history does not check (nothing written).");
   app.require_subcommand(1);
   app.fallthrough();  // --db may come before or after the command
   app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
@@ -458,6 +461,12 @@ int main(int argc, char** argv) {
   } catch (const annals::InvalidArgument& e) {  // a malformed time, for instance
     std::cerr << "bank: " << e.what() << "\n";
     return kRefused;
+  } catch (const annals::IntegrityError& e) {
+    // An account whose events do not check against the hash chain: nothing is
+    // decided or shown from it (its message names the stream, version, position).
+    std::cerr << "bank: refused, the stored history was altered: " << e.what()
+              << "; nothing was written (`bank verify` checks the whole store)\n";
+    return kTampered;
   } catch (const annals::WrongExpectedVersion& e) {
     std::cerr << "bank: too many concurrent changes to the same account, try again (" << e.what()
               << ")\n";

@@ -16,6 +16,47 @@ bool EventFilter::matches(const RecordedEvent& event) const {
   return true;
 }
 
+namespace {
+
+// read_stream_linked() for any store: each event of the stream, then its
+// predecessor by position through read_all().
+class LinkedSource final : public Cursor<LinkedEvent>::Source {
+ public:
+  LinkedSource(const EventStore& store, Cursor<RecordedEvent> events)
+      : store_(store), events_(std::move(events)) {}
+
+  bool fetch(std::vector<LinkedEvent>& out, std::size_t max) override {
+    while (out.size() < max) {
+      auto event = events_.next();
+      if (!event) return false;
+      std::optional<EventHash> previous = EventHash{};
+      if (event->position > 1) {
+        auto before = store_.read_all(event->position - 1, {}, 1).next();
+        previous = before && before->position == event->position - 1
+                       ? std::optional<EventHash>(before->hash)
+                       : std::nullopt;
+      }
+      out.push_back(LinkedEvent{std::move(*event), previous});
+    }
+    return true;
+  }
+
+ private:
+  const EventStore& store_;
+  Cursor<RecordedEvent> events_;
+};
+
+}  // namespace
+
+Cursor<LinkedEvent> EventStore::read_stream_linked(const std::string& stream_id,
+                                                   std::int64_t from_version,
+                                                   std::uint64_t max_count) const {
+  return Cursor<LinkedEvent>(
+      std::make_unique<LinkedSource>(
+          *this, read_stream(stream_id, from_version, Direction::forward, max_count)),
+      256, max_count);
+}
+
 VerifyResult EventStore::verify() const {
   ChainVerifier verifier;
   for (const RecordedEvent& event : read_all()) {

@@ -223,6 +223,43 @@ Cursor<RecordedEvent> InMemoryEventStore::read_stream(const std::string& stream_
                                max_count);
 }
 
+Cursor<LinkedEvent> InMemoryEventStore::read_stream_linked(const std::string& stream_id,
+                                                           std::int64_t from_version,
+                                                           std::uint64_t max_count) const {
+  validate_stream_id(stream_id);
+  if (from_version < 1) {
+    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
+                          std::to_string(from_version) + ": versions start at 1");
+  }
+  // Positions are dense here: the predecessor is always events_[position - 2].
+  class Source final : public Cursor<LinkedEvent>::Source {
+   public:
+    Source(const Impl* impl, std::string stream_id, std::int64_t next)
+        : impl_(impl), stream_id_(std::move(stream_id)), next_(next) {}
+    bool fetch(std::vector<LinkedEvent>& out, std::size_t max) override {
+      std::shared_lock lock(impl_->mu_);
+      auto it = impl_->streams_.find(stream_id_);
+      if (it == impl_->streams_.end()) return false;
+      const auto& positions = it->second;
+      const auto size = static_cast<std::int64_t>(positions.size());
+      while (out.size() < max && next_ <= size) {
+        const auto index = static_cast<std::size_t>(positions[next_ - 1] - 1);
+        out.push_back(LinkedEvent{impl_->events_[index],
+                                  index == 0 ? EventHash{} : impl_->events_[index - 1].hash});
+        ++next_;
+      }
+      return next_ <= size;
+    }
+
+   private:
+    const Impl* impl_;
+    std::string stream_id_;
+    std::int64_t next_;
+  };
+  return Cursor<LinkedEvent>(std::make_unique<Source>(impl_.get(), stream_id, from_version),
+                             kPageSize, max_count);
+}
+
 Cursor<RecordedEvent> InMemoryEventStore::read_all(std::int64_t from_position,
                                                    const EventFilter& filter,
                                                    std::uint64_t max_count) const {

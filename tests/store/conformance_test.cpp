@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/core/event_hash.hpp"
 #include "annals/core/event_id.hpp"
 #include "store_fixtures.hpp"
 
@@ -492,6 +493,47 @@ TYPED_TEST(StoreConformance, EveryEventCarriesAVerifiableHashChain) {
   std::set<EventHash> distinct;
   for (const auto& e : all) distinct.insert(e.hash);
   EXPECT_EQ(distinct.size(), all.size());
+}
+
+// Issue 12 item 13: what an aggregate replays can be checked link by link.
+TYPED_TEST(StoreConformance, ReadStreamLinkedGivesEachEventItsPredecessorsStoredHash) {
+  auto& store = this->store();
+  // Interleaved streams: most predecessors belong to the other stream.
+  for (int i = 0; i < 6; ++i) {
+    store.append("s-1", ExpectedVersion::any(), events(1 + i % 2));
+    store.append("s-2", ExpectedVersion::any(), events(1));
+  }
+  const auto all = this->everything();
+  const auto expect_linked = [&](const std::vector<LinkedEvent>& linked,
+                                 const std::vector<RecordedEvent>& plain) {
+    ASSERT_EQ(linked.size(), plain.size());
+    for (std::size_t i = 0; i < linked.size(); ++i) {
+      const RecordedEvent& e = linked[i].event;
+      EXPECT_EQ(e.position, plain[i].position);
+      EXPECT_EQ(e.version, plain[i].version);
+      EXPECT_EQ(e.payload, plain[i].payload);
+      EXPECT_EQ(e.hash, plain[i].hash);
+      ASSERT_TRUE(linked[i].previous_hash.has_value()) << "position " << e.position;
+      const EventHash expected =
+          e.position == 1 ? EventHash{} : all[static_cast<std::size_t>(e.position - 2)].hash;
+      EXPECT_EQ(*linked[i].previous_hash, expected) << "position " << e.position;
+      EXPECT_EQ(chain_hash(*linked[i].previous_hash, e), e.hash) << "position " << e.position;
+    }
+  };
+  for (const std::string stream : {"s-1", "s-2"}) {
+    expect_linked(collect(store.read_stream_linked(stream)), collect(store.read_stream(stream)));
+    expect_linked(collect(store.read_stream_linked(stream, 3, 2)),
+                  collect(store.read_stream(stream, 3, Direction::forward, 2)));
+    // The generic implementation (one read_all per predecessor) gives the same.
+    expect_linked(collect(store.EventStore::read_stream_linked(stream, 2)),
+                  collect(store.read_stream(stream, 2)));
+  }
+  EXPECT_TRUE(collect(store.read_stream_linked("s-1", 100)).empty());
+  EXPECT_TRUE(collect(store.read_stream_linked("missing-1")).empty());
+  EXPECT_TRUE(collect(store.read_stream_linked("s-1", 1, 0)).empty());
+  EXPECT_THROW(store.read_stream_linked("s-1", 0), InvalidArgument);
+  EXPECT_THROW(store.EventStore::read_stream_linked("s-1", 0), InvalidArgument);
+  EXPECT_THROW(store.read_stream_linked(""), InvalidArgument);
 }
 
 TYPED_TEST(StoreConformance, CommitListenersSeeEachCommitInPositionOrderAfterItIsVisible) {

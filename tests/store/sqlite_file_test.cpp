@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/core/event_hash.hpp"
 #include "annals/core/event_id.hpp"
 #include "store_fixtures.hpp"
 
@@ -229,6 +230,24 @@ TEST_F(SqliteStoreTamper, VerifyFindsARecomputedHashByTheNextLink) {
       tamper(R"(UPDATE events SET payload = '{"i":999}', hash = zeroblob(32) WHERE position = 4)");
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.first_bad_position, 4);
+}
+
+TEST_F(SqliteStoreTamper, LinkedReadReportsARemovedPredecessorAndTheStoredHashesAsTheyAre) {
+  // s-1 holds positions 5..8; position 4 (the last of s-0) is removed and the
+  // payload at 6 altered without its hash.
+  tamper(R"(DELETE FROM events WHERE position = 4;
+            UPDATE events SET payload = '{"i":999}' WHERE position = 6)");
+  SqliteEventStore store(db(), fast());
+  std::vector<LinkedEvent> linked;
+  for (auto& e : store.read_stream_linked("s-1")) linked.push_back(std::move(e));
+  ASSERT_EQ(linked.size(), 4u);
+  EXPECT_EQ(linked[0].event.position, 5);
+  EXPECT_FALSE(linked[0].previous_hash.has_value());
+  // Hashes are reported as stored, not checked: 7's predecessor is 6's stored hash.
+  ASSERT_TRUE(linked[2].previous_hash.has_value());
+  EXPECT_EQ(*linked[2].previous_hash, linked[1].event.hash);
+  EXPECT_EQ(linked[1].event.payload, R"({"i":999})");
+  EXPECT_NE(chain_hash(*linked[1].previous_hash, linked[1].event), linked[1].event.hash);
 }
 
 // ---- threads ----------------------------------------------------------------

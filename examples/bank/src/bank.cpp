@@ -5,6 +5,7 @@
 #include <thread>
 #include <variant>
 
+#include <annals/aggregates/checked_read.hpp>
 #include <annals/aggregates/errors.hpp>
 #include <annals/core/error.hpp>
 #include <annals/core/event_id.hpp>
@@ -202,7 +203,8 @@ StatementSummary Bank::statement(const std::string& id, std::optional<annals::Ti
   // One pass over the stream through a cursor: movements before the window
   // make the opening balance, those inside it are lines, and the first one
   // after it ends the walk.
-  for (const annals::RecordedEvent& recorded : store_->read_stream(stream)) {
+  // Checked like a replay: a statement never shows a forged movement.
+  for (const annals::RecordedEvent& recorded : annals::read_stream_checked(*store_, stream)) {
     const auto event = annals::decode<AccountEvent>(recorded);
     if (const auto* opened = std::get_if<AccountOpened>(&event)) summary.currency = opened->currency;
     if (to && recorded.recorded_at > *to) break;

@@ -113,7 +113,9 @@ class Bank {
 
   // Commands. Each returns the account(s) as saved.
   // Throws: the BankError types of errors.hpp (nothing written);
-  // annals::WrongExpectedVersion when retries ran out; annals::StorageError.
+  // annals::WrongExpectedVersion when retries ran out; annals::StorageError;
+  // annals::HistoryIntegrityError (an IntegrityError) when an event of an
+  // account involved does not check against the hash chain (nothing written).
   Account open(const std::string& id, const std::string& owner, const std::string& currency,
                Cents overdraft_limit);
   Account deposit(const std::string& id, Cents amount);
@@ -125,7 +127,8 @@ class Bank {
                           const std::string& reference);
   Account close(const std::string& id);
 
-  // Queries on the aggregates. Throws: UnknownAccount, InvalidInput.
+  // Queries on the aggregates. Throws: UnknownAccount, InvalidInput,
+  // annals::HistoryIntegrityError (history() excepted: it shows events as stored).
   Account account(const std::string& id) const;
   /// The account after its first `version` events.
   Account account_at_version(const std::string& id, std::int64_t version) const;

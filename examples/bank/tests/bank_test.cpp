@@ -307,3 +307,38 @@ TEST_F(BankTest, ConcurrentWithdrawalsNeverOverdraw) {
 }
 
 }  // namespace
+
+// Issue 12 item 13: no command decides on, and no query shows, an account
+// whose stored history was altered.
+TEST_F(BankTest, TamperedHistoryIsRefusedAndNothingIsWritten) {
+  bank_.open("alice", "Alice", "EUR", 0);  // position 1
+  bank_.open("bob", "Bob", "EUR", 0);      // position 2
+  bank_.deposit("alice", 1'000);           // position 3
+  const auto [status, output] = annals::testing::sqlite3_shell(
+      file_,
+      "DROP TRIGGER events_append_only_update;"
+      "UPDATE events SET payload = json_set(payload, '$.amount', 100000) WHERE position = 3;");
+  ASSERT_EQ(status, 0) << output;
+  bank::Bank bank(file_);
+  const auto head = bank.store().head_position();
+  const auto expect_refused = [](auto&& call) {
+    try {
+      call();
+      ADD_FAILURE() << "acted on a tampered history";
+    } catch (const annals::HistoryIntegrityError& e) {
+      EXPECT_EQ(e.stream_id(), "account-alice");
+      EXPECT_EQ(e.version(), 2);
+      EXPECT_EQ(e.position(), 3);
+    }
+  };
+  expect_refused([&] { bank.withdraw("alice", 50'000); });
+  expect_refused([&] { bank.deposit("alice", 1); });
+  expect_refused([&] { bank.transfer("bob", "alice", 1, ""); });
+  expect_refused([&] { bank.close("alice"); });
+  expect_refused([&] { bank.account("alice"); });
+  expect_refused([&] { bank.account_as_of("alice", parse_timestamp("2100-01-01")); });
+  expect_refused([&] { bank.statement("alice", {}, {}, [](const bank::StatementLine&) {}); });
+  EXPECT_EQ(bank.store().head_position(), head);
+  EXPECT_EQ(bank.account_at_version("alice", 1).balance(), 0);
+  EXPECT_EQ(bank.deposit("bob", 1).balance(), 1);
+}

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "annals/aggregates/aggregate.hpp"
+#include "annals/aggregates/checked_read.hpp"
 #include "annals/aggregates/errors.hpp"
 #include "annals/core/clock.hpp"
 #include "annals/core/upcaster.hpp"
@@ -51,6 +52,12 @@ struct RepositoryOptions {
   std::int64_t snapshot_every = 0;
   /// update(): how many times to retry after WrongExpectedVersion. Default: 3.
   int max_retries = 3;
+  /// Check every event a load replays against the hash chain before applying
+  /// it (one SHA-256 each; see annals/aggregates/checked_read.hpp for what it
+  /// finds), so that no command decides on altered history. A load from a
+  /// snapshot checks the events after it, not the snapshot, which is a cache
+  /// (docs/aggregates.md). Default: true.
+  bool check_history = true;
 };
 
 /// Saves several aggregates (of any types) in one atomic multi-stream append:
@@ -74,7 +81,9 @@ class Repository {
 
   /// The aggregate with every stored event applied.
   /// Throws: AggregateNotFound (empty stream), UnknownEventType (naming type,
-  /// stream and version), SerializationError, StorageError.
+  /// stream and version), SerializationError, StorageError, and with
+  /// options.check_history HistoryIntegrityError (an IntegrityError naming the
+  /// stream, version and position of the first event that does not check).
   A load(const std::string& id) const { return load_at(id, kStreamEnd); }
 
   /// As load(), but std::nullopt instead of AggregateNotFound.
@@ -108,7 +117,7 @@ class Repository {
   /// Throws: as load(); AggregateNotFound when nothing was recorded by then.
   A load_as_of(const std::string& id, Timestamp time) const {
     A a(id);
-    for (const RecordedEvent& recorded : store_.read_stream(a.stream_id())) {
+    for (const RecordedEvent& recorded : read(a.stream_id(), 1, kNoLimit)) {
       if (recorded.recorded_at > time) break;
       apply_recorded(a, recorded);
     }
@@ -154,7 +163,8 @@ class Repository {
   /// load, at most options.max_retries more times. Exceptions thrown by
   /// `command` (the domain's own) propagate at once and are never retried.
   /// Returns the saved aggregate.
-  /// Throws: AggregateNotFound, WrongExpectedVersion (retries exhausted), what
+  /// Throws: AggregateNotFound, HistoryIntegrityError (never retried),
+  /// WrongExpectedVersion (retries exhausted), what
   /// `command` throws, StorageError.
   template <class Command>
   requires std::is_invocable_v<Command&, A&>
@@ -202,11 +212,16 @@ class Repository {
     if (version != kStreamEnd && from > version) return a;
     const std::uint64_t count =
         version == kStreamEnd ? kNoLimit : static_cast<std::uint64_t>(version - from + 1);
-    for (const RecordedEvent& recorded :
-         store_.read_stream(a.stream_id(), from, Direction::forward, count)) {
+    for (const RecordedEvent& recorded : read(a.stream_id(), from, count)) {
       apply_recorded(a, recorded);
     }
     return a;
+  }
+
+  Cursor<RecordedEvent> read(const std::string& stream_id, std::int64_t from,
+                             std::uint64_t count) const {
+    if (options_.check_history) return read_stream_checked(store_, stream_id, from, count);
+    return store_.read_stream(stream_id, from, Direction::forward, count);
   }
 
   // Restores the newest usable snapshot at or below `version` into `a`;

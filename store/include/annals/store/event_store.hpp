@@ -15,6 +15,7 @@
 #include <utility>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -74,6 +75,18 @@ struct VerifyResult {
   std::int64_t events_checked = 0;
   std::int64_t first_bad_position = 0;  ///< 0 when ok
   std::string reason;                   ///< empty when ok
+};
+
+/// An event of a stream read with the stored hash of the event just before it
+/// in the store (position - 1, whatever its stream), so that a reader can check
+/// the event's link in the hash chain (annals/core/event_hash.hpp) without
+/// reading the rest of the store.
+struct LinkedEvent {
+  RecordedEvent event;
+  /// The stored hash of the event at event.position - 1: all zero for position
+  /// 1, std::nullopt when no event is stored there (a removed row). Taken as
+  /// stored, not checked.
+  std::optional<EventHash> previous_hash;
 };
 
 /// Receives each committed append (or group of appends), in position order,
@@ -157,6 +170,18 @@ class EventStore {
                                             std::int64_t from_version = 1,
                                             Direction direction = Direction::forward,
                                             std::uint64_t max_count = kNoLimit) const = 0;
+
+  /// As read_stream(stream_id, from_version, Direction::forward, max_count),
+  /// each event with the stored hash of its predecessor in the store (see
+  /// LinkedEvent). This reads, it does not check: the check is the caller's
+  /// (annals/aggregates/checked_read.hpp).
+  /// The default implementation reads each predecessor with read_all(): one
+  /// more read per event. The SQLite and in-memory stores override it to fetch
+  /// both in the same page.
+  /// Throws: as read_stream().
+  virtual Cursor<LinkedEvent> read_stream_linked(const std::string& stream_id,
+                                                 std::int64_t from_version = 1,
+                                                 std::uint64_t max_count = kNoLimit) const;
 
   /// Every event from `from_position` (inclusive) in ascending position order,
   /// restricted by `filter`, at most `max_count`.

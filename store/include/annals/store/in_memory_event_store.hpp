@@ -45,6 +45,9 @@ class InMemoryEventStore final : public EventStore, public SnapshotStore {
   Cursor<RecordedEvent> read_stream(const std::string& stream_id, std::int64_t from_version = 1,
                                     Direction direction = Direction::forward,
                                     std::uint64_t max_count = kNoLimit) const override;
+  Cursor<LinkedEvent> read_stream_linked(const std::string& stream_id,
+                                         std::int64_t from_version = 1,
+                                         std::uint64_t max_count = kNoLimit) const override;
   Cursor<RecordedEvent> read_all(std::int64_t from_position = 1, const EventFilter& filter = {},
                                  std::uint64_t max_count = kNoLimit) const override;
   std::int64_t stream_version(const std::string& stream_id) const override;

@@ -1,0 +1,43 @@
+#pragma once
+/// Reading a stream whose events are checked against the hash chain before
+/// anything acts on them: what Repository replays (RepositoryOptions::
+/// check_history) and what an application reads when it computes from a
+/// stream itself (the bank's statement).
+///
+/// Each event is checked on its own link, with one SHA-256:
+///   - its stored hash equals chain_hash(stored hash of the event at
+///     position - 1, the event) (annals/core/event_hash.hpp), so a payload,
+///     type, version, time or id changed after the append is found, and so is
+///     a removed predecessor;
+///   - its version is the one after the previous event read (no gap).
+/// What one link cannot show, and verify() or a seal does: an event whose
+/// hash was recomputed after it was changed (only its successor's link, in
+/// whatever stream, breaks), a rewrite of every hash from there to the head,
+/// and removed newest events of the stream.
+///
+/// Thread safety: as EventStore::read_stream_linked(); a cursor belongs to
+/// one thread.
+
+#include <cstdint>
+#include <string>
+
+#include "annals/aggregates/errors.hpp"
+#include "annals/store/event_store.hpp"
+
+namespace annals {
+
+/// The events of `stream_id` from `from_version`, forward, at most
+/// `max_count`, each checked (see above) before the cursor returns it.
+/// Throws: as EventStore::read_stream(); from the cursor also
+/// HistoryIntegrityError at the first event that does not check (the events
+/// before it were returned, none after it is).
+Cursor<RecordedEvent> read_stream_checked(const EventStore& store, const std::string& stream_id,
+                                          std::int64_t from_version = 1,
+                                          std::uint64_t max_count = kNoLimit);
+
+/// Checks one event read with read_stream_linked(): its link in the hash chain
+/// and that its version is `expected_version` (0: any version).
+/// Throws: HistoryIntegrityError naming the stream, version and position.
+void check_history_link(const LinkedEvent& linked, std::int64_t expected_version);
+
+}  // namespace annals

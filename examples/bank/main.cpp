@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <annals/core/clock.hpp>
 #include <annals/core/error.hpp>
+#include <annals/version.hpp>
 
 #include "bank.hpp"
 #include "errors.hpp"
@@ -311,6 +312,7 @@ int main(int argc, char** argv) {
       "Times are ISO 8601, such as 2026-03-01T12:00:00Z or 2026-03-01.\n"
       "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure.");
   app.require_subcommand(1);
+  app.set_version_flag("--version", "bank " + std::string(annals::kVersion), "print the version and exit");
   app.fallthrough();  // --db may come before or after the command
   app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
 

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "annals/core/error.hpp"
+#include "annals/version.hpp"
 
 namespace annals::tool {
 
@@ -23,6 +24,7 @@ int report(Io& io, const std::string& command, const std::string& message, int c
 int run(int argc, const char* const* argv, Io& io) {
   CLI::App app{"Inspect, verify, export and import Annals SQLite event stores.", "annals"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "annals " + std::string(kVersion), "Print the version and exit");
   app.footer("Exit codes: 0 ok, 1 failure, 2 usage, 3 unusable file, 4 integrity mismatch.");
 
   std::function<int()> action;
@@ -113,6 +115,8 @@ int run(int argc, const char* const* argv, Io& io) {
     return app.exit(h, io.out, io.err);
   } catch (const CLI::CallForAllHelp& h) {
     return app.exit(h, io.out, io.err);
+  } catch (const CLI::CallForVersion& v) {
+    return app.exit(v, io.out, io.err);
   } catch (const CLI::ParseError& err) {
     app.exit(err, io.err, io.err);
     return kExitUsage;

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  g++ cmake ninja-build pkg-config git
+  g++ cmake ninja-build pkg-config git dpkg-dev
   libsqlite3-dev sqlite3 libsqlitecpp-dev nlohmann-json3-dev libssl-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   clang libclang-rt-14-dev

@@ -7,6 +7,7 @@
 
 #include "annals/core/error.hpp"
 #include "annals/version.hpp"
+#include "serve.hpp"
 
 namespace annals::tool {
 
@@ -108,6 +109,15 @@ int run(int argc, const char* const* argv, Io& io) {
   b->add_option("--poll-interval", rebuild.poll_ms, "With --wait: milliseconds between looks (default 200)")
       ->check(CLI::PositiveNumber);
   b->callback([&] { action = [&] { return run_rebuild(rebuild, io); }; });
+
+  ServeCommand serve;
+  auto* sv = add("serve", "Serve a read-only web page on the store (docs/tools.md)", serve.db);
+  sv->add_option("--read-model", serve.read_model, "The read model file (default: the store file)");
+  sv->add_option("--bind", serve.bind, "Address to listen on (default 127.0.0.1; others need --token)");
+  sv->add_option("--port", serve.port, "TCP port (default 8080; 0: any free port)")->check(CLI::Range(0, 65535));
+  sv->add_option("--token", serve.token, "Require this bearer token on every request")
+      ->envname("ANNALS_SERVE_TOKEN");
+  sv->callback([&] { action = [&] { return run_serve(serve, io); }; });
 
   try {
     app.parse(argc, argv);

@@ -20,6 +20,7 @@
 #include "annals/core/clock.hpp"
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
+#include "annals/core/metrics.hpp"
 #include "annals/core/stream_id.hpp"
 #include "annals/version.hpp"
 #include "web_assets.hpp"
@@ -281,6 +282,10 @@ class WebServer::Impl {
     server_.Get("/api/projections", guarded([this](const auto&, auto& res) { projections(res); }));
     server_.Get("/api/verify", guarded([this](const auto&, auto& res) { verify(res); }));
     server_.Get("/api/tail", guarded([this](const auto& req, auto& res) { tail(req, res); }));
+    server_.Get("/metrics", guarded([this](const auto&, auto& res) { metrics(res); }));
+    server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      count_request(req, res);
+    });
   }
 
   // Method, host and token checks, before any route.
@@ -402,6 +407,11 @@ class WebServer::Impl {
   // writes nothing.
   void projections(httplib::Response& res) {
     const std::int64_t head = store_->head_position();
+    send_json(res, Json{{"read_model", read_model_.string()}, {"head_position", head},
+                        {"projections", projection_list(head)}});
+  }
+
+  Json projection_list(std::int64_t head) const {
     Json list = Json::array();
     std::error_code ec;
     if (std::filesystem::exists(read_model_, ec)) {
@@ -441,8 +451,55 @@ class WebServer::Impl {
         throw HttpError(500, "reading '" + read_model_.string() + "': " + e.what());
       }
     }
-    send_json(res, Json{{"read_model", read_model_.string()}, {"head_position", head},
-                        {"projections", list}});
+    return list;
+  }
+
+  // The Prometheus exposition: what this server counted, and what the store
+  // and the read model hold now (so it shows the state of every process that
+  // writes them). The metrics are listed in docs/operations.md.
+  void metrics(httplib::Response& res) {
+    MetricsRegistry m;
+    const std::int64_t head = store_->head_position();
+    m.gauge("annals_store_head_position", "Position of the newest event in the store (0: empty).")
+        .set(static_cast<double>(head));
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(options_.db, ec);
+    m.gauge("annals_store_file_bytes", "Size of the store file.").set(ec ? 0.0 : static_cast<double>(size));
+    const auto wal = std::filesystem::file_size(options_.db.string() + "-wal", ec);
+    m.gauge("annals_store_wal_bytes", "Size of the store's write-ahead log.")
+        .set(ec ? 0.0 : static_cast<double>(wal));
+    for (const Json& p : projection_list(head)) {
+      const MetricLabels labels{{"projection", p["name"].get<std::string>()}};
+      m.gauge("annals_projection_checkpoint", "Last position the projection handled.", labels)
+          .set(p["checkpoint"].get<double>());
+      m.gauge("annals_projection_lag_events", "Head position minus checkpoint.", labels)
+          .set(p["lag"].get<double>());
+      m.gauge("annals_projection_parked_events", "Events the projection parked and did not retry yet.", labels)
+          .set(p["parked_count"].get<double>());
+      m.gauge("annals_projection_failed", "1 when the projection stopped on a failure, else 0.", labels)
+          .set(p["failure"].is_null() ? 0 : 1);
+      for (const char* state : {"stopped", "catching_up", "live"}) {
+        MetricLabels with_state = labels;
+        with_state.emplace_back("state", state);
+        m.gauge("annals_projection_state", "1 for the state the projection last recorded, else 0.", with_state)
+            .set(p["state"] == state ? 1 : 0);
+      }
+    }
+    res.set_content(m.prometheus_text() + served_.prometheus_text(),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  }
+
+  // Counts a finished request under its route (unknown paths as "other", so
+  // the label cannot grow without bound) and its status.
+  void count_request(const httplib::Request& req, const httplib::Response& res) {
+    std::string route = "other";
+    for (const char* known : {"/", "/app.js", "/style.css", "/metrics", "/api/info", "/api/streams",
+                              "/api/stream", "/api/event", "/api/projections", "/api/verify", "/api/tail"}) {
+      if (req.path == known) route = known;
+    }
+    served_.counter("annals_serve_requests_total", "HTTP requests answered by annals serve.",
+                    {{"route", route}, {"code", std::to_string(res.status)}})
+        .add();
   }
 
   static void parked(SQLite::Database& db, Json& p) {
@@ -595,6 +652,7 @@ class WebServer::Impl {
   httplib::Server server_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_streams_{0};
+  MetricsRegistry served_;  // this server's own counters, for /metrics
 };
 
 WebServer::WebServer(ServeCommand options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -11,6 +11,7 @@
 //   GET /api/projections       checkpoints, lag, state, failures and parked events
 //   GET /api/verify            server-sent events: progress, then the result
 //   GET /api/tail              ?from=POSITION   server-sent events: every new event, by any process
+//   GET /metrics               Prometheus text exposition (docs/operations.md)
 //
 // Security: the store and the read model are opened read-only; nothing is
 // read from the file system but them (no directory traversal is possible:

@@ -301,6 +301,41 @@ TEST_F(Serve, ProjectionsShowCheckpointLagStateAndParkedEvents) {
   EXPECT_EQ(p["parked"][0]["error"], "bad");
 }
 
+TEST_F(Serve, MetricsShowTheStoreTheProjectionsAndTheRequestsServed) {
+  {
+    SqliteReadModel model(db());
+    model.write([](SqlTransaction& tx) {
+      tx.exec("INSERT INTO projection_checkpoints(name, position, state, error, error_position, "
+              "attempts, updated_at) VALUES ('balances', 3, 'live', NULL, 0, 0, 0)");
+    });
+  }
+  Running server(command(db()));
+  auto client = server.client();
+  EXPECT_EQ(client.Get("/api/info")->status, 200);
+  EXPECT_EQ(client.Get("/nothing/here")->status, 404);
+  {
+    SqliteEventStore store(db(), quick());
+    store.append("late-1", ExpectedVersion::no_stream(), {tool_event("test.Late")});
+  }
+  const auto r = client.Get("/metrics");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  const std::string& text = r->body;
+  for (const char* line : {
+           "# TYPE annals_store_head_position gauge\nannals_store_head_position 6\n",
+           "annals_projection_checkpoint{projection=\"balances\"} 3\n",
+           "annals_projection_lag_events{projection=\"balances\"} 3\n",
+           "annals_projection_parked_events{projection=\"balances\"} 0\n",
+           "annals_projection_failed{projection=\"balances\"} 0\n",
+           "annals_projection_state{projection=\"balances\",state=\"live\"} 1\n",
+           "annals_projection_state{projection=\"balances\",state=\"stopped\"} 0\n",
+           "# TYPE annals_serve_requests_total counter\n",
+           "annals_serve_requests_total{route=\"/api/info\",code=\"200\"} 1\n",
+           "annals_serve_requests_total{route=\"other\",code=\"404\"} 1\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+  }
+}
+
 TEST_F(Serve, AStoreWithoutProjectionsListsNone) {
   Running server(command(db()));
   const auto all = body_json(server.client().Get("/api/projections"));

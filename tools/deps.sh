@@ -4,11 +4,16 @@
 set -euo pipefail
 
 packages=(
-  g++ cmake ninja-build pkg-config git
+  g++ cmake ninja-build pkg-config git dpkg-dev
   libsqlite3-dev sqlite3 libsqlitecpp-dev nlohmann-json3-dev libssl-dev libsimdjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   clang libclang-rt-14-dev
+  libcpp-httplib-dev
+  chromium chromium-driver fonts-dejavu-core
 )
+# The browser tests install playwright-core with npm; a Node.js from elsewhere
+# (NodeSource's nodejs ships its own npm) is kept.
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,6 +22,7 @@
 #include <annals/core/clock.hpp>
 #include <annals/core/error.hpp>
 #include <annals/store/seal.hpp>
+#include <annals/version.hpp>
 
 #include "bank.hpp"
 #include "errors.hpp"
@@ -374,6 +375,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure,\n"
       "4 refused: the account's stored history does not check (nothing written).");
   app.require_subcommand(1);
+  app.set_version_flag("--version", "bank " + std::string(annals::kVersion), "print the version and exit");
   app.fallthrough();  // --db may come before or after the command
   app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
 

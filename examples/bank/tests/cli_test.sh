@@ -259,6 +259,12 @@ case "$case_name" in
     bank deposit alice
     [ "$code" -eq 2 ] || fail "missing amount exited $code"
     ;;
+  version_prints_the_project_version)
+    # ANNALS_PROJECT_VERSION: the CMake project version, set by ctest.
+    ok --version
+    [ "$out" = "bank ${ANNALS_PROJECT_VERSION:?}" ] || fail "--version printed '$out'"
+    [ ! -e "$db" ] || fail "--version created the bank file"
+    ;;
   concurrent_withdrawals_never_overdraw)
     # 12 processes withdraw 7.00 each at the same moment from an account with
     # 60.00 available (50.00 + 10.00 overdraft): exactly 8 can succeed.

@@ -5,6 +5,7 @@
 #include <annals/core/codec.hpp>
 #include <annals/core/event_id.hpp>
 #include <annals/store/sqlite_event_store.hpp>
+#include <annals/version.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -37,6 +38,10 @@ int main(int argc, char** argv) {
                : std::filesystem::temp_directory_path() / "annals-consumer.db";
   for (const char* suffix : {"", "-wal", "-shm"}) {
     std::filesystem::remove(file.string() + suffix);
+  }
+  if (annals::kVersion != ANNALS_PACKAGE_VERSION) {
+    return fail("<annals/version.hpp> says " + std::string(annals::kVersion) +
+                ", the CMake package " ANNALS_PACKAGE_VERSION);
   }
   try {
     annals::SqliteEventStore store(file);

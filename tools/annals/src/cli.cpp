@@ -6,6 +6,8 @@
 #include <iostream>
 
 #include "annals/core/error.hpp"
+#include "annals/version.hpp"
+#include "serve.hpp"
 
 namespace annals::tool {
 
@@ -23,6 +25,7 @@ int report(Io& io, const std::string& command, const std::string& message, int c
 int run(int argc, const char* const* argv, Io& io) {
   CLI::App app{"Inspect, verify, export and import Annals SQLite event stores.", "annals"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "annals " + std::string(kVersion), "Print the version and exit");
   app.footer("Exit codes: 0 ok, 1 failure, 2 usage, 3 unusable file, 4 integrity or seal mismatch.");
 
   std::function<int()> action;
@@ -123,12 +126,23 @@ int run(int argc, const char* const* argv, Io& io) {
       ->check(CLI::PositiveNumber);
   b->callback([&] { action = [&] { return run_rebuild(rebuild, io); }; });
 
+  ServeCommand serve;
+  auto* sv = add("serve", "Serve a read-only web page on the store (docs/tools.md)", serve.db);
+  sv->add_option("--read-model", serve.read_model, "The read model file (default: the store file)");
+  sv->add_option("--bind", serve.bind, "Address to listen on (default 127.0.0.1; others need --token)");
+  sv->add_option("--port", serve.port, "TCP port (default 8080; 0: any free port)")->check(CLI::Range(0, 65535));
+  sv->add_option("--token", serve.token, "Require this bearer token on every request")
+      ->envname("ANNALS_SERVE_TOKEN");
+  sv->callback([&] { action = [&] { return run_serve(serve, io); }; });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& h) {
     return app.exit(h, io.out, io.err);
   } catch (const CLI::CallForAllHelp& h) {
     return app.exit(h, io.out, io.err);
+  } catch (const CLI::CallForVersion& v) {
+    return app.exit(v, io.out, io.err);
   } catch (const CLI::ParseError& err) {
     app.exit(err, io.err, io.err);
     return kExitUsage;

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "annals/version.hpp"
 #include "tool_fixtures.hpp"
 
 namespace annals {
@@ -23,6 +24,15 @@ TEST(AnnalsProgram, ErrorsGoToStderrWithTheirExitCode) {
   r = annals_exec(dir.path(), {"streams"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--db"), std::string::npos) << r.err;
+}
+
+TEST(AnnalsProgram, VersionPrintsTheProjectVersionAndExitsZero) {
+  TempDir dir;
+  const auto r = annals_exec(dir.path(), {"--version"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "annals " ANNALS_PROJECT_VERSION "\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(kVersion, ANNALS_PROJECT_VERSION);
 }
 
 TEST(AnnalsProgram, ExportThroughAPipeAndImportFromStdinGiveAByteIdenticalCopy) {

@@ -460,6 +460,10 @@ TEST_F(Seal, MalformedSealFilesAreRefusedNamingTheFileAndTheField) {
   refused(replaced("\"public_key\":\"", "\"public_key\":\"0"), "field 'public_key'");
   refused(replaced("{", "{\"extra\":1,"), "unknown field 'extra'");
   refused(std::string(70'000, ' '), "longer than");
+  refused(std::string(30'000, '[') + std::string(30'000, ']'), "not a JSON object");
+  refused(replaced("\"head_position\":10", "\"head_position\":18446744073709551615"),
+          "field 'head_position'");
+  refused(replaced("\"head_position\":10", "\"head_position\":1.5"), "field 'head_position'");
 }
 
 // ---- exports carry the store id ----------------------------------------------------------

@@ -113,16 +113,18 @@ TEST_F(Seal, TheStoreIdCannotBeChangedOnceTheStoreHoldsEvents) {
   EXPECT_NE(status2, 0) << output2;
 }
 
-// A store written before schema 3 has no id and no seals table: its first
-// writable open migrates it; a read-only open leaves it as it is.
-TEST_F(Seal, AVersion2StoreGetsAnIdOnItsFirstWritableOpenAndKeepsItsEvents) {
+// A store written before stores had ids has no id and no seals table: its
+// first writable open migrates it; a read-only open leaves it as it is.
+TEST_F(Seal, AStoreWithoutAnIdGetsOneOnItsFirstWritableOpenAndKeepsItsEvents) {
   {
     SqliteEventStore store(db(), fast());
     append_events(store, 0, 5);
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
-    raw.exec("DROP TABLE seals; DROP TABLE store_identity; PRAGMA user_version = 2");
+    // The step that adds them is the newest: the version before it is one less.
+    raw.exec("DROP TABLE seals; DROP TABLE store_identity; PRAGMA user_version = " +
+             std::to_string(SqliteEventStore::kSchemaVersion - 1));
   }
   {
     SqliteStoreOptions ro = fast();
@@ -133,7 +135,8 @@ TEST_F(Seal, AVersion2StoreGetsAnIdOnItsFirstWritableOpenAndKeepsItsEvents) {
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
-    EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), 2) << "a read-only open migrated";
+    EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), SqliteEventStore::kSchemaVersion - 1)
+        << "a read-only open migrated";
   }
   SqliteEventStore store(db(), fast());
   EXPECT_TRUE(is_valid_event_id(store.store_id())) << store.store_id();
@@ -499,7 +502,7 @@ TEST_F(Seal, AnExportWithoutAHeaderStillImportsAndTheCopyKeepsItsOwnId) {
     export_events(store, out);
   }
   std::string dump = out.str();
-  dump.erase(0, dump.find('\n') + 1);  // as exports before schema 3 were
+  dump.erase(0, dump.find('\n') + 1);  // as exports were before stores had ids
   std::istringstream in(dump);
   EXPECT_EQ(import_events(dir_ / "copy.db", in), 10);
   SqliteEventStore copy(dir_ / "copy.db", fast());

@@ -288,7 +288,8 @@ Seal parse_seal(std::string_view text, const std::string& source) {
   static const char* const kKnown[] = {"annals_seal", "store_id",  "head_position",
                                        "head_hash",   "event_count", "sealed_at",
                                        "algorithm",   "public_key",  "signature"};
-  for (const auto& [name, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return name == k; }) == std::end(kKnown)) {
       throw fail("unknown field '" + name + "'");

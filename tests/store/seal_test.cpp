@@ -113,16 +113,18 @@ TEST_F(Seal, TheStoreIdCannotBeChangedOnceTheStoreHoldsEvents) {
   EXPECT_NE(status2, 0) << output2;
 }
 
-// A store written before schema 3 has no id and no seals table: its first
-// writable open migrates it; a read-only open leaves it as it is.
-TEST_F(Seal, AVersion2StoreGetsAnIdOnItsFirstWritableOpenAndKeepsItsEvents) {
+// A store written before stores had ids has no id and no seals table: its
+// first writable open migrates it; a read-only open leaves it as it is.
+TEST_F(Seal, AStoreWithoutAnIdGetsOneOnItsFirstWritableOpenAndKeepsItsEvents) {
   {
     SqliteEventStore store(db(), fast());
     append_events(store, 0, 5);
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
-    raw.exec("DROP TABLE seals; DROP TABLE store_identity; PRAGMA user_version = 2");
+    // The step that adds them is the newest: the version before it is one less.
+    raw.exec("DROP TABLE seals; DROP TABLE store_identity; PRAGMA user_version = " +
+             std::to_string(SqliteEventStore::kSchemaVersion - 1));
   }
   {
     SqliteStoreOptions ro = fast();
@@ -133,7 +135,8 @@ TEST_F(Seal, AVersion2StoreGetsAnIdOnItsFirstWritableOpenAndKeepsItsEvents) {
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
-    EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), 2) << "a read-only open migrated";
+    EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), SqliteEventStore::kSchemaVersion - 1)
+        << "a read-only open migrated";
   }
   SqliteEventStore store(db(), fast());
   EXPECT_TRUE(is_valid_event_id(store.store_id())) << store.store_id();
@@ -460,6 +463,10 @@ TEST_F(Seal, MalformedSealFilesAreRefusedNamingTheFileAndTheField) {
   refused(replaced("\"public_key\":\"", "\"public_key\":\"0"), "field 'public_key'");
   refused(replaced("{", "{\"extra\":1,"), "unknown field 'extra'");
   refused(std::string(70'000, ' '), "longer than");
+  refused(std::string(30'000, '[') + std::string(30'000, ']'), "not a JSON object");
+  refused(replaced("\"head_position\":10", "\"head_position\":18446744073709551615"),
+          "field 'head_position'");
+  refused(replaced("\"head_position\":10", "\"head_position\":1.5"), "field 'head_position'");
 }
 
 // ---- exports carry the store id ----------------------------------------------------------
@@ -495,7 +502,7 @@ TEST_F(Seal, AnExportWithoutAHeaderStillImportsAndTheCopyKeepsItsOwnId) {
     export_events(store, out);
   }
   std::string dump = out.str();
-  dump.erase(0, dump.find('\n') + 1);  // as exports before schema 3 were
+  dump.erase(0, dump.find('\n') + 1);  // as exports were before stores had ids
   std::istringstream in(dump);
   EXPECT_EQ(import_events(dir_ / "copy.db", in), 10);
   SqliteEventStore copy(dir_ / "copy.db", fast());

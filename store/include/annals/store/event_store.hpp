@@ -205,7 +205,8 @@ class EventStore {
   /// The store's identity: a random UUID given when the store was created
   /// (for a SqliteEventStore, kept in its file, carried by its exports, named
   /// by its seals: annals/store/seal.hpp). Empty for a store without one (the
-  /// in-memory store; an SQLite store of schema 2 opened read-only).
+  /// in-memory store; an SQLite store written before stores had ids, opened
+  /// read-only).
   /// Throws: StorageError.
   virtual std::string store_id() const { return {}; }
 

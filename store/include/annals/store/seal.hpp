@@ -119,7 +119,9 @@ Seal read_seal_file(const std::filesystem::path& file);
 /// one write transaction, signs the statement with `key` (unsigned when
 /// `key` is null) and records it in the store's seals table in the same
 /// transaction, so the seal names a head the store really had. `clock`
-/// stamps sealed_at.
+/// stamps sealed_at. It does not walk the chain: a seal vouches for the head
+/// as it is, so check the store with verify() (or verify_seal against the
+/// previous seal) before sealing it.
 /// Throws: InvalidArgument if `key` holds no private key; StorageError when
 /// the store cannot be written (opened from a read-only file, for instance)
 /// or has no id.

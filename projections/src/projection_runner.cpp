@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "projection_metrics.hpp"
 #include "projection_tables.hpp"
 #include "sql_connection.hpp"
 
@@ -77,6 +78,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       checkpoint_ = record->position;
       failure_ = record->failure;
     }
+    if (metrics_) metrics_->checkpoint.set(static_cast<double>(checkpoint_));
   }
 
   ~Impl() { stop(); }
@@ -531,6 +533,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     } catch (...) {
       return infrastructure_failure(event.position, std::current_exception());
     }
+    if (metrics_ && committed == event.position) metrics_->parked.add();
     set_checkpoint(committed);
     attempts_ = {};
     return StepResult{Outcome::progressed, false, {}};
@@ -564,6 +567,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void report(std::int64_t position, const std::string& message, int attempt) const noexcept {
+    if (metrics_) metrics_->failures.add();
     if (!options_.on_error) return;
     try {
       options_.on_error(ProjectionAttemptError{projection_.name, position, message, attempt});
@@ -589,6 +593,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   void set_checkpoint(std::int64_t position) {
     {
       std::lock_guard lock(mu_);
+      if (metrics_) metrics_->advanced(checkpoint_, position);
       checkpoint_ = position;
     }
     cv_.notify_all();
@@ -608,6 +613,8 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   SqliteReadModel& read_model_;
   const Projection projection_;
   const ProjectionRunnerOptions options_;
+  const std::unique_ptr<detail::ProjectionMetrics> metrics_ =
+      detail::make_projection_metrics(options_.metrics, projection_.name);
 
   std::mutex control_mu_;  // start, stop, catch_up, rebuild: one at a time
 

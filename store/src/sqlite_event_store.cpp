@@ -40,6 +40,7 @@
 #include "commit_listeners.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_support.hpp"
+#include "store_metrics.hpp"
 #include "transaction_hooks.hpp"
 
 namespace annals {
@@ -396,6 +397,7 @@ class SqliteEventStore::Impl {
 
   const std::filesystem::path path_;
   SqliteStoreOptions options_;
+  const std::unique_ptr<detail::StoreMetrics> metrics_ = detail::make_store_metrics(options_.metrics);
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
   std::shared_ptr<detail::TransactionHooks<TransactionHook>> hooks_ =
       std::make_shared<detail::TransactionHooks<TransactionHook>>();
@@ -492,6 +494,13 @@ class SqliteEventStore::Impl {
       const auto committing = std::chrono::steady_clock::now();
       exec("COMMIT");
       last_commit_ = std::chrono::steady_clock::now() - committing;
+      if (metrics_) {
+        std::uint64_t events = 0;
+        for (const Request* r : pending) {
+          for (const StreamAppend& s : *r->batch) events += s.events.size();
+        }
+        metrics_->commit_events.observe(static_cast<double>(events));
+      }
     } catch (const SQLite::Exception& e) {
       try {
         fail_group(group, std::make_exception_ptr(storage_error(e, "appending")));
@@ -802,7 +811,8 @@ std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> bat
     impl_->abandon_append();
     throw;
   }
-  return impl_->submit(batch, generated_first_ids);
+  if (!impl_->metrics_) return impl_->submit(batch, generated_first_ids);
+  return impl_->metrics_->measure(batch, [&] { return impl_->submit(batch, generated_first_ids); });
 }
 
 Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id,

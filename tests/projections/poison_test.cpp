@@ -217,5 +217,27 @@ TEST(Poison, StopDuringABackoffReturnsPromptly) {
   EXPECT_EQ(runner.status().checkpoint, 49);
 }
 
+TEST(Poison, ARunnerWithMetricsCountsHandledEventsFailedAttemptsAndParkedOnes) {
+  TempDir dir;
+  SqliteEventStore store(dir / "store.db", fast_store());
+  append_with_poison_at_50(store);
+  SqliteReadModel model(dir / "views.db");
+  Fragile fragile;
+  auto options = quick_retries(PoisonPolicy::park);
+  options.metrics = std::make_shared<MetricsRegistry>();
+  ProjectionRunner runner(store, model, fragile.projection(), options);
+  runner.start();
+  ASSERT_TRUE(runner.wait_for(100, 10s));
+  runner.stop();
+  const MetricLabels ledger{{"projection", "ledger"}};
+  auto& m = *options.metrics;
+  EXPECT_EQ(m.counter("annals_projection_events_handled_total", "", ledger).value(), 100u);
+  EXPECT_EQ(m.counter("annals_projection_attempt_failures_total", "", ledger).value(), 3u);
+  EXPECT_EQ(m.counter("annals_projection_parked_total", "", ledger).value(), 1u);
+  EXPECT_EQ(m.gauge("annals_projection_checkpoint_position", "", ledger).value(), 100.0);
+  EXPECT_NE(m.prometheus_text().find("annals_projection_parked_total{projection=\"ledger\"} 1\n"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace annals

@@ -50,6 +50,7 @@
 #include <memory>
 #include <vector>
 
+#include "annals/core/metrics.hpp"
 #include "annals/projections/dispatcher.hpp"
 #include "annals/projections/projection.hpp"
 #include "annals/projections/projection_status.hpp"
@@ -94,6 +95,10 @@ struct ProjectionRunnerOptions {
   /// Told about every failed attempt, on the thread that made it (logging).
   /// Must not throw or call the runner. Default: none.
   std::function<void(const ProjectionAttemptError&)> on_error;
+  /// Where the runner reports events handled, failed attempts, parked events
+  /// and its checkpoint, labelled projection="name" (docs/operations.md).
+  /// Default: none (nothing is counted).
+  std::shared_ptr<MetricsRegistry> metrics;
 };
 
 class ProjectionRunner {

@@ -1,0 +1,44 @@
+#pragma once
+// The metrics a ProjectionRunner reports when ProjectionRunnerOptions::metrics
+// is set (listed in docs/operations.md), labelled with the projection's name.
+// Private to the projections module.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "annals/core/metrics.hpp"
+
+namespace annals::detail {
+
+/// Thread safety: the metrics are atomics; any thread may report.
+struct ProjectionMetrics {
+  ProjectionMetrics(MetricsRegistry& r, const std::string& name)
+      : handled(r.counter("annals_projection_events_handled_total",
+                          "Positions the projection's checkpoint moved past (events applied, filtered out or parked).",
+                          {{"projection", name}})),
+        failures(r.counter("annals_projection_attempt_failures_total",
+                           "Failed attempts at an event or at the read model.", {{"projection", name}})),
+        parked(r.counter("annals_projection_parked_total", "Events parked under PoisonPolicy::park.",
+                         {{"projection", name}})),
+        checkpoint(r.gauge("annals_projection_checkpoint_position",
+                           "The checkpoint the runner last committed.", {{"projection", name}})) {}
+
+  /// The checkpoint moved from `from` to `to` (a rebuild moves it back to 0).
+  void advanced(std::int64_t from, std::int64_t to) noexcept {
+    if (to > from) handled.add(static_cast<std::uint64_t>(to - from));
+    checkpoint.set(static_cast<double>(to));
+  }
+
+  Counter& handled;
+  Counter& failures;
+  Counter& parked;
+  Gauge& checkpoint;
+};
+
+inline std::unique_ptr<ProjectionMetrics> make_projection_metrics(
+    const std::shared_ptr<MetricsRegistry>& r, const std::string& name) {
+  return r ? std::make_unique<ProjectionMetrics>(*r, name) : nullptr;
+}
+
+}  // namespace annals::detail

@@ -107,6 +107,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       throw InvalidArgument("projection '" + projection_.name +
                             "': catch_up() while the runner is started");
     }
+    stop_locked();  // joins a worker that stopped on its own; clears the stop request
     clear_failure_locked();
     return catch_up_locked();
   }
@@ -286,6 +287,9 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     std::lock_guard lock(mu_);
     running_ = false;
     state_ = ProjectionState::stopped;
+    // The worker is gone: the request has been served. Left set, it would cut
+    // short the retry backoff of a later catch_up() or rebuild().
+    stop_requested_ = false;
     cv_.notify_all();
   }
 

@@ -35,7 +35,8 @@
 /// process that appends when a rule must hold for every append.
 ///
 /// Keep apply() short: it runs while the store holds its write lock. It must
-/// not append to the store.
+/// not append to the store: such an append throws InvalidArgument, which
+/// rejects the append being written.
 ///
 /// Thread safety: apply() runs on the appending thread that leads the group
 /// commit, one append at a time. The members may be called from any thread.

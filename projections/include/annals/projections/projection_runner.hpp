@@ -126,7 +126,8 @@ class ProjectionRunner {
 
   /// Applies, on the calling thread, every event up to the store's head as of
   /// the call (retrying and applying the poison policy as the runner would),
-  /// then returns the checkpoint. For tools, tests and one-shot jobs.
+  /// then returns the checkpoint. For tools, tests and one-shot jobs. A retry
+  /// waits its backoff, also after an earlier start() and stop().
   /// Throws: InvalidArgument while the runner is started.
   std::int64_t catch_up();
 

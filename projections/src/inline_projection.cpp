@@ -10,6 +10,12 @@
 // through a SqliteReadModel of its own on the store's file, whose BEGIN
 // IMMEDIATE holds the store's write lock for the duration, so no append can
 // slip between reading the head and moving the checkpoint.
+//
+// A checkpoint beyond the head (the store lost its tail, or reused the
+// positions of deleted events) would skip the events at the positions in
+// between: construction and appends throw IntegrityError instead, and only
+// a rebuild moves such a checkpoint (back to 0): rebuild(), or a rebuild
+// request (rebuild_request.hpp) honoured on construction.
 
 #include "annals/projections/inline_projection.hpp"
 
@@ -32,6 +38,13 @@ class InlineProjection::Impl {
       if (projection_.setup) projection_.setup(tx);
       detail::ensure_checkpoint(tx, projection_.name);
       detail::save_state(tx, projection_.name, ProjectionState::live);
+      // A rebuild requested through the read model (annals rebuild NAME): the
+      // way on for a checkpoint that construction would refuse.
+      if (projection_.reset && detail::rebuild_requested(tx, projection_.name)) {
+        projection_.reset(tx);
+        detail::save_position(tx, projection_.name, 0);
+        detail::clear_rebuild_request(tx, projection_.name);
+      }
       catch_up(tx, store_.head_position());
     });
     hook_ = store_.add_transaction_hook(
@@ -48,6 +61,7 @@ class InlineProjection::Impl {
     read_model_.write([&](SqlTransaction& tx) {
       projection_.reset(tx);
       detail::save_position(tx, projection_.name, 0);
+      detail::clear_rebuild_request(tx, projection_.name);
       catch_up(tx, store_.head_position());
     });
   }
@@ -70,6 +84,9 @@ class InlineProjection::Impl {
 
   void catch_up(SqlTransaction& tx, std::int64_t up_to) {
     const std::int64_t checkpoint = detail::checkpoint_position(tx, projection_.name);
+    if (checkpoint > up_to) {
+      throw detail::checkpoint_beyond_head(projection_.name, checkpoint, up_to);
+    }
     if (catch_up(tx, checkpoint, up_to) != checkpoint) {
       detail::save_position(tx, projection_.name, up_to);
     }
@@ -77,7 +94,10 @@ class InlineProjection::Impl {
 
   void on_append(SqlTransaction& tx, std::span<const RecordedEvent> events) {
     const std::int64_t saved = detail::checkpoint_position(tx, projection_.name);
-    const std::int64_t checkpoint = catch_up(tx, saved, events.front().position - 1);
+    // Rejects the append: the store is handing out positions already handled.
+    const std::int64_t head = events.front().position - 1;
+    if (saved > head) throw detail::checkpoint_beyond_head(projection_.name, saved, head);
+    const std::int64_t checkpoint = catch_up(tx, saved, head);
     for (const RecordedEvent& e : events) {
       if (e.position > checkpoint && projection_.filter.matches(e)) projection_.apply(tx, e);
     }

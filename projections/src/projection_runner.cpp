@@ -14,6 +14,12 @@
 // the batch was seen, so the checkpoint moves to that head even when the
 // filter passed nothing; positions are dense and assigned in commit order, so
 // nothing at or below that head can still appear.
+//
+// A checkpoint beyond the store's head means the store lost its tail (rows
+// deleted behind the triggers) or the read model belongs to another store.
+// Stepping on would skip every event appended at the positions in between, so
+// the runner stops with an IntegrityError instead; only a rebuild (which
+// starts again from position 1) moves it on.
 
 #include "annals/projections/projection_runner.hpp"
 
@@ -109,6 +115,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       throw InvalidArgument("projection '" + projection_.name +
                             "': catch_up() while the runner is started");
     }
+    stop_locked();  // joins a worker that stopped on its own; clears the stop request
     clear_failure_locked();
     return catch_up_locked();
   }
@@ -168,8 +175,13 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       s.checkpoint = record->position;
       if (!running && !s.failure) s.failure = record->failure;
     }
+    // The checkpoint is read before the head: a sane store's head only grows,
+    // so a checkpoint beyond it is never a race.
     s.head_position = store_.head_position();
-    s.lag = std::max<std::int64_t>(0, s.head_position - s.checkpoint);
+    if (s.checkpoint > s.head_position) {
+      throw detail::checkpoint_beyond_head(projection_.name, s.checkpoint, s.head_position);
+    }
+    s.lag = s.head_position - s.checkpoint;
     return s;
   }
 
@@ -288,6 +300,9 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     std::lock_guard lock(mu_);
     running_ = false;
     state_ = ProjectionState::stopped;
+    // The worker is gone: the request has been served. Left set, it would cut
+    // short the retry backoff of a later catch_up() or rebuild().
+    stop_requested_ = false;
     cv_.notify_all();
   }
 
@@ -303,7 +318,9 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   void run() noexcept {
     try {
       follow();
-    } catch (const std::exception& e) {  // never expected: step() reports failures
+    } catch (const std::exception& e) {
+      // An IntegrityError (the checkpoint is beyond the head) stops it here;
+      // nothing else is expected: step() reports failures.
       fail(ProjectionFailure{checkpoint() + 1, e.what(), 1});
     } catch (...) {
       fail(ProjectionFailure{checkpoint() + 1, "a non-standard exception", 1});
@@ -370,7 +387,8 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       }
       // Polling for other processes: one indexed query when nothing changed.
       try {
-        if (store_.head_position() > checkpoint() || rebuild_pending()) return true;
+        // A head below the checkpoint is news too: step() stops on it.
+        if (store_.head_position() != checkpoint() || rebuild_pending()) return true;
       } catch (...) {
         return true;  // let step() meet the error and count it
       }
@@ -383,17 +401,24 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     return !cv_.wait_for(lock, d, [this] { return stop_requested_; });
   }
 
+  // Throws: IntegrityError when the checkpoint is beyond the store's head
+  // (recorded as the projection's failure first).
   std::int64_t catch_up_locked() {
     const std::int64_t target = store_.head_position();
     set_state(ProjectionState::catching_up);
-    for (;;) {
-      const StepResult r = step();
-      if (r.outcome == Outcome::failed) break;
-      if (r.outcome == Outcome::retry_later) {
-        sleep(r.backoff);
-        continue;
+    try {
+      for (;;) {
+        const StepResult r = step();
+        if (r.outcome == Outcome::failed) break;
+        if (r.outcome == Outcome::retry_later) {
+          sleep(r.backoff);
+          continue;
+        }
+        if (r.outcome == Outcome::caught_up || checkpoint() >= target) break;
       }
-      if (r.outcome == Outcome::caught_up || checkpoint() >= target) break;
+    } catch (const IntegrityError& e) {
+      fail(ProjectionFailure{checkpoint() + 1, e.what(), 1});
+      throw;
     }
     set_state(ProjectionState::stopped);
     // A step at the head recorded "live"; nothing follows after a catch-up, so
@@ -402,15 +427,27 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     return checkpoint();
   }
 
+  // Throws: IntegrityError when the checkpoint is beyond the store's head and
+  // no rebuild is requested.
   StepResult step() {
     const std::int64_t from = checkpoint() + 1;
     std::vector<RecordedEvent> events;
     std::int64_t head = 0;
     try {
       head = store_.head_position();
-      for (auto& e : store_.read_all(from, projection_.filter, options_.batch_size)) {
-        events.push_back(std::move(e));
+      if (from - 1 > head) {
+        // Only a pending rebuild request (honoured in the transaction below)
+        // may move such a checkpoint: back to 0.
+        if (!rebuild_pending()) {
+          throw detail::checkpoint_beyond_head(projection_.name, from - 1, head);
+        }
+      } else {
+        for (auto& e : store_.read_all(from, projection_.filter, options_.batch_size)) {
+          events.push_back(std::move(e));
+        }
       }
+    } catch (const IntegrityError&) {
+      throw;
     } catch (...) {
       return infrastructure_failure(from, std::current_exception());
     }

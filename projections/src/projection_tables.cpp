@@ -217,4 +217,15 @@ std::int64_t count_parked(SqlTransaction& tx, const std::string& name) {
       .value_or(0);
 }
 
+IntegrityError checkpoint_beyond_head(const std::string& name, std::int64_t checkpoint,
+                                      std::int64_t head) {
+  return IntegrityError("projection '" + name + "': its checkpoint (position " +
+                            std::to_string(checkpoint) + ") is beyond the store's head (position " +
+                            std::to_string(head) +
+                            "): events were removed from the store's tail, or the read model "
+                            "belongs to another store; nothing was applied (check the store, "
+                            "then rebuild the projection)",
+                        head + 1);
+}
+
 }  // namespace annals::detail

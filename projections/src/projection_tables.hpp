@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "annals/core/error.hpp"
 #include "annals/projections/projection_status.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/sqlite_event_store.hpp"
@@ -57,5 +58,12 @@ void update_parked(SqlTransaction& tx, const std::string& name, std::int64_t pos
                    const std::string& error);
 void clear_parked(SqlTransaction& tx, const std::string& name);
 std::int64_t count_parked(SqlTransaction& tx, const std::string& name);
+
+// The error of projection `name` whose checkpoint is beyond the store's head:
+// the store lost its newest events, or the read model belongs to another
+// store. Its position() is head + 1, the first position the checkpoint counts
+// as handled that the store does not hold.
+IntegrityError checkpoint_beyond_head(const std::string& name, std::int64_t checkpoint,
+                                      std::int64_t head);
 
 }  // namespace annals::detail

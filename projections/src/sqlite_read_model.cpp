@@ -81,6 +81,13 @@ class SqliteReadModel::Impl {
   }
 
   void read(const std::function<void(SqlTransaction&)>& fn) {
+    // A read() inside a read() on this thread already holds read_mu_ and has
+    // the reader's transaction open: it joins that transaction (the reader
+    // keeps no statement running while `fn` runs, as queries return rows).
+    if (reading_thread_.load() == std::this_thread::get_id()) {
+      fn(*reader_);
+      return;
+    }
     std::lock_guard lock(read_mu_);
     if (!reader_) {
       try {
@@ -92,6 +99,11 @@ class SqliteReadModel::Impl {
         throw detail::storage_error(e, "opening a reader on '" + path_.string() + "'");
       }
     }
+    reading_thread_.store(std::this_thread::get_id());
+    struct Clear {
+      std::atomic<std::thread::id>& id;
+      ~Clear() { id.store(std::thread::id()); }
+    } clear{reading_thread_};
     reader_->begin_deferred();
     try {
       fn(*reader_);
@@ -110,6 +122,7 @@ class SqliteReadModel::Impl {
   std::atomic<std::thread::id> writing_thread_{};
   std::optional<detail::SqlConnection> writer_;
   std::mutex read_mu_;
+  std::atomic<std::thread::id> reading_thread_{};  // inside read(), holding read_mu_
   std::optional<detail::SqlConnection> reader_;
 };
 

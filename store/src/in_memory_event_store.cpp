@@ -94,6 +94,11 @@ InMemoryEventStore::InMemoryEventStore(std::shared_ptr<const Clock> clock)
 InMemoryEventStore::~InMemoryEventStore() = default;
 
 std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> batch) {
+  if (impl_->hooks_->called_from_hook()) {
+    throw InvalidArgument(
+        "append() called from inside a transaction hook of an in-memory store: the hook runs "
+        "under the store's write lock, so the append would wait for itself");
+  }
   detail::prepare_batch(batch);
   std::vector<AppendResult> results(batch.size());
   std::vector<RecordedEvent> committed;

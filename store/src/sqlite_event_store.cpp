@@ -803,6 +803,12 @@ const std::filesystem::path& SqliteEventStore::path() const noexcept { return im
 
 std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> batch) {
   impl_->require_writable("append");
+  if (impl_->hooks_->called_from_hook()) {
+    throw InvalidArgument("append() called from inside a transaction hook of store '" +
+                          impl_->path_.string() +
+                          "': the hook runs under the store's write lock, so the append "
+                          "would wait for itself");
+  }
   impl_->begin_append();
   std::vector<bool> generated_first_ids;
   try {

@@ -6,8 +6,11 @@
 // each hook that is still registered, in the order they were added. Removing a
 // hook waits for a call in flight, so once its handle is reset the hook is not
 // running and will not run again; a hook that removes itself does not wait.
+// A store asks called_from_hook() before appending: a hook runs under the
+// store's write lock, so an append from inside it would wait for itself.
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -38,6 +41,12 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
     });
   }
 
+  // Whether the calling thread is inside one of these hooks (lock-free: a
+  // store asks on every append).
+  bool called_from_hook() const noexcept {
+    return caller_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
+
   List snapshot() const {
     std::lock_guard lock(mu_);
     return hooks_;
@@ -55,7 +64,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
         continue;  // removed since the snapshot
       }
       in_call_ = true;
-      caller_ = std::this_thread::get_id();
+      caller_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       lock.unlock();
       std::exception_ptr error;
       try {
@@ -65,7 +74,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
       }
       lock.lock();
       in_call_ = false;
-      caller_ = {};
+      caller_.store(std::thread::id(), std::memory_order_relaxed);
       idle_.notify_all();
       if (error) std::rethrow_exception(error);
     }
@@ -75,7 +84,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
   void remove(std::uint64_t id) {
     std::unique_lock lock(mu_);
     std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
-    if (in_call_ && caller_ == std::this_thread::get_id()) return;
+    if (in_call_ && called_from_hook()) return;
     idle_.wait(lock, [this] { return !in_call_; });
   }
 
@@ -84,7 +93,9 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
   List hooks_;
   std::uint64_t next_id_ = 1;
   bool in_call_ = false;
-  std::thread::id caller_;
+  // The thread running a hook; set and cleared under mu_. Only that thread
+  // can find its own id here, so a relaxed read answers called_from_hook().
+  std::atomic<std::thread::id> caller_{};
 };
 
 }  // namespace annals::detail

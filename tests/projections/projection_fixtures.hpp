@@ -7,6 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -102,6 +105,33 @@ bool eventually(Predicate done, std::chrono::milliseconds limit = 30s) {
     std::this_thread::sleep_for(1ms);
   }
   return true;
+}
+
+// Runs `fn` on a thread of its own and waits for it at most `limit`, then
+// rethrows what it threw. A call that has not returned by then is taken for a
+// deadlock: the stuck thread cannot be recovered, so the test program prints
+// `what` and exits with status 1, and the regression fails instead of hanging.
+template <class Fn>
+void within_deadline(const char* what, Fn fn, std::chrono::milliseconds limit = 60s) {
+  std::promise<void> finished;
+  auto done = finished.get_future();
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      fn();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    finished.set_value();
+  });
+  if (done.wait_for(limit) != std::future_status::ready) {
+    std::fprintf(stderr, "DEADLOCK: %s did not return within %lld ms\n", what,
+                 static_cast<long long>(limit.count()));
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  worker.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace annals::testing

@@ -377,17 +377,29 @@ int run_import(const ImportCommand& c, Io& io) {
 
 // ---- projections -----------------------------------------------------------------
 
+// A checkpoint beyond the head has no lag: the store lost its newest events
+// (or the read model belongs to another store), and a runner going on would
+// skip the events appended at those positions later. Such rows are listed
+// with their positions and make the command exit with kExitIntegrity.
 int run_projections(const ProjectionsCommand& c, Io& io) {
   const auto store = open_for_reading(c.db);
   const auto file = read_model_path(c.db, c.read_model);
+  const auto rows = load_checkpoints(file);  // before the head: a live runner may move on
   const std::int64_t head = store->head_position();
-  for (const CheckpointRow& r : load_checkpoints(file)) {
-    const std::int64_t lag = std::max<std::int64_t>(0, head - r.position);
+  std::vector<std::string> beyond_head;
+  for (const CheckpointRow& r : rows) {
+    const bool beyond = r.position > head;
+    if (beyond) {
+      beyond_head.push_back("projection '" + r.name + "' at position " +
+                            std::to_string(r.position));
+    }
+    const Json lag = beyond ? Json() : Json(head - r.position);
     if (c.json) {
       Json j{{"name", r.name},       {"checkpoint", r.position}, {"head_position", head},
              {"lag", lag},           {"state", r.state},
              {"updated_at", format_timestamp(from_micros(r.updated_at))},
-             {"rebuild_requested", r.rebuild_requested}};
+             {"rebuild_requested", r.rebuild_requested},
+             {"checkpoint_beyond_head", beyond}};
       j["failure"] = r.error ? Json{{"position", r.error_position},
                                     {"attempts", r.attempts},
                                     {"message", *r.error}}
@@ -395,14 +407,29 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
       io.out << j.dump() << '\n';
       continue;
     }
-    io.out << r.name << "\tcheckpoint " << r.position << "\thead " << head << "\tlag " << lag
-           << '\t' << r.state;
+    io.out << r.name << "\tcheckpoint " << r.position << "\thead " << head;
+    if (beyond) {
+      io.out << "\tcheckpoint beyond the head";
+    } else {
+      io.out << "\tlag " << head - r.position;
+    }
+    io.out << '\t' << r.state;
     if (r.error) {
       io.out << "\tfailed at position " << r.error_position << " after " << r.attempts
              << " attempts: " << *r.error;
     }
     if (r.rebuild_requested) io.out << "\trebuild requested";
     io.out << '\n';
+  }
+  if (!beyond_head.empty()) {
+    std::string names;
+    for (const auto& n : beyond_head) names += (names.empty() ? "" : ", ") + n;
+    throw ToolError(kExitIntegrity,
+                    named(file) + ": checkpoint beyond the store's head (position " +
+                        std::to_string(head) + " in " + named(c.db) + "): " + names +
+                        "; events were removed from the store's tail, or the read model "
+                        "belongs to another store (check the store with annals verify, then "
+                        "rebuild the projection)");
   }
   return kExitOk;
 }

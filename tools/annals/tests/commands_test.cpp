@@ -268,6 +268,46 @@ TEST_F(AnnalsTool, ProjectionsListsCheckpointHeadLagAndState) {
   EXPECT_EQ(r.out, "");
 }
 
+TEST_F(AnnalsTool, ProjectionsReportsACheckpointBeyondTheHeadAsAnIntegrityProblem) {
+  {
+    SqliteEventStore store(db(), quick());
+    SqliteReadModel views(dir_ / "views.db");
+    ProjectionRunner runner(store, views, counter_projection());
+    ASSERT_EQ(runner.catch_up(), 5);
+  }
+  // The read model, pointed at a store with fewer events (as after its tail
+  // was removed): checkpoint 5, head 2.
+  {
+    SqliteEventStore other(dir_ / "other.db", quick());
+    other.append("account-1", ExpectedVersion::any(), {tool_event("bank.Opened")});
+    other.append("account-2", ExpectedVersion::any(), {tool_event("bank.Opened")});
+  }
+  const std::string before = file_bytes(dir_ / "views.db");
+  auto r = annals_run({"projections", "--db", path("other.db"), "--read-model", path("views.db")});
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(r.out.find("lag"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("counter\tcheckpoint 5\thead 2\tcheckpoint beyond the head"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.err.rfind("annals projections: ", 0), 0u) << r.err;
+  for (const char* part : {"views.db", "other.db", "projection 'counter' at position 5",
+                           "head (position 2"}) {
+    EXPECT_NE(r.err.find(part), std::string::npos) << part << " in: " << r.err;
+  }
+  r = annals_run({"projections", "--db", path("other.db"), "--read-model", path("views.db"),
+                  "--json"});
+  EXPECT_EQ(r.code, 4) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["checkpoint"], 5);
+  EXPECT_EQ(j["head_position"], 2);
+  EXPECT_TRUE(j["lag"].is_null());
+  EXPECT_TRUE(j.value("checkpoint_beyond_head", false));
+  EXPECT_EQ(file_bytes(dir_ / "views.db"), before);  // a read command: nothing written
+  // The store it belongs to: no problem.
+  r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db")});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
 TEST_F(AnnalsTool, RebuildWaitReturnsOnceTheRunnerReplayedToTheHead) {
   SqliteEventStore store(db(), quick());
   SqliteReadModel views(db());  // the read model in the store's own file

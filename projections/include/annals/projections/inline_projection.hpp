@@ -34,8 +34,17 @@
 /// every writer that attaches it sees them complete. Attach it in every
 /// process that appends when a rule must hold for every append.
 ///
+/// A checkpoint beyond the store's head (the store lost its newest events, or
+/// hands out their positions again) is never skipped over: the constructor
+/// and every append throw IntegrityError naming both positions (the append is
+/// rejected) until a rebuild replays the store from position 1: rebuild(), or,
+/// when construction refuses, a rebuild requested through the store's file
+/// (request_rebuild() in rebuild_request.hpp, or `annals rebuild NAME`),
+/// which the constructor honours before it catches up.
+///
 /// Keep apply() short: it runs while the store holds its write lock. It must
-/// not append to the store.
+/// not append to the store: such an append throws InvalidArgument, which
+/// rejects the append being written.
 ///
 /// Thread safety: apply() runs on the appending thread that leads the group
 /// commit, one append at a time. The members may be called from any thread.
@@ -53,10 +62,12 @@ namespace annals {
 
 class InlineProjection {
  public:
-  /// Runs the projection's setup(), creates its checkpoint, applies the events
-  /// stored after it, and attaches it to `store`'s appends.
+  /// Runs the projection's setup(), creates its checkpoint, honours a pending
+  /// rebuild request (reset(), checkpoint 0; needs reset()), applies the
+  /// events stored after the checkpoint, and attaches it to `store`'s appends.
   /// Throws: InvalidArgument (no name or no apply); StorageError; what setup()
-  /// or apply() throws (then nothing is attached).
+  /// or apply() throws (then nothing is attached); IntegrityError, naming both
+  /// positions, when its stored checkpoint is beyond the store's head.
   InlineProjection(SqliteEventStore& store, Projection projection,
                    SqliteReadModelOptions options = {});
   /// Detaches from the store; waits for an apply() in progress. Never throws.
@@ -69,7 +80,8 @@ class InlineProjection {
   /// The last position applied (0: none). Throws: StorageError.
   std::int64_t checkpoint() const;
 
-  /// Empties the read model (reset()), and replays every stored event, in one
+  /// Empties the read model (reset()), clears a pending rebuild request, and
+  /// replays every stored event, in one
   /// transaction that holds the store's write lock (appends wait for it).
   /// Throws: InvalidArgument without reset(); StorageError, or what reset() or
   /// apply() throws (then nothing changed).

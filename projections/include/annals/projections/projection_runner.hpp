@@ -27,6 +27,15 @@
 /// with the next. A failing store or read model is retried the same way and
 /// then stops the runner whatever the policy (no event is to blame).
 ///
+/// A checkpoint beyond the store's head: the store lost its newest events
+/// (rows deleted behind its triggers) or the read model belongs to another
+/// store. Going on would skip the events later appended at the positions in
+/// between, so the runner never does: catch_up() and status() throw an
+/// IntegrityError naming both positions, and a started runner stops with a
+/// failure carrying that message (also recorded in the checkpoint table).
+/// Check the store (`annals verify`), then rebuild(), or request a rebuild,
+/// which starts again from position 1; nothing else moves it on.
+///
 /// Rebuild requests: another process (the `annals rebuild NAME` tool) may ask
 /// for a rebuild through the read model (annals/projections/rebuild_request.hpp).
 /// The runner honours it at its next batch, at its next poll when idle, or in
@@ -116,7 +125,9 @@ class ProjectionRunner {
 
   /// Starts catching up and following on a thread of its own; does nothing if
   /// it is running. A failure recorded earlier is cleared: the failed event is
-  /// tried again (after fixing its cause, start() is how to resume).
+  /// tried again (after fixing its cause, start() is how to resume). A
+  /// checkpoint beyond the store's head stops the runner at once, with a
+  /// failure whose message is the IntegrityError's (see above).
   /// Throws: StorageError when the checkpoint cannot be read or written.
   void start();
 
@@ -131,8 +142,11 @@ class ProjectionRunner {
 
   /// Applies, on the calling thread, every event up to the store's head as of
   /// the call (retrying and applying the poison policy as the runner would),
-  /// then returns the checkpoint. For tools, tests and one-shot jobs.
-  /// Throws: InvalidArgument while the runner is started.
+  /// then returns the checkpoint. For tools, tests and one-shot jobs. A retry
+  /// waits its backoff, also after an earlier start() and stop().
+  /// Throws: InvalidArgument while the runner is started; IntegrityError,
+  /// naming the checkpoint and the head, when the checkpoint is beyond the
+  /// store's head (nothing is applied; the failure is recorded as well).
   std::int64_t catch_up();
 
   /// Waits until the checkpoint reaches `position`, the runner stops, or
@@ -140,15 +154,18 @@ class ProjectionRunner {
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) const;
 
   /// Where the projection is. Reads the store's head position.
-  /// Throws: StorageError.
+  /// Throws: StorageError; IntegrityError, naming both positions, when the
+  /// stored checkpoint is beyond the store's head (there is no lag to show).
   ProjectionStatus status() const;
 
   /// Empties the read model (the projection's reset()), sets the checkpoint to
   /// 0 and drops its failure and parked events, all in one transaction; then
   /// replays the store on the calling thread up to its head, as catch_up()
   /// does. A runner that was running is stopped first and started again after.
+  /// This is also the way on from a checkpoint beyond the store's head.
   /// Throws: InvalidArgument if the projection has no reset(); StorageError or
-  /// what reset() throws (then nothing was reset).
+  /// what reset() throws (then nothing was reset); IntegrityError if the
+  /// store's head falls below the replay while it runs.
   void rebuild();
 
   /// The events this projection parked, in position order. Throws: StorageError.

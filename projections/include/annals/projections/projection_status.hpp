@@ -39,7 +39,9 @@ struct ProjectionStatus {
   ProjectionState state = ProjectionState::stopped;
   std::int64_t checkpoint = 0;     ///< last position handled (0: none)
   std::int64_t head_position = 0;  ///< the store's head when status() looked
-  std::int64_t lag = 0;            ///< head_position - checkpoint, never negative
+  /// head_position - checkpoint, never negative: ProjectionRunner::status()
+  /// throws IntegrityError instead of reporting a checkpoint beyond the head.
+  std::int64_t lag = 0;
   std::optional<ProjectionFailure> failure;  ///< set when it stopped on a failure
   std::size_t parked_events = 0;             ///< events parked and not yet retried
 };

@@ -26,8 +26,10 @@
 /// together with their checkpoint, and the runner applies those events again.
 ///
 /// Thread safety: one object may be used from many threads. write() calls are
-/// serialized on one writer connection; reads use a connection of their own and
-/// see committed data only. Other processes may open the same file.
+/// serialized on one writer connection; read() calls on one reader connection
+/// of their own, and see committed data only; a read() nested in a read() on
+/// the same thread joins it, a write() nested in a write() throws. Other
+/// processes may open the same file.
 
 #include <chrono>
 #include <cstdint>
@@ -85,7 +87,12 @@ class SqliteReadModel {
   void write(const std::function<void(SqlTransaction&)>& fn);
 
   /// Runs `fn` in one read transaction: every query sees the same committed
-  /// state. Statements that write fail with StorageError.
+  /// state. Statements that write fail with StorageError. A read() (or
+  /// query(), checkpoint(), ...) called from inside `fn` on the same thread
+  /// joins that transaction: it runs at once and sees the same state; an
+  /// exception it throws propagates to the outer `fn`, which may catch it.
+  /// write() may be called from inside `fn` (another connection; the reads
+  /// do not see its changes).
   /// Throws: what `fn` throws; StorageError.
   void read(const std::function<void(SqlTransaction&)>& fn) const;
 

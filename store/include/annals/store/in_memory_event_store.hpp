@@ -23,7 +23,8 @@ namespace annals {
 /// events are removed and append() throws what the hook threw. Hooks run in
 /// the order they were added; when one throws, what earlier hooks did to their
 /// own state for that append is theirs to undo (there is no SQL transaction
-/// here). A hook runs under the store's write lock: it must not call the store.
+/// here). A hook runs under the store's write lock: it must not call the store
+/// (append() from inside a hook throws InvalidArgument).
 using InMemoryTransactionHook = std::function<void(std::span<const RecordedEvent> events)>;
 
 /// Keeps a transaction hook registered; unregisters it when destroyed or on

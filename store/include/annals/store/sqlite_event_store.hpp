@@ -163,7 +163,9 @@ class SqlTransaction {
 /// A hook runs while the store holds its write lock, on the appending thread
 /// that leads the group commit: keep it short. It may read the store (it sees
 /// committed events only, not the ones being appended) but must not append to
-/// it (that would wait for itself). Used by inline projections.
+/// it: that would wait for itself, so append() called from inside a hook of
+/// the same store object throws InvalidArgument (which, unless the hook
+/// catches it, rejects the append being written). Used by inline projections.
 using TransactionHook =
     std::function<void(SqlTransaction& tx, std::span<const RecordedEvent> events)>;
 
@@ -187,6 +189,8 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   SqliteEventStore& operator=(const SqliteEventStore&) = delete;
 
   using EventStore::append;
+  /// See EventStore::append. Also throws InvalidArgument when called from
+  /// inside one of this store's transaction hooks (see TransactionHook).
   std::vector<AppendResult> append(std::vector<StreamAppend> batch) override;
   Cursor<RecordedEvent> read_stream(const std::string& stream_id, std::int64_t from_version = 1,
                                     Direction direction = Direction::forward,

@@ -549,15 +549,20 @@ class SqliteEventStore::Impl {
     }
   }
 
-  // Each appender gets its own StorageError object, not one shared between
-  // threads that may rethrow and destroy it at the same time. Any other
-  // error, or no memory for a copy, is shared.
+  // Each appender gets its own StorageError or IntegrityError object, not one
+  // shared between threads that may rethrow and destroy it at the same time.
+  // Any other error, or no memory for a copy, is shared.
   static std::exception_ptr own_copy(const std::exception_ptr& error) noexcept {
     try {
       std::rethrow_exception(error);
     } catch (const StorageError& e) {
       try {
         return std::make_exception_ptr(StorageError(e));
+      } catch (...) {
+      }
+    } catch (const IntegrityError& e) {  // a deleted tail (load_head)
+      try {
+        return std::make_exception_ptr(IntegrityError(e));
       } catch (...) {
       }
     } catch (...) {

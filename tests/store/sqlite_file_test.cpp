@@ -563,6 +563,22 @@ TEST_F(SqliteStoreFile, ATailDeletedWhileTheStoreIsOpenStopsTheNextAppend) {
   EXPECT_TRUE(contains(result.reason, "up to 4")) << result.reason;
 }
 
+TEST_F(SqliteStoreFile, AMissingHighWaterRowIsRestoredAtTheHeadAndReported) {
+  fill(1, 4);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TRIGGER events_high_water_delete; DELETE FROM events_high_water");
+  SqliteEventStore store(db(), fast());
+  const auto restored = store.guards_missing_at_open();
+  EXPECT_NE(std::find(restored.begin(), restored.end(), "events_high_water (its row is missing)"),
+            restored.end());
+  EXPECT_NE(std::find(restored.begin(), restored.end(), "events_high_water_delete (missing)"),
+            restored.end());
+  EXPECT_FALSE(store.verify().ok);
+  SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
+  EXPECT_EQ(raw.execAndGet("SELECT position FROM events_high_water").getInt64(), 4);
+  EXPECT_EQ(store.append("s-0", ExpectedVersion::exactly(4), {event(4)}).first_position, 5);
+}
+
 TEST_F(SqliteStoreFile, AVersion2StoreIsMigratedWithItsHighWaterMarkAtItsHead) {
   fill(1, 5);
   SQLite::Database(db().string(), SQLite::OPEN_READWRITE)

@@ -443,12 +443,24 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
   std::int64_t line_number = 0;
   try {
     {
-      SQLite::Statement head(*db, "SELECT coalesce(max(position), 0) FROM events");
+      // The high-water mark counts too: a store whose events were all deleted
+      // has handed out positions that an import must not hand out again.
+      SQLite::Statement head(*db,
+                             "SELECT coalesce(max(position), 0), "
+                             "(SELECT coalesce(max(position), 0) FROM events_high_water) "
+                             "FROM events");
       head.executeStep();
       const std::int64_t stored = head.getColumn(0).getInt64();
+      const std::int64_t handed_out = head.getColumn(1).getInt64();
       if (stored != 0) {
         throw InvalidArgument("store " + name + " is not empty (head position " +
                               std::to_string(stored) + "): import needs an empty store");
+      }
+      if (handed_out != 0) {
+        throw InvalidArgument("store " + name + " has no events, but positions up to " +
+                              std::to_string(handed_out) +
+                              " were handed out (its events were deleted): import needs a "
+                              "store that never held any");
       }
     }
     SQLite::Statement version_of(
@@ -502,6 +514,11 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
       if (options.progress && imported % 1024 == 0) options.progress(imported, 0);
     }
     if (in.bad()) throw StorageError("cannot read the import input after line " + std::to_string(line_number));
+    if (imported > 0) {
+      SQLite::Statement mark(*db, detail::kRaiseHighWaterSql);
+      mark.bind(1, imported);
+      mark.exec();
+    }
     db->exec("COMMIT");
   } catch (...) {
     try {

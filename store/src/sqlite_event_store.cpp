@@ -120,6 +120,14 @@ struct Gather {
   std::chrono::steady_clock::time_point deadline;
 };
 
+std::string truncated_tail_message(const std::filesystem::path& path, std::int64_t head,
+                                   std::int64_t high_water) {
+  return "store '" + path.string() + "': its newest event is at position " +
+         std::to_string(head) + ", but positions up to " + std::to_string(high_water) +
+         " were handed out (high-water mark): events at the end were deleted; appends are "
+         "refused so that no position is handed out twice";
+}
+
 struct Head {
   std::int64_t position = 0;
   EventHash hash{};
@@ -202,6 +210,7 @@ class SqliteEventStore::Impl {
     } catch (const SQLite::Exception& e) {
       throw storage_error(e, "configuring '" + path_.string() + "'");
     }
+    guards_at_open_ = detail::restore_guards(writer_->db(), path_);
   }
 
   // A read-only store has no writer: one read-only connection checks the
@@ -216,6 +225,7 @@ class SqliteEventStore::Impl {
       throw storage_error(e, "opening '" + path_.string() + "' read-only");
     }
     detail::check_schema_readable(conn->db(), path_);
+    guards_at_open_ = detail::guard_problems(conn->db());
     release_reader(std::move(conn));
   }
 
@@ -398,6 +408,9 @@ class SqliteEventStore::Impl {
   const std::filesystem::path path_;
   SqliteStoreOptions options_;
   const std::unique_ptr<detail::StoreMetrics> metrics_ = detail::make_store_metrics(options_.metrics);
+  // Guards found missing or altered by the open (restored unless read-only);
+  // set in the constructor, read-only after.
+  std::vector<detail::GuardProblem> guards_at_open_;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
   std::shared_ptr<detail::TransactionHooks<TransactionHook>> hooks_ =
       std::make_shared<detail::TransactionHooks<TransactionHook>>();
@@ -420,19 +433,41 @@ class SqliteEventStore::Impl {
     }
   }
 
+  // Reads the newest event and the high-water mark in one statement (one row
+  // even when the store is empty). Throws IntegrityError when the head is
+  // below the mark: the newest events were deleted, and appending would hand
+  // out their positions again.
   void load_head() {
-    auto& st =
-        writer_->statement("SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1");
+    auto& st = writer_->statement(
+        "SELECT (SELECT position FROM events_high_water), e.position, e.hash, e.recorded_at "
+        "FROM (SELECT 1) LEFT JOIN "
+        "(SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1) AS e");
     ResetOnExit reset(st);
     head_ = Head{};
-    if (st.executeStep()) {
-      head_.position = st.getColumn(0).getInt64();
-      const auto hash = st.getColumn(1);
+    if (!st.executeStep()) return;
+    high_water_ = st.getColumn(0).getInt64();  // 0 when its row is gone: restored below
+    if (!st.getColumn(1).isNull()) {
+      head_.position = st.getColumn(1).getInt64();
+      const auto hash = st.getColumn(2);
       if (hash.getBytes() == static_cast<int>(head_.hash.size())) {
         std::memcpy(head_.hash.data(), hash.getBlob(), head_.hash.size());
       }
-      head_.recorded_at = from_micros(st.getColumn(2).getInt64());
+      head_.recorded_at = from_micros(st.getColumn(3).getInt64());
     }
+    if (head_.position < high_water_) {
+      throw IntegrityError(truncated_tail_message(path_, head_.position, high_water_),
+                           head_.position + 1);
+    }
+  }
+
+  // Before COMMIT: the mark follows the head (one statement per transaction).
+  void raise_high_water() {
+    if (head_.position <= high_water_) return;
+    auto& st = writer_->statement(detail::kRaiseHighWaterSql);
+    ResetOnExit reset(st);
+    st.bind(1, head_.position);
+    st.exec();
+    high_water_ = head_.position;
   }
 
   // Writes `group` and the requests take_more() adds to it in one
@@ -491,6 +526,7 @@ class SqliteEventStore::Impl {
         rollback_quietly();
         return;
       }
+      raise_high_water();
       const auto committing = std::chrono::steady_clock::now();
       exec("COMMIT");
       last_commit_ = std::chrono::steady_clock::now() - committing;
@@ -541,15 +577,20 @@ class SqliteEventStore::Impl {
     }
   }
 
-  // Each appender gets its own StorageError object, not one shared between
-  // threads that may rethrow and destroy it at the same time. Any other
-  // error, or no memory for a copy, is shared.
+  // Each appender gets its own StorageError or IntegrityError object, not one
+  // shared between threads that may rethrow and destroy it at the same time.
+  // Any other error, or no memory for a copy, is shared.
   static std::exception_ptr own_copy(const std::exception_ptr& error) noexcept {
     try {
       std::rethrow_exception(error);
     } catch (const StorageError& e) {
       try {
         return std::make_exception_ptr(StorageError(e));
+      } catch (...) {
+      }
+    } catch (const IntegrityError& e) {  // a deleted tail (load_head)
+      try {
+        return std::make_exception_ptr(IntegrityError(e));
       } catch (...) {
       }
     } catch (...) {
@@ -687,6 +728,7 @@ class SqliteEventStore::Impl {
 
   std::optional<Connection> writer_;  // guarded by being the group leader
   Head head_;
+  std::int64_t high_water_ = 0;  // guarded by being the group leader
 
   // Group commit, measured (docs/performance.md): with 8 appending threads a
   // leader that takes only what is queued commits about 4 appends per fsync,
@@ -800,6 +842,90 @@ SqliteEventStore::SqliteEventStore(const std::filesystem::path& path, SqliteStor
 SqliteEventStore::~SqliteEventStore() = default;
 
 const std::filesystem::path& SqliteEventStore::path() const noexcept { return impl_->path_; }
+
+std::vector<std::string> SqliteEventStore::guards_missing_at_open() const {
+  std::vector<std::string> out;
+  for (const auto& p : impl_->guards_at_open_) out.push_back(p.guard + " (" + p.what + ")");
+  return out;
+}
+
+VerifyResult SqliteEventStore::verify_guards() const {
+  VerifyResult result;
+  std::vector<std::string> problems;
+  const auto& at_open = impl_->guards_at_open_;
+  auto lease = impl_->reader();
+  try {
+    const auto now = detail::guard_problems(lease->db());
+    if (impl_->options_.read_only) {
+      if (!now.empty()) {
+        problems.push_back("append-only guards are missing or altered: " + detail::describe(now) +
+                           " (not restored: the store was opened read-only)");
+      } else if (!at_open.empty()) {
+        problems.push_back("append-only guards were missing or altered when the store was opened: " +
+                           detail::describe(at_open));
+      }
+    } else {
+      if (!at_open.empty()) {
+        problems.push_back(
+            "append-only guards were missing or altered when the store was opened, and have "
+            "been restored: " + detail::describe(at_open) +
+            "; while they were gone, anyone could change or delete events");
+      }
+      if (!now.empty()) {
+        problems.push_back("append-only guards are missing or altered now: " +
+                           detail::describe(now));
+      }
+    }
+    auto& has_mark = lease->statement(
+        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'events_high_water'");
+    bool marked = false;
+    {
+      ResetOnExit reset(has_mark);
+      marked = has_mark.executeStep();
+    }
+    if (marked) {
+      // One statement, so the head and the mark come from one snapshot.
+      auto& st = lease->statement(
+          "SELECT (SELECT coalesce(max(position), 0) FROM events), "
+          "(SELECT position FROM events_high_water)");
+      ResetOnExit reset(st);
+      st.executeStep();
+      const std::int64_t head = st.getColumn(0).getInt64();
+      if (!st.getColumn(1).isNull() && st.getColumn(1).getInt64() > head) {
+        const std::int64_t mark = st.getColumn(1).getInt64();
+        problems.insert(problems.begin(),
+                        "the newest event is at position " + std::to_string(head) +
+                            ", but positions up to " + std::to_string(mark) +
+                            " were handed out (high-water mark): the events at positions " +
+                            std::to_string(head + 1) + " to " + std::to_string(mark) +
+                            " were deleted");
+        result.first_bad_position = head + 1;
+      }
+    }
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "checking the guards of '" + impl_->path_.string() + "'");
+  }
+  for (const auto& p : problems) {
+    if (!result.reason.empty()) result.reason += "; ";
+    result.reason += p;
+  }
+  result.ok = problems.empty();
+  return result;
+}
+
+VerifyResult SqliteEventStore::verify() const {
+  VerifyResult result = EventStore::verify();
+  const VerifyResult guards = verify_guards();
+  if (guards.ok) return result;
+  if (result.ok) {
+    result.ok = false;
+    result.first_bad_position = guards.first_bad_position;
+    result.reason = guards.reason;
+  } else {
+    result.reason += "; " + guards.reason;
+  }
+  return result;
+}
 
 std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> batch) {
   impl_->require_writable("append");

@@ -1,4 +1,4 @@
-// Schema of an Annals SQLite store (PRAGMA user_version = 3,
+// Schema of an Annals SQLite store (PRAGMA user_version = 4,
 // PRAGMA application_id = 0x414E4C53, "ANLS").
 //
 //   events(position INTEGER PRIMARY KEY,  -- global order, dense from 1
@@ -9,6 +9,7 @@
 //          recorded_at INTEGER,             -- microseconds since the Unix epoch, UTC
 //          hash BLOB)                       -- SHA-256 chain, see annals/core/event_hash.hpp
 //   snapshots(stream_id, version, schema_version, state TEXT, recorded_at)
+//   events_high_water(singleton = 1, position) -- highest position ever written
 //
 // JSON stays text so that the sqlite3 shell and json_extract() read a store
 // without Annals. Triggers make the events table append-only for every
@@ -21,11 +22,26 @@
 // inside its write transaction as max(position)+1, so they are dense and a
 // reader paging by position never skips a row committed later.
 //
+// Positions are never handed out twice: events_high_water holds one row, the
+// highest position ever written, raised in the transaction of every append
+// that writes (one statement per group commit) and by imports. Deleting the
+// newest events (after dropping the triggers) leaves it where it was: appends
+// are then refused and verify() fails, naming the head and the mark, instead
+// of a new event taking a position a projection already passed. Its own
+// triggers refuse lowering it (UPDATE, a REPLACE through INSERT) and DELETE.
+//
+// Every trigger is an append-only guard. Opening a store compares them with
+// the ones its migrations create (name and SQL text): a writable open
+// restores a missing or altered guard (and a missing high-water row), and the
+// store reports that it did; a read-only open only reports it (see
+// guard_problems and SqliteEventStore::verify).
+//
 // Migrations: each schema version has a step below that moves a store from the
 // version before; open_schema runs the missing steps in one transaction.
 //   1: the tables and the UPDATE/DELETE triggers.
 //   2: the INSERT trigger against REPLACE (stores of version 1 had none).
-//   3: the store's identity and its seals (see below and annals/store/seal.hpp).
+//   3: the high-water mark of positions and its triggers.
+//   4: the store's identity and its seals (see below and annals/store/seal.hpp).
 //
 //   store_identity(singleton = 1, store_id TEXT, assigned_at INTEGER)
 //     One row: a random UUID (version 4) given when the step runs, at creation
@@ -36,14 +52,17 @@
 //         event_count, sealed_at, key_id TEXT, seal TEXT)
 //     Every seal the store issued, the signed statement as issued in `seal`
 //     (JSON); key_id is NULL for an unsigned seal. Append-only like events.
-//   Step 3 only adds what is missing, so a store whose user_version was set
+//   Step 4 only adds what is missing, so a store whose user_version was set
 //   back by hand migrates again without losing its id or seals.
 
 #include "sqlite_schema.hpp"
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "annals/core/error.hpp"
 #include "annals/store/sqlite_event_store.hpp"
@@ -99,7 +118,34 @@ BEGIN
 END;
 )sql";
 
-constexpr const char* kSchemaV3Seals = R"sql(
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE events_high_water (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  position  INTEGER NOT NULL CHECK (position >= 0)
+) STRICT;
+
+INSERT INTO events_high_water (singleton, position)
+  SELECT 1, coalesce(max(position), 0) FROM events;
+
+CREATE TRIGGER events_high_water_update BEFORE UPDATE ON events_high_water
+WHEN NEW.position < OLD.position OR NEW.singleton IS NOT OLD.singleton
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the high-water mark of positions never decreases');
+END;
+
+CREATE TRIGGER events_high_water_insert BEFORE INSERT ON events_high_water
+WHEN NEW.position < (SELECT max(position) FROM events_high_water)
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the high-water mark of positions never decreases');
+END;
+
+CREATE TRIGGER events_high_water_delete BEFORE DELETE ON events_high_water
+BEGIN
+  SELECT RAISE(ABORT, 'annals: the high-water mark of positions cannot be deleted');
+END;
+)sql";
+
+constexpr const char* kSchemaV4Seals = R"sql(
 CREATE TABLE IF NOT EXISTS store_identity (
   singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
   store_id    TEXT    NOT NULL,
@@ -165,10 +211,40 @@ const char* migration_to(int to) {
     case 2:
       return kSchemaV2;
     case 3:
-      return kSchemaV3Seals;
+      return kSchemaV3;
+    case 4:
+      return kSchemaV4Seals;
     default:
       return nullptr;
   }
+}
+
+struct Guard {
+  std::string name;
+  std::string sql;
+};
+
+// The triggers the migrations up to `version` create, as sqlite_schema holds
+// them: built in an in-memory database, so the guards are defined once, by the
+// migrations themselves.
+std::vector<Guard> guards_of_version(int version) {
+  SQLite::Database scratch(":memory:", SQLite::OPEN_READWRITE);
+  for (int to = 1; to <= version; ++to) scratch.exec(migration_to(to));
+  std::vector<Guard> guards;
+  SQLite::Statement st(scratch,
+                       "SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name");
+  while (st.executeStep()) guards.push_back({st.getColumn(0).getString(), st.getColumn(1).getString()});
+  return guards;
+}
+
+int user_version(SQLite::Database& db) {
+  return db.execAndGet("PRAGMA user_version").getInt();
+}
+
+bool has_table(SQLite::Database& db, const char* name) {
+  SQLite::Statement st(db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  st.bind(1, name);
+  return st.executeStep();
 }
 
 std::string hex32(int v) {
@@ -267,6 +343,80 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
     throw StorageError("cannot create the Annals schema in " + name + ": " + e.what(),
                        e.getErrorCode(), e.getExtendedErrorCode());
   }
+}
+
+std::vector<GuardProblem> guard_problems(SQLite::Database& db) {
+  std::vector<GuardProblem> problems;
+  try {
+    const int version = user_version(db);
+    if (version < 1) return problems;
+    SQLite::Statement st(db, "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = ?1");
+    for (const Guard& guard : guards_of_version(version)) {
+      st.reset();
+      st.bind(1, guard.name);
+      if (!st.executeStep()) {
+        problems.push_back({guard.name, "missing"});
+      } else if (st.getColumn(0).getString() != guard.sql) {
+        problems.push_back({guard.name, "altered"});
+      }
+    }
+    if (version >= 3 && has_table(db, "events_high_water") &&
+        !db.execAndGet("SELECT count(*) FROM events_high_water").getInt()) {
+      problems.push_back({"events_high_water", "its row is missing"});
+    }
+  } catch (const SQLite::Exception& e) {
+    throw StorageError("cannot read the append-only guards: " + std::string(e.what()),
+                       e.getErrorCode(), e.getExtendedErrorCode());
+  }
+  return problems;
+}
+
+std::vector<GuardProblem> restore_guards(SQLite::Database& db, const std::filesystem::path& path) {
+  if (guard_problems(db).empty()) return {};
+  const std::string name = "'" + path.string() + "'";
+  std::vector<GuardProblem> restored;
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      restored = guard_problems(db);  // again, under the write lock
+      const int version = user_version(db);
+      for (const Guard& guard : guards_of_version(version)) {
+        const bool broken = std::any_of(restored.begin(), restored.end(),
+                                        [&](const GuardProblem& p) { return p.guard == guard.name; });
+        if (!broken) continue;
+        db.exec("DROP TRIGGER IF EXISTS \"" + guard.name + "\"");
+        db.exec(guard.sql);
+      }
+      if (version >= 3) {
+        // A lost mark restarts from the head: the positions handed out beyond
+        // it cannot be known any more, which is why this is reported.
+        db.exec(
+            "INSERT INTO events_high_water (singleton, position) "
+            "SELECT 1, (SELECT coalesce(max(position), 0) FROM events) "
+            "WHERE NOT EXISTS (SELECT 1 FROM events_high_water)");
+      }
+      db.exec("COMMIT");
+    } catch (...) {
+      try {
+        db.exec("ROLLBACK");
+      } catch (...) {
+      }
+      throw;
+    }
+  } catch (const SQLite::Exception& e) {
+    throw StorageError("cannot restore the append-only guards of " + name + ": " + e.what(),
+                       e.getErrorCode(), e.getExtendedErrorCode());
+  }
+  return restored;
+}
+
+std::string describe(const std::vector<GuardProblem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    if (!out.empty()) out += ", ";
+    out += p.guard + " (" + p.what + ")";
+  }
+  return out;
 }
 
 void bind_event(SQLite::Statement& insert, const RecordedEvent& event) {

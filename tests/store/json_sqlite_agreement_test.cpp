@@ -213,7 +213,7 @@ TEST(JsonSqliteAgreement, TheCornersSqliteIsStricterAboutAreRefused) {
   for (int i = 1; i < kMaxJsonDepth; ++i) deep += R"({"a":)";
   deep += "{}" + std::string(static_cast<std::size_t>(kMaxJsonDepth - 1), '}');
   for (const std::string& text :
-       {deep, std::string(R"({"a":"\ud83d\ude00"})"), std::string(R"({"a":1e999})"),
+       {deep, std::string(R"({"a":"\ud83d\ude00"})"), std::string(R"({"a":1e308})"),
         std::string(R"({"a":123456789012345678901234567890})")}) {
     EXPECT_EQ(json_object_problem(text), std::nullopt);
     EXPECT_TRUE(sqlite.valid(text));

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -193,7 +194,8 @@ class SqliteStoreTamper : public SqliteStoreFile {
 };
 
 TEST_F(SqliteStoreTamper, VerifyIsOkOnAnUntouchedStore) {
-  const auto result = tamper("SELECT 1");
+  fill(3, 4);
+  const auto result = SqliteEventStore(db(), fast()).verify();
   EXPECT_TRUE(result.ok) << result.reason;
   EXPECT_EQ(result.events_checked, 12);
 }
@@ -439,6 +441,193 @@ TEST_F(SqliteStoreFile, ProcessesRacingOnOneStreamGetWrongExpectedVersionNeverBu
   SqliteEventStore store(db(), fast());
   EXPECT_EQ(store.stream_version("contended-1"), kProcesses * kEach);
   expect_consistent(store);
+}
+
+// ---- dropped guards (issue 12, item 2) ----------------------------------------
+
+constexpr const char* kDropEventGuards =
+    "DROP TRIGGER events_append_only_update; DROP TRIGGER events_append_only_delete; "
+    "DROP TRIGGER events_append_only_insert";
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+TEST_F(SqliteStoreFile, DroppedGuardsAreRestoredByAWritableOpenAndReportedByVerify) {
+  fill(1, 3);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE).exec(kDropEventGuards);
+  {
+    SqliteEventStore store(db(), fast());
+    const auto restored = store.guards_missing_at_open();
+    EXPECT_EQ(restored.size(), 3u);
+    for (const char* name : {"events_append_only_update (missing)",
+                             "events_append_only_delete (missing)",
+                             "events_append_only_insert (missing)"}) {
+      EXPECT_NE(std::find(restored.begin(), restored.end(), name), restored.end()) << name;
+    }
+    // Guarded again before the open returned.
+    const auto [status, output] = sqlite3_shell(db(), "DELETE FROM events WHERE position = 3;");
+    EXPECT_NE(status, 0) << output;
+    EXPECT_TRUE(contains(output, "append-only")) << output;
+    const auto result = store.verify();
+    EXPECT_FALSE(result.ok);
+    EXPECT_EQ(result.events_checked, 3);
+    EXPECT_EQ(result.first_bad_position, 0);
+    EXPECT_TRUE(contains(result.reason, "restored")) << result.reason;
+    EXPECT_TRUE(contains(result.reason, "events_append_only_delete (missing)")) << result.reason;
+    store.append("s-0", ExpectedVersion::exactly(3), {event(3)});
+  }
+  // Found in place by the next open.
+  SqliteEventStore again(db(), fast());
+  EXPECT_TRUE(again.guards_missing_at_open().empty());
+  EXPECT_TRUE(again.verify().ok) << again.verify().reason;
+}
+
+TEST_F(SqliteStoreFile, AnAlteredGuardIsReplacedByTheOneTheSchemaCreates) {
+  fill(1, 3);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec(
+          "DROP TRIGGER events_append_only_delete;"
+          "CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events BEGIN SELECT 1; END;");
+  SqliteEventStore store(db(), fast());
+  EXPECT_EQ(store.guards_missing_at_open(),
+            std::vector<std::string>{"events_append_only_delete (altered)"});
+  const auto [status, output] = sqlite3_shell(db(), "DELETE FROM events WHERE position = 3;");
+  EXPECT_NE(status, 0) << output;
+  EXPECT_FALSE(store.verify().ok);
+  EXPECT_EQ(store.head_position(), 3);
+}
+
+TEST_F(SqliteStoreFile, AReadOnlyOpenReportsDroppedGuardsAndLeavesTheFileAsItWas) {
+  fill(1, 3);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE).exec(kDropEventGuards);
+  const std::string before = file_bytes(db());
+  {
+    SqliteStoreOptions options = fast();
+    options.read_only = true;
+    SqliteEventStore store(db(), options);
+    EXPECT_EQ(store.guards_missing_at_open().size(), 3u);
+    const auto result = store.verify();
+    EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(contains(result.reason, "events_append_only_update (missing)")) << result.reason;
+    EXPECT_TRUE(contains(result.reason, "read-only")) << result.reason;
+  }
+  EXPECT_EQ(file_bytes(db()), before);
+}
+
+TEST_F(SqliteStoreFile, GuardsDroppedWhileTheStoreIsOpenAreReportedByVerify) {
+  fill(1, 3);
+  SqliteEventStore store(db(), fast());
+  EXPECT_TRUE(store.verify().ok);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TRIGGER events_append_only_update; DROP TRIGGER events_high_water_delete");
+  const auto result = store.verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(contains(result.reason, "events_append_only_update (missing)")) << result.reason;
+  EXPECT_TRUE(contains(result.reason, "events_high_water_delete (missing)")) << result.reason;
+}
+
+// ---- positions are never handed out twice (issue 12, item 5) ------------------
+
+TEST_F(SqliteStoreFile, TheHighWaterMarkCannotBeLoweredOrDeletedThroughTheShell) {
+  fill(1, 5);
+  for (const char* sql : {"UPDATE events_high_water SET position = 2;",
+                          "DELETE FROM events_high_water;",
+                          "REPLACE INTO events_high_water (singleton, position) VALUES (1, 0);",
+                          "INSERT INTO events_high_water (singleton, position) VALUES (2, 9);"}) {
+    const auto [status, output] = sqlite3_shell(db(), sql);
+    EXPECT_NE(status, 0) << sql << ": " << output;
+  }
+  SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
+  EXPECT_EQ(raw.execAndGet("SELECT position FROM events_high_water").getInt64(), 5);
+  EXPECT_EQ(raw.execAndGet("SELECT count(*) FROM events_high_water").getInt64(), 1);
+}
+
+TEST_F(SqliteStoreFile, AfterTheNewestEventsAreDeletedAppendsNeverReuseTheirPositions) {
+  fill(3, 4);  // positions 1..12
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec(std::string(kDropEventGuards) + "; DELETE FROM events WHERE position > 10");
+  SqliteEventStore store(db(), fast());
+  EXPECT_EQ(store.head_position(), 10);
+  try {
+    store.append("s-9", ExpectedVersion::any(), {event(0)});
+    FAIL() << "an append after a deleted tail was accepted";
+  } catch (const IntegrityError& e) {
+    EXPECT_EQ(e.position(), 11);
+    EXPECT_TRUE(contains(e.what(), "position 10")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "up to 12")) << e.what();
+  }
+  EXPECT_EQ(store.head_position(), 10);
+  const auto result = store.verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_position, 11);
+  EXPECT_TRUE(contains(result.reason, "position 10")) << result.reason;
+  EXPECT_TRUE(contains(result.reason, "up to 12")) << result.reason;
+}
+
+TEST_F(SqliteStoreFile, ATailDeletedWhileTheStoreIsOpenStopsTheNextAppend) {
+  SqliteEventStore store(db(), fast());
+  for (int i = 0; i < 4; ++i) store.append("s-1", ExpectedVersion::any(), {event(i)});
+  {
+    SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
+    raw.exec("DROP TRIGGER events_append_only_delete; DELETE FROM events WHERE position = 4");
+  }
+  EXPECT_THROW(store.append("s-2", ExpectedVersion::any(), {event(9)}), IntegrityError);
+  EXPECT_EQ(store.head_position(), 3);
+  SqliteStoreOptions options = fast();
+  options.read_only = true;
+  const auto result = SqliteEventStore(db(), options).verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_position, 4);
+  EXPECT_TRUE(contains(result.reason, "up to 4")) << result.reason;
+}
+
+TEST_F(SqliteStoreFile, AMissingHighWaterRowIsRestoredAtTheHeadAndReported) {
+  fill(1, 4);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TRIGGER events_high_water_delete; DELETE FROM events_high_water");
+  SqliteEventStore store(db(), fast());
+  const auto restored = store.guards_missing_at_open();
+  EXPECT_NE(std::find(restored.begin(), restored.end(), "events_high_water (its row is missing)"),
+            restored.end());
+  EXPECT_NE(std::find(restored.begin(), restored.end(), "events_high_water_delete (missing)"),
+            restored.end());
+  EXPECT_FALSE(store.verify().ok);
+  SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
+  EXPECT_EQ(raw.execAndGet("SELECT position FROM events_high_water").getInt64(), 4);
+  EXPECT_EQ(store.append("s-0", ExpectedVersion::exactly(4), {event(4)}).first_position, 5);
+}
+
+TEST_F(SqliteStoreFile, AVersion2StoreIsMigratedWithItsHighWaterMarkAtItsHead) {
+  fill(1, 5);
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TABLE events_high_water; PRAGMA user_version = 2");
+  {
+    SqliteEventStore store(db(), fast());
+    EXPECT_TRUE(store.guards_missing_at_open().empty());
+    EXPECT_TRUE(store.verify().ok) << store.verify().reason;
+    EXPECT_EQ(store.append("s-0", ExpectedVersion::exactly(5), {event(5)}).first_position, 6);
+  }
+  SQLite::Database raw(db().string(), SQLite::OPEN_READONLY);
+  EXPECT_EQ(raw.execAndGet("PRAGMA user_version").getInt(), SqliteEventStore::kSchemaVersion);
+  EXPECT_EQ(raw.execAndGet("SELECT position FROM events_high_water").getInt64(), 6);
+}
+
+TEST_F(SqliteStoreFile, TheHighWaterMarkFollowsEveryCommittedAppendAndNoFailedOne) {
+  SqliteEventStore store(db(), fast());
+  const auto mark = [&] {
+    return SQLite::Database(db().string(), SQLite::OPEN_READONLY)
+        .execAndGet("SELECT position FROM events_high_water")
+        .getInt64();
+  };
+  EXPECT_EQ(mark(), 0);
+  store.append("s-1", ExpectedVersion::no_stream(), {event(0), event(1)});
+  EXPECT_EQ(mark(), 2);
+  EXPECT_THROW(store.append("s-1", ExpectedVersion::no_stream(), {event(2)}), WrongExpectedVersion);
+  EXPECT_EQ(mark(), 2);
+  store.append(std::vector<StreamAppend>{{"a-1", ExpectedVersion::any(), {event(3)}},
+                                         {"b-1", ExpectedVersion::any(), {event(4)}}});
+  EXPECT_EQ(mark(), 4);
 }
 
 }  // namespace

@@ -166,7 +166,9 @@ TEST_F(SqliteStoreAppendOnly, AVersion1StoreIsMigratedAndGainsTheReplaceGuard) {
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
-    raw.exec("DROP TRIGGER events_append_only_insert; PRAGMA user_version = 1");
+    raw.exec(
+        "DROP TRIGGER events_append_only_insert; DROP TABLE events_high_water; "
+        "PRAGMA user_version = 1");
   }
   {
     SqliteEventStore store(db(), fast());

@@ -284,20 +284,29 @@ int run_verify(const VerifyCommand& c, Io& io) {
     if (verifier.checked() % 256 == 0) bar.update(verifier.checked());
   }
   bar.finish();
+  // What the chain cannot show: a deleted tail (head below the high-water
+  // mark) and append-only guards that are missing or altered.
+  const VerifyResult guards = store->verify_guards();
+  const bool ok = verifier.ok() && guards.ok;
+  std::int64_t first_bad = verifier.ok() ? guards.first_bad_position : verifier.failed_at();
+  std::string reason = verifier.ok() ? guards.reason : verifier.reason();
+  if (!verifier.ok() && !guards.ok) reason += "; " + guards.reason;
   if (c.json) {
-    Json j{{"ok", verifier.ok()}, {"events_checked", verifier.checked()}};
-    if (!verifier.ok()) {
-      j["first_bad_position"] = verifier.failed_at();
-      j["reason"] = verifier.reason();
+    Json j{{"ok", ok}, {"events_checked", verifier.checked()}};
+    if (!ok) {
+      j["first_bad_position"] = first_bad;
+      j["reason"] = reason;
     }
     io.out << j.dump() << '\n';
-  } else if (verifier.ok()) {
+  } else if (ok) {
     io.out << "ok: " << verifier.checked() << " events, hash chain intact\n";
   }
-  if (!verifier.ok()) {
-    throw ToolError(kExitIntegrity, named(c.db) + ": first bad position " +
-                                        std::to_string(verifier.failed_at()) + ": " +
-                                        verifier.reason());
+  if (!ok) {
+    throw ToolError(kExitIntegrity,
+                    named(c.db) + ": " +
+                        (first_bad > 0 ? "first bad position " + std::to_string(first_bad) + ": "
+                                       : std::string()) +
+                        reason);
   }
   return kExitOk;
 }

@@ -174,6 +174,35 @@ TEST_F(AnnalsTool, VerifyNamesTheFirstBadPositionOfATamperedCopy) {
   EXPECT_EQ(j["first_bad_position"], 2);
 }
 
+// Issue 12, items 2 and 5: what the hash chain cannot show.
+TEST_F(AnnalsTool, VerifyReportsDroppedGuardsAsAFailureWithTheirNames) {
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TRIGGER events_append_only_delete");
+  auto r = annals_run({"verify", "--db", db().string()});
+  EXPECT_EQ(r.code, 4) << r.out;
+  EXPECT_NE(r.err.find("events_append_only_delete (missing)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("first bad position"), std::string::npos) << r.err;
+  r = annals_run({"verify", "--db", db().string(), "--json"});
+  EXPECT_EQ(r.code, 4);
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["events_checked"], 5);
+  EXPECT_NE(j["reason"].get<std::string>().find("append-only guards"), std::string::npos);
+}
+
+TEST_F(AnnalsTool, VerifyReportsADeletedTailNamingTheHeadAndTheHighWaterMark) {
+  SQLite::Database(db().string(), SQLite::OPEN_READWRITE)
+      .exec("DROP TRIGGER events_append_only_delete; DELETE FROM events WHERE position >= 4;"
+            "CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events BEGIN "
+            "SELECT RAISE(ABORT, 'annals: the events table is append-only; DELETE is not allowed'); "
+            "END");
+  auto r = annals_run({"verify", "--db", db().string()});
+  EXPECT_EQ(r.code, 4) << r.out;
+  EXPECT_NE(r.err.find("first bad position 4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("position 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("up to 5"), std::string::npos) << r.err;
+}
+
 // ---- export / import ----------------------------------------------------------------
 
 TEST_F(AnnalsTool, ExportImportExportIsByteIdenticalAndTheCopyVerifies) {

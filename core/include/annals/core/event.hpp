@@ -57,6 +57,8 @@ struct RecordedEvent {
   int schema_version = 1;
   std::string payload;   ///< JSON object text, byte for byte as appended
   std::string metadata;  ///< JSON object text, byte for byte as appended
+  /// When the store wrote it: the store's clock, but never earlier than the
+  /// event at the position before (non-decreasing along positions).
   Timestamp recorded_at{};
   EventHash hash{};  ///< chain hash as stored (all zero for stores without one)
 

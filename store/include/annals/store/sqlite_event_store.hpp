@@ -16,8 +16,13 @@
 /// then, and each may be retried with the same event ids.
 ///
 /// Append-only is enforced by the database: triggers reject UPDATE and DELETE
-/// on the events table, whoever connects. The schema and the hash chain are
-/// described at the top of store/src/sqlite_schema.cpp.
+/// on the events table, whoever connects. A writable open restores any of
+/// those triggers that was dropped or altered, and verify() reports it.
+/// Positions are never handed out twice: a high-water mark kept beside the
+/// events survives a DELETE of the newest events, after which append()
+/// throws IntegrityError (naming the head and the mark) and verify() fails.
+/// The schema and the hash chain are described at the top of
+/// store/src/sqlite_schema.cpp.
 ///
 /// Thread safety: one object may be used from many threads; reads use a pool of
 /// reader connections and never block on the writer.
@@ -221,11 +226,39 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   /// yet and this returns "".
   std::string store_id() const override;
 
+  /// Walks the hash chain as EventStore::verify() does, then adds the checks
+  /// of verify_guards(): the result is ok only when both are. When both find
+  /// something, first_bad_position is the chain's and the reason names all.
+  /// Throws: StorageError.
+  VerifyResult verify() const override;
+
+  /// What the hash chain cannot show, without walking it:
+  /// - the head is at the high-water mark: a head below it means the newest
+  ///   events were deleted (first_bad_position = head + 1; the reason names
+  ///   the head and the mark);
+  /// - every append-only guard (the triggers of the schema and the row of the
+  ///   high-water mark) is in place now, and was when this object opened the
+  ///   file: guards a writable open had to restore are reported as a failure
+  ///   too, since while they were gone anyone could change the table
+  ///   (first_bad_position = 0).
+  /// events_checked is 0. A store of schema version 2 or older (read-only
+  /// open) has no high-water mark; only its guards are checked.
+  /// Throws: StorageError.
+  VerifyResult verify_guards() const;
+
+  /// The append-only guards this object found missing or altered when it
+  /// opened the file, as "name (missing)" or "name (altered)"; empty when all
+  /// were in place. A writable open restored each of them before returning
+  /// (and, should the row of the high-water mark be gone, restarted the mark
+  /// at the head); a read-only open left the file as it was.
+  /// Thread safety: may be called from any thread.
+  std::vector<std::string> guards_missing_at_open() const;
+
   /// The file this store was opened on.
   const std::filesystem::path& path() const noexcept;
 
   /// The schema version this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   /// PRAGMA application_id of Annals stores: "ANLS".
   static constexpr int kApplicationId = 0x414E4C53;
 

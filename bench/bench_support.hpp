@@ -90,7 +90,7 @@ struct Deposited {
   std::string currency;
   std::string note;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Deposited, amount, currency, note)
+ANNALS_EVENT_FIELDS(Deposited, amount, currency, note)
 
 using AccountEvent = std::variant<Deposited>;
 

@@ -61,9 +61,9 @@ void annals_append(benchmark::State& state, std::int64_t warm, std::int64_t call
 }
 
 void baseline_append(benchmark::State& state, std::int64_t warm, std::int64_t calls,
-                     std::int64_t per_call) {
+                     std::int64_t per_call, BaselineSchema schema = BaselineSchema::kAnnals) {
   TempDir dir;
-  BaselineWriter writer(dir.file("store.db"));
+  BaselineWriter writer(dir.file("store.db"), schema);
   const std::int64_t stored = writer.warm_up(warm);
   const std::vector<Row> rows = prepare_rows(kStream, calls * per_call, stored + 1);
   for (auto _ : state) {
@@ -150,6 +150,14 @@ void register_all(const Sizes& s) {
     reg("baseline/" + name,
         [warm, calls, n](benchmark::State& st) { baseline_append(st, warm, calls, n); });
   }
+  // The same appends of 100 against plain inserts into a minimal table (no
+  // triggers, no hash, no event-id uniqueness): what the guarantees cost.
+  const std::int64_t calls_100 = s.batch_100_calls;
+  reg("annals/append_batch_100_minimal",
+      [warm, calls_100](benchmark::State& st) { annals_append(st, warm, calls_100, 100); });
+  reg("baseline/append_batch_100_minimal", [warm, calls_100](benchmark::State& st) {
+    baseline_append(st, warm, calls_100, 100, BaselineSchema::kMinimal);
+  });
   const std::int64_t typed_calls = s.typed_100_calls;
   reg("annals/append_typed_100", [warm, typed_calls](benchmark::State& st) {
     annals_append_typed(st, warm, typed_calls, 100);

@@ -172,17 +172,35 @@ std::filesystem::path create_store(const std::filesystem::path& path) {
   return path;
 }
 
+// The least an event store can be: the same columns but the hash, a primary
+// key on the position and the (stream, version) uniqueness that answers the
+// expected-version lookup; no triggers, no other constraint, no STRICT.
+std::filesystem::path create_minimal_store(const std::filesystem::path& path) {
+  RawDb db(path, true, true);
+  db.exec(
+      "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, "
+      "version INTEGER NOT NULL, event_id TEXT NOT NULL, type TEXT NOT NULL, "
+      "schema_version INTEGER NOT NULL, payload TEXT NOT NULL, metadata TEXT NOT NULL, "
+      "recorded_at INTEGER NOT NULL, UNIQUE (stream_id, version))");
+  return path;
+}
+
 }  // namespace
 
-BaselineWriter::BaselineWriter(const std::filesystem::path& path)
-    : db_(create_store(path), true),
+BaselineWriter::BaselineWriter(const std::filesystem::path& path, BaselineSchema schema)
+    : db_(schema == BaselineSchema::kMinimal ? create_minimal_store(path) : create_store(path),
+          true),
+      with_hash_(schema == BaselineSchema::kAnnals),
       begin_(db_, "BEGIN IMMEDIATE"),
       commit_(db_, "COMMIT"),
       version_(db_, "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1"),
-      insert_(db_,
-              "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-              "payload, metadata, recorded_at, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-              "?10)") {}
+      insert_(db_, with_hash_
+                       ? "INSERT INTO events (position, stream_id, version, event_id, type, "
+                         "schema_version, payload, metadata, recorded_at, hash) VALUES (?1, ?2, "
+                         "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                       : "INSERT INTO events (position, stream_id, version, event_id, type, "
+                         "schema_version, payload, metadata, recorded_at) VALUES (?1, ?2, ?3, "
+                         "?4, ?5, ?6, ?7, ?8, ?9)") {}
 
 std::int64_t BaselineWriter::warm_up(std::int64_t events) {
   const std::vector<Row> rows = prepare_rows(std::string(kWarmUpStream), events);
@@ -219,7 +237,9 @@ void BaselineWriter::append(const Row* rows, std::size_t count, std::int64_t exp
     sqlite3_bind_text(st, 8, r.metadata.data(), static_cast<int>(r.metadata.size()),
                       SQLITE_STATIC);
     sqlite3_bind_int64(st, 9, r.recorded_at);
-    sqlite3_bind_blob(st, 10, r.hash.data(), static_cast<int>(r.hash.size()), SQLITE_STATIC);
+    if (with_hash_) {
+      sqlite3_bind_blob(st, 10, r.hash.data(), static_cast<int>(r.hash.size()), SQLITE_STATIC);
+    }
     insert_.step();
     sqlite3_reset(st);
   }

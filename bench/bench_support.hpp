@@ -90,7 +90,7 @@ struct Deposited {
   std::string currency;
   std::string note;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Deposited, amount, currency, note)
+ANNALS_EVENT_FIELDS(Deposited, amount, currency, note)
 
 using AccountEvent = std::variant<Deposited>;
 
@@ -197,12 +197,20 @@ struct Row {
 std::vector<Row> prepare_rows(const std::string& stream_id, std::int64_t count,
                               std::int64_t first_position = 1);
 
+/// The table a BaselineWriter appends to: the one a SqliteEventStore creates
+/// (STRICT, hash column, UNIQUE event_id and (stream_id, version), the
+/// append-only triggers), or a minimal one: the same columns without the
+/// hash, INTEGER PRIMARY KEY position, UNIQUE(stream_id, version), nothing else.
+enum class BaselineSchema { kAnnals, kMinimal };
+
 /// The baseline's writer: the minimal correct append, with prepared statements.
 class BaselineWriter {
  public:
-  /// Creates the Annals schema on `path` with a real SqliteEventStore, then
-  /// opens it raw with synchronous=FULL.
-  explicit BaselineWriter(const std::filesystem::path& path);
+  /// Creates the schema on `path` (the Annals one with a real
+  /// SqliteEventStore, or the minimal one), then opens it raw with
+  /// synchronous=FULL.
+  explicit BaselineWriter(const std::filesystem::path& path,
+                          BaselineSchema schema = BaselineSchema::kAnnals);
   /// One transaction: BEGIN IMMEDIATE, the stream's current version, a check
   /// against `expected` (throws std::runtime_error on mismatch), the inserts,
   /// COMMIT.
@@ -214,6 +222,7 @@ class BaselineWriter {
 
  private:
   RawDb db_;
+  bool with_hash_;
   RawStatement begin_;
   RawStatement commit_;
   RawStatement version_;

@@ -118,6 +118,40 @@ void baseline_read_all(benchmark::State& state, const Sizes& s) {
   finish(state, n, s.all_events);
 }
 
+// ---- typed reads, against the raw copy of the same rows --------------------------
+//
+// The baselines of read_stream_decode, aggregate_load and read_all_decode are
+// baseline_read_stream / baseline_read_all: copying the rows is the limit, and
+// the ratio shows what turning each row into its typed event costs on top.
+
+void annals_read_stream_decode(benchmark::State& state, const Sizes& s) {
+  const SqliteEventStore store(fixture(s).store);
+  std::int64_t n = 0;
+  std::int64_t sum = 0;
+  for (auto _ : state) {
+    for (const RecordedEvent& e : store.read_stream(aggregate_stream())) {
+      sum += std::get<Deposited>(decode<AccountEvent>(e)).amount;
+      ++n;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  finish(state, n, s.stream_events);
+}
+
+void annals_read_all_decode(benchmark::State& state, const Sizes& s) {
+  const SqliteEventStore store(fixture(s).store);
+  std::int64_t n = 0;
+  std::int64_t sum = 0;
+  for (auto _ : state) {
+    for (const RecordedEvent& e : store.read_all()) {
+      sum += std::get<Deposited>(decode<AccountEvent>(e)).amount;
+      ++n;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  finish(state, n, s.all_events);
+}
+
 // ---- loading an aggregate --------------------------------------------------------
 
 // check_history: the default, each replayed event checked against the hash
@@ -259,6 +293,15 @@ void register_all(const Sizes& s) {
   reg("baseline/read_stream", repeat, [s](benchmark::State& st) { baseline_read_stream(st, s); });
   reg("annals/read_all", 1, [s](benchmark::State& st) { annals_read_all(st, s); });
   reg("baseline/read_all", 1, [s](benchmark::State& st) { baseline_read_all(st, s); });
+  reg("annals/read_stream_decode", repeat,
+      [s](benchmark::State& st) { annals_read_stream_decode(st, s); });
+  reg("baseline/read_stream_decode", repeat,
+      [s](benchmark::State& st) { baseline_read_stream(st, s); });
+  reg("annals/aggregate_load", repeat, [s](benchmark::State& st) { annals_load(st, s, false); });
+  reg("baseline/aggregate_load", repeat,
+      [s](benchmark::State& st) { baseline_read_stream(st, s); });
+  reg("annals/read_all_decode", 1, [s](benchmark::State& st) { annals_read_all_decode(st, s); });
+  reg("baseline/read_all_decode", 1, [s](benchmark::State& st) { baseline_read_all(st, s); });
   reg("annals/load_aggregate", repeat, [s](benchmark::State& st) { annals_load(st, s, false); });
   reg("baseline/load_aggregate", repeat,
       [s](benchmark::State& st) { baseline_load(st, s, false); });

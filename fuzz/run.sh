@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds="${ANNALS_FUZZ_SECONDS:-10}"
 build="${ANNALS_FUZZ_BUILD_DIR:-build/fuzz}"
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(decode stream_id export_line json_object seal); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(decode stream_id export_line json_object seal fast_decode); fi
 
 echo "== configure (fuzz) in $build"
 cmake --preset fuzz -B "$build" >/dev/null

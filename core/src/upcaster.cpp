@@ -25,6 +25,10 @@ UpcasterChain& UpcasterChain::add(std::string type, int from_version, std::strin
   return *this;
 }
 
+bool UpcasterChain::has_step(std::string_view type, int schema_version) const {
+  return steps_.contains(std::make_pair(std::string(type), schema_version));
+}
+
 int UpcasterChain::apply(std::string& type, int& schema_version, Json& payload) const {
   int applied = 0;
   for (;;) {

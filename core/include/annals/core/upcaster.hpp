@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "annals/core/event.hpp"
@@ -32,6 +33,10 @@ class UpcasterChain {
   int apply(std::string& type, int& schema_version, Json& payload) const;
 
   bool empty() const noexcept { return steps_.empty(); }
+
+  /// True when a step starts at (type, schema_version), i.e. apply() would
+  /// change an event stored with them. Throws: std::bad_alloc.
+  bool has_step(std::string_view type, int schema_version) const;
 
  private:
   struct Target {

@@ -10,6 +10,7 @@
 /// one store object. Cursors returned by reads belong to the calling thread and
 /// must not outlive the store that made them.
 
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -153,6 +154,19 @@ class EventStore {
                       std::vector<EventData> events) {
     std::vector<StreamAppend> batch;
     batch.push_back(StreamAppend{stream_id, expected, std::move(events)});
+    return append(std::move(batch)).front();
+  }
+
+  /// Appends one event: as append() above with a one-event list, without the
+  /// caller building a std::vector. A template so that a braced list
+  /// (`append(s, e, {a})`, `append(s, e, {})`) still means the list overload.
+  /// Throws: as append().
+  template <std::same_as<EventData> E>
+  AppendResult append(const std::string& stream_id, ExpectedVersion expected, E event) {
+    std::vector<StreamAppend> batch(1);
+    batch.front().stream_id = stream_id;
+    batch.front().expected = expected;
+    batch.front().events.push_back(std::move(event));
     return append(std::move(batch)).front();
   }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -43,11 +44,41 @@ void print_event(std::ostream& out, const RecordedEvent& e, bool json) {
       << format_timestamp(e.recorded_at) << '\t' << e.type << '\t' << payload << '\n';
 }
 
+// An immutable URI of `file`: every byte but unreserved ones and '/' is
+// percent-encoded, so '?', '#' and '%' in a file name stay part of it.
+std::string immutable_uri(const std::filesystem::path& file) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char ch : std::filesystem::absolute(file).string()) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      uri += ch;
+    } else {
+      uri += {'%', kHex[c >> 4], kHex[c & 0xf]};
+    }
+  }
+  return uri + "?immutable=1";
+}
+
 // A read-only SQLite connection for the aggregate queries the store API has
-// no call for (stats, projections).
+// no call for (stats, projections). As SqliteStoreOptions::read_only does, a
+// WAL store whose -shm file cannot be created (a directory this user may not
+// write) and that has no -wal file is read as immutable.
 SQLite::Database open_raw(const std::filesystem::path& file) {
   try {
-    return SQLite::Database(file.string(), SQLite::OPEN_READONLY, 5'000);
+    SQLite::Database db(file.string(), SQLite::OPEN_READONLY, 5'000);
+    try {
+      db.execAndGet("PRAGMA schema_version");
+      return db;
+    } catch (const SQLite::Exception& e) {
+      const int primary = e.getErrorCode() & 0xff;
+      std::error_code ec;
+      const auto wal = file.string() + "-wal";
+      const bool no_log = !std::filesystem::exists(wal, ec) || std::filesystem::file_size(wal, ec) == 0;
+      // Other errors (not a database, ...) are reported by the first query.
+      if ((primary != SQLITE_READONLY && primary != SQLITE_CANTOPEN) || !no_log) return db;
+    }
+    return SQLite::Database(immutable_uri(file), SQLite::OPEN_READONLY | SQLite::OPEN_URI, 5'000);
   } catch (const SQLite::Exception& e) {
     throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
   }

@@ -2,12 +2,15 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -40,8 +43,9 @@ void print_event(std::ostream& out, const RecordedEvent& e, bool json) {
     payload = Json::parse(e.payload).dump();  // one line, whatever the stored layout
   } catch (const Json::exception&) {
   }
-  out << e.position << '\t' << e.stream_id << '@' << e.version << '\t'
-      << format_timestamp(e.recorded_at) << '\t' << e.type << '\t' << payload << '\n';
+  out << e.position << '\t' << printable(e.stream_id) << '@' << e.version << '\t'
+      << format_timestamp(e.recorded_at) << '\t' << printable(e.type) << '\t'
+      << printable(payload) << '\n';
 }
 
 // An immutable URI of `file`: every byte but unreserved ones and '/' is
@@ -173,7 +177,7 @@ int run_streams(const StreamsCommand& c, Io& io) {
     if (c.json) {
       io.out << Json{{"stream_id", id}, {"version", version}}.dump() << '\n';
     } else {
-      io.out << id << '\t' << version << '\n';
+      io.out << printable(id) << '\t' << version << '\n';
     }
   }
   return kExitOk;
@@ -286,7 +290,7 @@ int run_stats(const StatsCommand& c, Io& io) {
     io.out << j.dump() << '\n';
     return kExitOk;
   }
-  io.out << "file           " << c.db.string() << " (" << file_size << " bytes, WAL " << wal_size
+  io.out << "file           " << printable(c.db.string()) << " (" << file_size << " bytes, WAL " << wal_size
          << " bytes)\n"
          << "events         " << events << '\n'
          << "streams        " << streams << '\n'
@@ -296,9 +300,11 @@ int run_stats(const StatsCommand& c, Io& io) {
            << "last event     " << format_timestamp(from_micros(last_at)) << '\n';
   }
   io.out << "events per type:\n";
-  for (const auto& [type, n] : by_type) io.out << "  " << type << '\t' << n << '\n';
+  for (const auto& [type, n] : by_type) io.out << "  " << printable(type) << '\t' << n << '\n';
   io.out << "events per category:\n";
-  for (const auto& [category, n] : by_category) io.out << "  " << category << '\t' << n << '\n';
+  for (const auto& [category, n] : by_category) {
+    io.out << "  " << printable(category) << '\t' << n << '\n';
+  }
   return kExitOk;
 }
 
@@ -350,6 +356,14 @@ int run_export(const ExportCommand& c, Io& io) {
       target.string() + ".tmp-" + std::to_string(static_cast<long>(::getpid()));
   try {
     {
+      // Mode 0600, as the store's own file: an export holds every event. A
+      // new file only (O_EXCL), so no existing file or link is followed.
+      const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        throw ToolError(kExitFailure, "cannot create the output file " + named(temp) + ": " +
+                                          std::strerror(errno));
+      }
+      ::close(fd);
       std::ofstream out(temp, std::ios::binary | std::ios::trunc);
       if (!out) throw ToolError(kExitFailure, "cannot create the output file " + named(temp));
       export_events(*store, out, progress);
@@ -375,7 +389,15 @@ int run_export(const ExportCommand& c, Io& io) {
 int run_import(const ImportCommand& c, Io& io) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(c.db, ec);
-  if (existed && std::filesystem::file_size(c.db, ec) > 0) {
+  const bool was_empty = existed && std::filesystem::file_size(c.db, ec) == 0 && !ec;
+  // Companion files this command may create, so a failure removes only those.
+  std::vector<std::string> created_companions;
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    if (!std::filesystem::exists(c.db.string() + suffix, ec)) {
+      created_companions.push_back(c.db.string() + suffix);
+    }
+  }
+  if (existed && !was_empty) {
     open_for_reading(c.db);  // refuses what is not a store, untouched
     require_writable(c.db, "store file");
   }
@@ -399,6 +421,9 @@ int run_import(const ImportCommand& c, Io& io) {
       for (const char* suffix : {"", "-wal", "-shm"}) {
         std::filesystem::remove(c.db.string() + suffix, ec);
       }
+    } else if (was_empty) {  // an empty file given to fill: empty again, as it was
+      std::filesystem::resize_file(c.db, 0, ec);
+      for (const auto& companion : created_companions) std::filesystem::remove(companion, ec);
     }
     throw;
   }
@@ -425,11 +450,11 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
       io.out << j.dump() << '\n';
       continue;
     }
-    io.out << r.name << "\tcheckpoint " << r.position << "\thead " << head << "\tlag " << lag
-           << '\t' << r.state;
+    io.out << printable(r.name) << "\tcheckpoint " << r.position << "\thead " << head
+           << "\tlag " << lag << '\t' << printable(r.state);
     if (r.error) {
       io.out << "\tfailed at position " << r.error_position << " after " << r.attempts
-             << " attempts: " << *r.error;
+             << " attempts: " << printable(*r.error);
     }
     if (r.rebuild_requested) io.out << "\trebuild requested";
     io.out << '\n';
@@ -466,6 +491,18 @@ int run_rebuild(const RebuildCommand& c, Io& io) {
   io.err << "rebuild of '" << c.name << "' requested in " << named(file) << '\n';
   if (!c.wait) return kExitOk;
 
+  // A checkpoint row whose state is "stopped" was left by a runner that
+  // stopped: nobody is running the projection, so nothing would ever honour
+  // the request while we wait. Say so instead of waiting forever.
+  for (const auto& r : rows) {
+    if (r.name == c.name && r.state == "stopped") {
+      throw ToolError(kExitFailure,
+                      "not waiting: no runner of '" + printable(c.name) +
+                          "' is running (its state is \"stopped\"); the rebuild is recorded and "
+                          "runs when a program next runs the projection (the bank example runs "
+                          "its projections at every bank command)");
+    }
+  }
   const std::int64_t head = store->head_position();
   ProgressBar bar(io.err, io.err_is_terminal, "rebuild " + c.name, head);
   const auto started = Clock::now();

@@ -105,7 +105,7 @@ bank::Bank open_bank(const Command& c, Access access = Access::write) {
 // that they (and `annals projections`) never lag behind the bank's own
 // writes. The events are stored whatever happens here: a failure is a
 // warning, and the next `accounts` or `ledger` reports it again.
-void refresh_read_models(bank::Bank& b) noexcept {
+void refresh_read_models(bank::Bank& b) {
   try {
     b.catch_up();
   } catch (const std::exception& e) {

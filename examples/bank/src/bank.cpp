@@ -33,6 +33,12 @@ std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path
     throw InvalidInput("no bank in '" + file.string() +
                        "': the file does not exist (`bank open` creates it)");
   }
+  if (std::error_code ec; std::filesystem::exists(file, ec) &&
+                          !std::filesystem::is_regular_file(file, ec)) {
+    // A device or a directory: SQLite would put its journal files beside it.
+    throw annals::StorageError("'" + file.string() + "' is not a regular file: a bank is one",
+                               0, 0);
+  }
   annals::SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
   if (options.clock) store_options.clock = options.clock;

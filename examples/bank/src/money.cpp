@@ -67,8 +67,13 @@ std::string format_cents(Cents cents) {
   const std::uint64_t magnitude =
       negative ? 0 - static_cast<std::uint64_t>(cents) : static_cast<std::uint64_t>(cents);
   const std::uint64_t fraction = magnitude % 100;
-  return (negative ? "-" : "") + std::to_string(magnitude / 100) + (fraction < 10 ? ".0" : ".") +
-         std::to_string(fraction);
+  // Appended piece by piece: `"-" + std::string` trips a false -Wrestrict of
+  // GCC 12 at -O2 (GCC bug 105329).
+  std::string text = negative ? "-" : "";
+  text += std::to_string(magnitude / 100);
+  text += fraction < 10 ? ".0" : ".";
+  text += std::to_string(fraction);
+  return text;
 }
 
 std::string format_money(Cents cents, std::string_view currency) {

@@ -285,6 +285,10 @@ case "$case_name" in
       code=0
       "$bank_program" --db /dev/null balance x >"$work/out" 2>"$work/err" || code=$?
       [ "$code" -eq 3 ] || fail "bank --db /dev/null balance x exited $code"
+      code=0
+      "$bank_program" --db /dev/null open x --owner X >"$work/out" 2>"$work/err" || code=$?
+      [ "$code" -eq 3 ] || fail "bank --db /dev/null open exited $code"
+      grep -q "not a regular file" "$work/err" || fail "bank --db /dev/null open: $(cat "$work/err")"
       if [ -e /dev/null-journal ]; then
         rm -f /dev/null-journal
         fail "bank --db /dev/null balance x created /dev/null-journal"

@@ -100,7 +100,10 @@ inline Outcome annals_exec(const std::filesystem::path& dir, const std::vector<s
   std::string cmd;
   for (const auto& w : wrapper) cmd += shell_quote(w) + " ";
   cmd += shell_quote(ANNALS_TOOL_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
+  for (const auto& a : args) {
+    cmd += ' ';  // appended, not `" " + std::string`: a false -Wrestrict of GCC 12 at -O2
+    cmd += shell_quote(a);
+  }
   cmd += " < " + shell_quote(stdin_file.string()) + " > " + shell_quote(out_file.string()) +
          " 2> " + shell_quote(err_file.string());
   const int status = std::system(cmd.c_str());

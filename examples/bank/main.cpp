@@ -10,6 +10,8 @@
 // retries exhausted); 4 refused because a stored event the command needed
 // does not check against the hash chain (nothing was written).
 
+#include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <functional>
 #include <iomanip>
@@ -20,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 #include <annals/core/clock.hpp>
+#include <annals/aggregates/errors.hpp>
 #include <annals/core/error.hpp>
 #include <annals/store/seal.hpp>
 #include <annals/version.hpp>
@@ -97,8 +100,27 @@ std::optional<annals::Timestamp> time_option(const std::string& text) {
   return annals::parse_timestamp(text);  // InvalidArgument names the text
 }
 
-bank::Bank open_bank(const Command& c, bool create = false) {
-  return bank::Bank(c.db, bank::BankOptions{.create = create, .actor = actor()});
+// How a command opens the bank: only `open` may create the file; the
+// queries on the aggregates never write it.
+enum class Access { create, write, read };
+
+bank::Bank open_bank(const Command& c, Access access = Access::write) {
+  return bank::Bank(c.db, bank::BankOptions{.create = access == Access::create,
+                                            .read_only = access == Access::read,
+                                            .actor = actor()});
+}
+
+// After a command that wrote events: brings the read models up to date, so
+// that they (and `annals projections`) never lag behind the bank's own
+// writes. The events are stored whatever happens here: a failure is a
+// warning, and the next `accounts` or `ledger` reports it again.
+void refresh_read_models(bank::Bank& b) {
+  try {
+    b.catch_up();
+  } catch (const std::exception& e) {
+    std::cerr << "bank: warning: the read models were not updated: "
+              << bank::printable(e.what()) << "\n";
+  }
 }
 
 int run_open(const Command& c) {
@@ -108,7 +130,9 @@ int run_open(const Command& c) {
   bank::check_owner(c.owner);
   bank::check_currency(c.currency);
   const bank::Cents limit = bank::parse_limit(c.overdraft);
-  const bank::Account a = open_bank(c, true).open(c.account, c.owner, c.currency, limit);
+  bank::Bank b = open_bank(c, Access::create);
+  const bank::Account a = b.open(c.account, c.owner, c.currency, limit);
+  refresh_read_models(b);
   std::cout << "opened account " << a.id() << " for " << a.owner() << " in " << a.currency()
             << ", overdraft limit " << money(a.overdraft_limit(), a.currency()) << "\n";
   return 0;
@@ -116,7 +140,9 @@ int run_open(const Command& c) {
 
 int run_deposit(const Command& c) {
   const bank::Cents amount = bank::parse_amount(c.amount);
-  const bank::Account a = open_bank(c).deposit(c.account, amount);
+  bank::Bank b = open_bank(c);
+  const bank::Account a = b.deposit(c.account, amount);
+  refresh_read_models(b);
   std::cout << "deposited " << money(amount, a.currency()) << " to " << a.id() << ": balance "
             << money(a.balance(), a.currency()) << "\n";
   return 0;
@@ -124,7 +150,9 @@ int run_deposit(const Command& c) {
 
 int run_withdraw(const Command& c) {
   const bank::Cents amount = bank::parse_amount(c.amount);
-  const bank::Account a = open_bank(c).withdraw(c.account, amount);
+  bank::Bank b = open_bank(c);
+  const bank::Account a = b.withdraw(c.account, amount);
+  refresh_read_models(b);
   std::cout << "withdrew " << money(amount, a.currency()) << " from " << a.id() << ": balance "
             << money(a.balance(), a.currency()) << "\n";
   return 0;
@@ -132,7 +160,10 @@ int run_withdraw(const Command& c) {
 
 int run_transfer(const Command& c) {
   const bank::Cents amount = bank::parse_amount(c.amount);
-  const auto t = open_bank(c).transfer(c.account, c.to_account, amount, c.reference);
+  bank::check_reference(c.reference);
+  bank::Bank b = open_bank(c);
+  const auto t = b.transfer(c.account, c.to_account, amount, c.reference);
+  refresh_read_models(b);
   std::cout << "transferred " << money(amount, t.from.currency()) << " from " << t.from.id()
             << " to " << t.to.id() << " (transfer " << t.transfer_id << "): " << t.from.id()
             << " " << money(t.from.balance(), t.from.currency()) << ", " << t.to.id() << " "
@@ -141,13 +172,15 @@ int run_transfer(const Command& c) {
 }
 
 int run_close(const Command& c) {
-  const bank::Account a = open_bank(c).close(c.account);
+  bank::Bank b = open_bank(c);
+  const bank::Account a = b.close(c.account);
+  refresh_read_models(b);
   std::cout << "closed account " << a.id() << "\n";
   return 0;
 }
 
 int run_balance(const Command& c) {
-  const bank::Bank b = open_bank(c);
+  const bank::Bank b = open_bank(c, Access::read);
   const auto as_of = time_option(c.as_of);
   const bank::Account a = as_of          ? b.account_as_of(c.account, *as_of)
                           : c.at_version ? b.account_at_version(c.account, c.at_version)
@@ -164,41 +197,57 @@ int run_balance(const Command& c) {
   return 0;
 }
 
+// Bank::statement checks the whole window before its first line, and every
+// header is printed with the first line (or after the walk): a statement
+// that fails prints nothing on stdout.
 int run_statement(const Command& c) {
-  const bank::Bank b = open_bank(c);
+  const bank::Bank b = open_bank(c, Access::read);
   const auto from = time_option(c.from_time);
   const auto to = time_option(c.to_time);
   if (c.json) {
-    std::cout << "{\"lines\": ";
-    JsonArrayPrinter lines(std::cout);
+    std::optional<JsonArrayPrinter> lines;
+    const auto begin = [&] {
+      if (lines) return;
+      std::cout << "{\"lines\": ";
+      lines.emplace(std::cout);
+    };
     const auto s = b.statement(c.account, from, to, [&](const bank::StatementLine& l) {
-      lines.add(Json{{"time", annals::format_timestamp(l.at)},
+      begin();
+      lines->add(Json{{"time", annals::format_timestamp(l.at)},
                      {"position", l.position},
                      {"version", l.version},
                      {"description", l.description},
                      {"amount_cents", l.amount},
                      {"balance_cents", l.balance}});
     });
-    lines.finish();
+    begin();
+    lines->finish();
     std::cout << ", \"account\": " << Json(s.account) << ", \"currency\": " << Json(s.currency)
               << ", \"opening_balance_cents\": " << s.opening_balance
               << ", \"closing_balance_cents\": " << s.closing_balance
               << ", \"movements\": " << s.movements << "}\n";
     return 0;
   }
-  std::cout << "statement of " << c.account << " from "
-            << (from ? annals::format_timestamp(*from) : "the start") << " to "
-            << (to ? annals::format_timestamp(*to) : "now") << "\n";
-  std::cout << std::left << std::setw(29) << "time" << std::setw(5) << "ver" << std::setw(32)
-            << "movement" << std::right << std::setw(14) << "amount" << std::setw(14)
-            << "balance"
-            << "\n";
-  const auto s = b.statement(c.account, from, to, [](const bank::StatementLine& l) {
-    std::cout << std::left << std::setw(29) << annals::format_timestamp(l.at) << std::setw(5)
-              << l.version << std::setw(32) << l.description << std::right << std::setw(14)
-              << bank::format_cents(l.amount) << std::setw(14) << bank::format_cents(l.balance)
+  bool header = false;
+  const auto begin = [&] {
+    if (header) return;
+    header = true;
+    std::cout << "statement of " << c.account << " from "
+              << (from ? annals::format_timestamp(*from) : "the start") << " to "
+              << (to ? annals::format_timestamp(*to) : "now") << "\n";
+    std::cout << std::left << std::setw(29) << "time" << std::setw(5) << "ver" << std::setw(32)
+              << "movement" << std::right << std::setw(14) << "amount" << std::setw(14)
+              << "balance"
               << "\n";
+  };
+  const auto s = b.statement(c.account, from, to, [&](const bank::StatementLine& l) {
+    begin();
+    std::cout << std::left << std::setw(29) << annals::format_timestamp(l.at) << std::setw(5)
+              << l.version << std::setw(32) << bank::printable(l.description) << std::right
+              << std::setw(14) << bank::format_cents(l.amount) << std::setw(14)
+              << bank::format_cents(l.balance) << "\n";
   });
+  begin();
   std::cout << "opening balance " << money(s.opening_balance, s.currency) << ", closing balance "
             << money(s.closing_balance, s.currency) << ", " << s.movements << " movement"
             << (s.movements == 1 ? "" : "s") << "\n";
@@ -206,7 +255,7 @@ int run_statement(const Command& c) {
 }
 
 int run_history(const Command& c) {
-  const bank::Bank b = open_bank(c);
+  const bank::Bank b = open_bank(c, Access::read);
   if (c.json) {
     JsonArrayPrinter events(std::cout);
     b.history(c.account, [&](const annals::RecordedEvent& e) {
@@ -225,8 +274,8 @@ int run_history(const Command& c) {
   }
   b.history(c.account, [](const annals::RecordedEvent& e) {
     std::cout << "@" << e.position << " v" << e.version << " "
-              << annals::format_timestamp(e.recorded_at) << " " << e.type << " " << e.payload
-              << " " << e.metadata << "\n";
+              << annals::format_timestamp(e.recorded_at) << " " << bank::printable(e.type)
+              << " " << bank::printable(e.payload) << " " << bank::printable(e.metadata) << "\n";
   });
   return 0;
 }
@@ -252,9 +301,11 @@ int run_accounts(const Command& c) {
             << std::right << std::setw(16) << "balance" << std::setw(16) << "overdraft"
             << "  status\n";
   b.for_each_account([](const bank::AccountRow& r) {
-    std::cout << std::left << std::setw(20) << r.account << std::setw(20) << r.owner
-              << std::right << std::setw(16) << money(r.balance, r.currency) << std::setw(16)
-              << money(r.overdraft_limit, r.currency) << "  " << r.status << "\n";
+    std::cout << std::left << std::setw(20) << bank::printable(r.account) << std::setw(20)
+              << bank::printable(r.owner) << std::right << std::setw(16)
+              << money(r.balance, bank::printable(r.currency)) << std::setw(16)
+              << money(r.overdraft_limit, bank::printable(r.currency)) << "  "
+              << bank::printable(r.status) << "\n";
   });
   return 0;
 }
@@ -278,13 +329,14 @@ int run_ledger(const Command& c) {
   }
   b.for_each_ledger_row([](const bank::LedgerRow& r) {
     const auto side = [](const std::string& account) {
-      return account.empty() ? std::string("(cash)") : account;
+      return account.empty() ? std::string("(cash)") : bank::printable(account);
     };
     std::cout << "@" << std::left << std::setw(6) << r.position
               << annals::format_timestamp(r.at) << "  " << std::setw(11) << r.kind
               << std::setw(12) << side(r.from_account) << "-> " << std::setw(12)
-              << side(r.to_account) << std::right << std::setw(16) << money(r.amount, r.currency)
-              << (r.reference.empty() ? "" : "  " + r.reference) << "\n";
+              << side(r.to_account) << std::right << std::setw(16)
+              << money(r.amount, bank::printable(r.currency))
+              << (r.reference.empty() ? "" : "  " + bank::printable(r.reference)) << "\n";
   });
   return 0;
 }
@@ -345,7 +397,7 @@ int run_verify_seal(const Command& c) {
 
 int run_verify(const Command& c) {
   if (!c.seal_file.empty()) return run_verify_seal(c);
-  const annals::VerifyResult v = open_bank(c).verify();
+  const annals::VerifyResult v = open_bank(c, Access::read).verify();
   if (c.json) {
     std::cout << Json{{"ok", v.ok},
                       {"events_checked", v.events_checked},
@@ -356,10 +408,39 @@ int run_verify(const Command& c) {
   } else if (v.ok) {
     std::cout << "verify: ok (" << v.events_checked << " events checked, hash chain intact)\n";
   } else {
-    std::cout << "verify: FAILED at position " << v.first_bad_position << ": " << v.reason
-              << "\n";
+    std::cout << "verify: FAILED at position " << v.first_bad_position << ": "
+              << bank::printable(v.reason) << "\n";
   }
   return v.ok ? 0 : kFailure;
+}
+
+// A whole number of at least 1, said so in words (CLI::PositiveNumber
+// reports a range up to 1.79e308).
+CLI::Validator positive_whole_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::int64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || value < 1) {
+          return "must be a whole number of at least 1, got '" + bank::echo(text) + "'";
+        }
+        return {};
+      },
+      "NUMBER>=1");
+}
+
+// The first argument that is not an option or the value of --db: the
+// command the user asked for, or empty.
+std::string command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--db") {
+      ++i;
+    } else if (arg.empty() || arg[0] != '-') {
+      return std::string(arg);
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -417,7 +498,7 @@ int main(int argc, char** argv) {
   CLI::Option* as_of =
       balance->add_option("--as-of", c.as_of, "the balance as it was at this time (ISO 8601)");
   balance->add_option("--at-version", c.at_version, "the balance after this many events")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_whole_number())
       ->excludes(as_of);
   json_flag(balance);
 
@@ -448,6 +529,23 @@ int main(int argc, char** argv) {
   keygen->add_option("--key", c.key_file, "the key file to create")->required();
   keygen->add_option("--public", c.public_key_file, "also write its public key (PEM) here");
 
+  // Usage errors start with the program's name, as every other error does.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "bank: " + bank::printable(e.what()) + "\nRun bank --help for more information.\n";
+  });
+  const std::vector<CLI::App*> subs = app.get_subcommands({});
+  if (const std::string word = command_word(argc, argv);
+      !word.empty() && std::none_of(subs.begin(), subs.end(), [&](const CLI::App* sub) {
+        return sub->get_name() == word;
+      })) {
+    std::string known;
+    for (const CLI::App* sub : subs) {
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    std::cerr << "bank: unknown command '" << bank::echo(word) << "' (commands: " << known
+              << ")\nRun bank --help for more information.\n";
+    return kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -458,15 +556,16 @@ int main(int argc, char** argv) {
   try {
     return action(c);
   } catch (const bank::BankError& e) {
-    std::cerr << "bank: " << e.what() << "\n";
+    std::cerr << "bank: " << bank::printable(e.what()) << "\n";
     return kRefused;
   } catch (const annals::InvalidArgument& e) {  // a malformed time, for instance
-    std::cerr << "bank: " << e.what() << "\n";
+    std::cerr << "bank: " << bank::printable(e.what()) << "\n";
     return kRefused;
-  } catch (const annals::IntegrityError& e) {
+  } catch (const annals::HistoryIntegrityError& e) {
     // An account whose events do not check against the hash chain: nothing is
     // decided or shown from it (its message names the stream, version, position).
-    std::cerr << "bank: refused, the stored history was altered: " << e.what()
+    // Other integrity errors (a replay that overflows) are failures, exit 3.
+    std::cerr << "bank: refused, the stored history was altered: " << bank::printable(e.what())
               << "; nothing was written (`bank verify` checks the whole store)\n";
     return kTampered;
   } catch (const annals::WrongExpectedVersion& e) {
@@ -474,7 +573,7 @@ int main(int argc, char** argv) {
               << ")\n";
     return kFailure;
   } catch (const std::exception& e) {
-    std::cerr << "bank: " << e.what() << "\n";
+    std::cerr << "bank: " << bank::printable(e.what()) << "\n";
     return kFailure;
   }
 }

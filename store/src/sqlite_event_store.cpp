@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -215,23 +216,74 @@ class SqliteEventStore::Impl {
 
   // A read-only store has no writer: one read-only connection checks the
   // schema and becomes the first idle reader.
+  //
+  // A WAL database needs its -shm file even to be read. When that file can
+  // be neither opened nor created (a directory this process may not write)
+  // and there is no -wal file, no writer has the store open and nothing is
+  // pending in a log: the file alone is the whole store, and SQLite reads it
+  // as immutable (no locks, no -shm). Otherwise the open's error stands.
   void open_read_only(bool exists) {
     if (!exists) throw StorageError("store file '" + path_.string() + "' does not exist");
     std::unique_ptr<Connection> conn;
     try {
-      conn = std::make_unique<Connection>(path_, reader_flags(), options_.busy_timeout,
+      conn = std::make_unique<Connection>(reader_target(), reader_flags(), options_.busy_timeout,
                                           options_.vfs);
     } catch (const SQLite::Exception& e) {
       throw storage_error(e, "opening '" + path_.string() + "' read-only");
+    }
+    bool cannot_index = false;
+    try {
+      conn->db().execAndGet("PRAGMA schema_version");  // reads the file, and the WAL index
+    } catch (const SQLite::Exception& e) {
+      // Other errors (not a database, ...) are named by check_schema_readable.
+      const int primary = e.getErrorCode() & 0xff;
+      cannot_index = primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN;
+    }
+    if (cannot_index && no_pending_log()) {
+      immutable_ = true;
+      try {
+        conn = std::make_unique<Connection>(reader_target(), reader_flags(),
+                                            options_.busy_timeout, options_.vfs);
+      } catch (const SQLite::Exception& again) {
+        throw storage_error(again, "opening '" + path_.string() + "' read-only");
+      }
     }
     detail::check_schema_readable(conn->db(), path_);
     guards_at_open_ = detail::guard_problems(conn->db());
     release_reader(std::move(conn));
   }
 
+  // True when the store has no -wal file, or an empty one.
+  bool no_pending_log() const {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path_.string() + "-wal", ec);
+    return ec ? !std::filesystem::exists(path_.string() + "-wal", ec) : size == 0;
+  }
+
+  // What reader connections open: the file, or an immutable URI of it.
+  std::filesystem::path reader_target() const {
+    if (!immutable_) return path_;
+    // A URI path keeps unreserved characters and '/'; every other byte is
+    // percent-encoded, so '?', '#' and '%' in a file name stay part of it.
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    const std::string absolute = std::filesystem::absolute(path_).string();
+    std::string uri = "file:";
+    for (const char ch : absolute) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+        uri += ch;
+      } else {
+        uri += '%';
+        uri += kHex[c >> 4];
+        uri += kHex[c & 0xf];
+      }
+    }
+    return uri + "?immutable=1";
+  }
+
   int reader_flags() const {
     return (options_.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-           SQLITE_OPEN_NOMUTEX;
+           SQLITE_OPEN_NOMUTEX | (immutable_ ? SQLITE_OPEN_URI : 0);
   }
 
   void require_writable(const char* operation) const {
@@ -339,8 +391,8 @@ class SqliteEventStore::Impl {
       }
     }
     try {
-      auto conn = std::make_unique<Connection>(path_, reader_flags(), options_.busy_timeout,
-                                               options_.vfs);
+      auto conn = std::make_unique<Connection>(reader_target(), reader_flags(),
+                                               options_.busy_timeout, options_.vfs);
       conn->db().exec("PRAGMA query_only = 1");
       return Lease(*this, std::move(conn));
     } catch (const SQLite::Exception& e) {
@@ -411,6 +463,8 @@ class SqliteEventStore::Impl {
   // Guards found missing or altered by the open (restored unless read-only);
   // set in the constructor, read-only after.
   std::vector<detail::GuardProblem> guards_at_open_;
+  // Read-only stores only: the file is read as immutable (open_read_only).
+  bool immutable_ = false;
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
   std::shared_ptr<detail::TransactionHooks<TransactionHook>> hooks_ =
       std::make_shared<detail::TransactionHooks<TransactionHook>>();

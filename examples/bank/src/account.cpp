@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <annals/core/error.hpp>
+
 #include "errors.hpp"
 
 namespace bank {
@@ -113,6 +115,7 @@ void transfer(Account& from, Account& to, Cents amount, const std::string& trans
   from.require_open();
   to.require_open();
   require_positive(amount);
+  check_reference(reference);
   if (from.currency() != to.currency()) {
     throw CurrencyMismatch("cannot transfer from '" + from.id() + "' (" + from.currency() +
                            ") to '" + to.id() + "' (" + to.currency() +
@@ -131,7 +134,7 @@ void check_account_id(std::string_view id) {
            c == '_' || c == '-' || c == '.';
   });
   if (id.empty() || id.size() > 64 || !ok_chars) {
-    throw InvalidInput("invalid account id '" + std::string(id) +
+    throw InvalidInput("invalid account id '" + echo(id) +
                        "': use 1 to 64 letters, digits, '_', '-' or '.'");
   }
 }
@@ -140,7 +143,7 @@ void check_currency(std::string_view currency) {
   const bool ok = currency.size() == 3 && std::all_of(currency.begin(), currency.end(),
                                                       [](char c) { return c >= 'A' && c <= 'Z'; });
   if (!ok) {
-    throw InvalidInput("invalid currency '" + std::string(currency) +
+    throw InvalidInput("invalid currency '" + echo(currency) +
                        "': use a three-letter code in capitals such as EUR");
   }
 }
@@ -150,9 +153,55 @@ void check_owner(std::string_view owner) {
     return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
   if (owner.empty() || owner.size() > 200 || control) {
-    throw InvalidInput("invalid owner '" + std::string(owner) +
+    throw InvalidInput("invalid owner '" + echo(owner) +
                        "': give 1 to 200 characters without control characters");
   }
+}
+
+void check_reference(std::string_view reference) {
+  const bool control = std::any_of(reference.begin(), reference.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (reference.size() > kMaxReferenceBytes || control) {
+    throw InvalidInput("invalid reference '" + echo(reference) + "': give at most " +
+                       std::to_string(kMaxReferenceBytes) +
+                       " characters without control characters");
+  }
+}
+
+Cents replayed_balance(Cents balance, Cents amount, bool incoming, const std::string& account,
+                       std::int64_t version) {
+  Cents result = 0;
+  const bool overflow = incoming ? __builtin_add_overflow(balance, amount, &result)
+                                 : __builtin_sub_overflow(balance, amount, &result);
+  if (overflow) {
+    throw annals::IntegrityError(
+        "stream '" + std::string(Account::category) + "-" + account + "' version " +
+        std::to_string(version) + ": " + (incoming ? "adding " : "taking ") +
+        format_cents(amount) + (incoming ? " to" : " from") + " a balance of " +
+        format_cents(balance) + " overflows; the stored history is not one the bank writes");
+  }
+  return result;
+}
+
+Cents replayed_balance(Cents balance, const AccountEvent& event, const std::string& account,
+                       std::int64_t version) {
+  return std::visit(
+      [&](const auto& e) -> Cents {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, Deposited> || std::is_same_v<E, TransferReceived>) {
+          return replayed_balance(balance, e.amount, true, account, version);
+        } else if constexpr (std::is_same_v<E, Withdrawn> || std::is_same_v<E, TransferSent>) {
+          return replayed_balance(balance, e.amount, false, account, version);
+        } else {
+          return balance;
+        }
+      },
+      event);
+}
+
+void Account::apply_change(Cents amount, bool incoming) {
+  balance_ = replayed_balance(balance_, amount, incoming, id(), version() + 1);
 }
 
 }  // namespace bank

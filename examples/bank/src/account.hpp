@@ -48,13 +48,16 @@ class Account : public annals::Aggregate<Account, AccountEvent> {
   /// What a withdrawal may take at most: balance plus overdraft limit.
   Cents available() const noexcept;
 
-  // Event handlers: state changes only, no checks, no I/O (a stored event is a
-  // fact; replaying it must not fail).
+  // Event handlers: state changes only, no rules, no I/O (a stored event is a
+  // fact). The one check is arithmetic: a stored history whose sum does not
+  // fit in Cents (only a forged or imported store can hold one) throws
+  // annals::IntegrityError naming the stream and the version, instead of
+  // wrapping around.
   void apply(const AccountOpened& e);
-  void apply(const Deposited& e) { balance_ += e.amount; }
-  void apply(const Withdrawn& e) { balance_ -= e.amount; }
-  void apply(const TransferSent& e) { balance_ -= e.amount; }
-  void apply(const TransferReceived& e) { balance_ += e.amount; }
+  void apply(const Deposited& e) { apply_change(e.amount, true); }
+  void apply(const Withdrawn& e) { apply_change(e.amount, false); }
+  void apply(const TransferSent& e) { apply_change(e.amount, false); }
+  void apply(const TransferReceived& e) { apply_change(e.amount, true); }
   void apply(const AccountClosed&) { closed_ = true; }
 
  private:
@@ -62,6 +65,7 @@ class Account : public annals::Aggregate<Account, AccountEvent> {
                        const std::string& reference);
 
   void require_open() const;
+  void apply_change(Cents amount, bool incoming);
   void require_can_take(Cents amount, std::string_view what) const;
   void require_can_add(Cents amount) const;
 
@@ -94,5 +98,25 @@ void check_currency(std::string_view currency);
 /// Checks an owner name: 1 to 200 bytes, no control characters.
 /// Throws: InvalidInput.
 void check_owner(std::string_view owner);
+
+/// The longest transfer reference, in bytes.
+inline constexpr std::size_t kMaxReferenceBytes = 200;
+
+/// Checks a transfer reference: at most kMaxReferenceBytes bytes (empty is
+/// allowed), no control characters, so a reference printed on a statement
+/// or ledger line can never fake another line.
+/// Throws: InvalidInput.
+void check_reference(std::string_view reference);
+
+/// The balance after `amount` came in (`incoming`) or went out, while
+/// replaying version `version` of `account`.
+/// Throws: annals::IntegrityError naming the stream and the version when the
+/// result does not fit in Cents.
+Cents replayed_balance(Cents balance, Cents amount, bool incoming, const std::string& account,
+                       std::int64_t version);
+
+/// The same for any event (opened and closed change nothing).
+Cents replayed_balance(Cents balance, const AccountEvent& event, const std::string& account,
+                       std::int64_t version);
 
 }  // namespace bank

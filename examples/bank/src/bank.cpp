@@ -34,9 +34,23 @@ std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path
     throw InvalidInput("no bank in '" + file.string() +
                        "': the file does not exist (`bank open` creates it)");
   }
+  if (std::error_code ec; std::filesystem::exists(file, ec) &&
+                          !std::filesystem::is_regular_file(file, ec)) {
+    // A device or a directory: SQLite would put its journal files beside it.
+    throw annals::StorageError("'" + file.string() + "' is not a regular file: a bank is one",
+                               0, 0);
+  }
   annals::SqliteStoreOptions store_options;
   store_options.create_if_missing = options.create;
   if (options.clock) store_options.clock = options.clock;
+  store_options.read_only = options.read_only;
+  if (!options.create && !options.read_only) {
+    // Only `open` makes a store of a file: any other command first checks,
+    // read-only, that the file already is one (an empty file stays empty).
+    annals::SqliteStoreOptions check;
+    check.read_only = true;
+    annals::SqliteEventStore(file, check);
+  }
   return std::make_unique<annals::SqliteEventStore>(file, store_options);
 }
 
@@ -145,6 +159,7 @@ Account Bank::close(const std::string& id) {
 
 TransferResult Bank::transfer(const std::string& from_id, const std::string& to_id, Cents amount,
                               const std::string& reference) {
+  check_reference(reference);
   const std::string transfer_id = annals::new_event_id();
   for (int attempt = 0;; ++attempt) {
     Account from = load(from_id);
@@ -197,30 +212,48 @@ StatementSummary Bank::statement(const std::string& id, std::optional<annals::Ti
   }
   check_account_id(id);
   const std::string stream = accounts_.stream_id(id);
-  if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
-  StatementSummary summary{id, {}, 0, 0, 0};
-  Cents balance = 0;
+  const std::int64_t last = store_->stream_version(stream);
+  if (last == 0) throw UnknownAccount(id);
   // One pass over the stream through a cursor: movements before the window
   // make the opening balance, those inside it are lines, and the first one
-  // after it ends the walk.
-  // Checked like a replay: a statement never shows a forged movement.
-  for (const annals::RecordedEvent& recorded : annals::read_stream_checked(*store_, stream)) {
-    const auto event = annals::decode<AccountEvent>(recorded);
-    if (const auto* opened = std::get_if<AccountOpened>(&event)) summary.currency = opened->currency;
-    if (to && recorded.recorded_at > *to) break;
-    const Cents change = balance_change(event);
-    balance += change;
-    if (from && recorded.recorded_at < *from) {
-      summary.opening_balance = balance;
-      continue;
+  // after it ends the walk. The walk runs twice, up to the version seen
+  // above: the first finds any event that cannot be replayed (so a failing
+  // statement shows no line at all), the second hands out the lines.
+  const auto walk = [&](const std::function<void(const StatementLine&)>* emit) {
+    StatementSummary summary{id, {}, 0, 0, 0};
+    Cents balance = 0;
+    // Checked like a replay: a statement never shows a forged movement.
+    for (const annals::RecordedEvent& recorded :
+         annals::read_stream_checked(*store_, stream, 1, static_cast<std::uint64_t>(last))) {
+      const auto event = annals::decode<AccountEvent>(recorded);
+      if (const auto* opened = std::get_if<AccountOpened>(&event)) {
+        summary.currency = opened->currency;
+      }
+      if (to && recorded.recorded_at > *to) break;
+      const Cents after = replayed_balance(balance, event, id, recorded.version);
+      Cents change = 0;
+      if (__builtin_sub_overflow(after, balance, &change)) {
+        throw annals::IntegrityError("stream '" + stream + "' version " +
+                                     std::to_string(recorded.version) +
+                                     ": the movement does not fit in a signed amount");
+      }
+      balance = after;
+      if (from && recorded.recorded_at < *from) {
+        summary.opening_balance = balance;
+        continue;
+      }
+      if (change == 0) continue;  // opened, closed: not movements
+      ++summary.movements;
+      if (emit != nullptr) {
+        (*emit)(StatementLine{recorded.recorded_at, recorded.position, recorded.version,
+                              describe(event), change, balance});
+      }
     }
-    if (change == 0) continue;  // opened, closed: not movements
-    ++summary.movements;
-    line(StatementLine{recorded.recorded_at, recorded.position, recorded.version, describe(event),
-                       change, balance});
-  }
-  summary.closing_balance = balance;
-  return summary;
+    summary.closing_balance = balance;
+    return summary;
+  };
+  walk(nullptr);
+  return walk(&line);
 }
 
 void Bank::history(const std::string& id,

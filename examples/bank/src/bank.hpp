@@ -41,7 +41,14 @@ namespace bank {
 
 struct BankOptions {
   /// Create the file if it does not exist (only `bank open` does). Default: false.
+  /// Without it, a file that is not already an Annals store (an empty file,
+  /// say) is refused and left as it was.
   bool create = false;
+  /// Open for queries only (annals::SqliteStoreOptions::read_only): the file is
+  /// never created or changed, and also opens without write permission.
+  /// Commands and the read-model queries then throw annals::StorageError.
+  /// Default: false.
+  bool read_only = false;
   /// Who runs the commands; recorded as "actor" in every event's metadata.
   /// Default: empty (left out).
   std::string actor{};

@@ -18,7 +18,7 @@ bool all_digits(std::string_view s) { return std::all_of(s.begin(), s.end(), is_
 // exactly one thing. "1e3", "12.345" or " 5" are refused instead of guessed.
 Cents parse(std::string_view text, bool allow_zero) {
   const auto fail = [&](std::string_view why) -> Cents {
-    throw InvalidAmount("invalid amount '" + std::string(text) + "': " + std::string(why) +
+    throw InvalidAmount("invalid amount '" + echo(text) + "': " + std::string(why) +
                         " (write amounts like 12.34)");
   };
   if (text.empty()) return fail("it is empty");
@@ -67,12 +67,47 @@ std::string format_cents(Cents cents) {
   const std::uint64_t magnitude =
       negative ? 0 - static_cast<std::uint64_t>(cents) : static_cast<std::uint64_t>(cents);
   const std::uint64_t fraction = magnitude % 100;
-  return (negative ? "-" : "") + std::to_string(magnitude / 100) + (fraction < 10 ? ".0" : ".") +
-         std::to_string(fraction);
+  // Appended piece by piece: `"-" + std::string` trips a false -Wrestrict of
+  // GCC 12 at -O2 (GCC bug 105329).
+  std::string text = negative ? "-" : "";
+  text += std::to_string(magnitude / 100);
+  text += fraction < 10 ? ".0" : ".";
+  text += std::to_string(fraction);
+  return text;
 }
 
 std::string format_money(Cents cents, std::string_view currency) {
   return format_cents(cents) + " " + std::string(currency);
+}
+
+std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string echo(std::string_view text) {
+  if (text.size() <= kEchoLimit) return printable(text);
+  // Cut before a UTF-8 continuation byte, never inside a character.
+  std::size_t cut = kEchoLimit;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+  return printable(text.substr(0, cut)) + "... (" + std::to_string(text.size() - cut) +
+         " more bytes)";
 }
 
 }  // namespace bank

@@ -5,6 +5,7 @@
 ///
 /// Thread safety: pure functions.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,5 +32,15 @@ std::string format_cents(Cents cents);
 
 /// "12.34 EUR".
 std::string format_money(Cents cents, std::string_view currency);
+
+/// `text` safe to print on a terminal: every control byte (below 0x20, and
+/// 0x7f) becomes an escape (\n, \t, \r, \xHH), so stored data can never
+/// start a line or move the cursor.
+std::string printable(std::string_view text);
+
+/// `text` as an error message echoes it: printable(), cut after
+/// kEchoLimit bytes with "..." and the number of bytes left out.
+inline constexpr std::size_t kEchoLimit = 64;
+std::string echo(std::string_view text);
 
 }  // namespace bank

@@ -41,9 +41,16 @@ annals::Projection accounts_projection() {
                       " WHERE account = ?1",
                       {account, e.version, at});
             } else {
-              tx.exec("UPDATE bank_accounts SET balance = balance + ?2, version = ?3,"
+              // The sum is computed here, checked: SQLite would turn an
+              // integer overflow into a REAL that the read model cannot
+              // read back as cents.
+              const auto rows =
+                  tx.query("SELECT balance FROM bank_accounts WHERE account = ?1", {account});
+              if (rows.empty()) return;  // no AccountOpened before it: nothing to move
+              const Cents balance = replayed_balance(rows[0][0].as_int(), event, account, e.version);
+              tx.exec("UPDATE bank_accounts SET balance = ?2, version = ?3,"
                       " updated_at = ?4 WHERE account = ?1",
-                      {account, balance_change(event), e.version, at});
+                      {account, balance, e.version, at});
             }
           },
       .reset = [](annals::SqlTransaction& tx) { tx.exec("DELETE FROM bank_accounts"); },

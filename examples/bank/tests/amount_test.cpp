@@ -42,7 +42,30 @@ TEST_P(AmountIsRefused, WithAnInvalidAmountErrorNamingTheText) {
     bank::parse_amount(text);
     FAIL() << "accepted '" << text << "'";
   } catch (const bank::InvalidAmount& e) {
-    EXPECT_NE(std::string(e.what()).find("'" + text + "'"), std::string::npos) << e.what();
+    // Echoed as printable text: control bytes escaped (bank::echo).
+    EXPECT_NE(std::string(e.what()).find("'" + bank::echo(text) + "'"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(EchoedInput, HasControlBytesEscapedAndIsCutAtAReadableLength) {
+  EXPECT_EQ(bank::printable("a\nb\tc\rd\x1b[2J\x7f"), "a\\nb\\tc\\rd\\x1b[2J\\x7f");
+  EXPECT_EQ(bank::echo("short"), "short");
+  const std::string cut = bank::echo(std::string(1000, 'x'));
+  EXPECT_EQ(cut, std::string(bank::kEchoLimit, 'x') + "... (" +
+                     std::to_string(1000 - bank::kEchoLimit) + " more bytes)");
+  // A multi-byte character at the limit is never split.
+  const std::string euro = std::string(bank::kEchoLimit - 1, 'x') + "\xe2\x82\xac" + "tail";
+  EXPECT_EQ(bank::echo(euro).substr(0, bank::kEchoLimit - 1), std::string(bank::kEchoLimit - 1, 'x'));
+  EXPECT_EQ(bank::echo(euro).substr(bank::kEchoLimit - 1, 3), "...");
+}
+
+TEST(EchoedInput, AnOverlongAmountIsEchoedCut) {
+  try {
+    bank::parse_amount(std::string(100000, '9'));
+    FAIL() << "accepted";
+  } catch (const bank::InvalidAmount& e) {
+    EXPECT_LT(std::string(e.what()).size(), 300u) << e.what();
   }
 }
 

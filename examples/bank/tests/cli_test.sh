@@ -8,6 +8,7 @@ set -euo pipefail
 
 bank_program="$1"
 case_name="$2"
+append_event="${3:-}"  # appends an event through the Annals API (append_event.cpp)
 work="$(mktemp -d "${TMPDIR:-/tmp}/bank-cli-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 db="$work/bank.db"
@@ -264,6 +265,122 @@ case "$case_name" in
     ok --version
     [ "$out" = "bank ${ANNALS_PROJECT_VERSION:?}" ] || fail "--version printed '$out'"
     [ ! -e "$db" ] || fail "--version created the bank file"
+    ;;
+  read_commands_never_create_or_change_a_file)
+    # Issue 12, item 9: only `open` makes a store of a file.
+    : >"$db"
+    for args in "balance alice" "statement alice" "history alice" "verify" "accounts" \
+      "ledger" "deposit alice 1.00" "close alice"; do
+      # shellcheck disable=SC2086
+      bank $args
+      [ "$code" -eq 3 ] || fail "bank $args on an empty file exited $code: $err"
+      grep -q "not an Annals store" <<<"$err" || fail "bank $args: $err"
+      [ ! -s "$db" ] || fail "bank $args wrote into an empty file"
+    done
+    ok open alice --owner Alice
+    ok deposit alice 10.00
+    ok accounts
+    before="$(sha256sum <"$db")"
+    for args in "balance alice" "statement alice" "history alice" "verify" \
+      "balance alice --at-version 1"; do
+      # shellcheck disable=SC2086
+      ok $args
+      [ "$(sha256sum <"$db")" = "$before" ] || fail "bank $args changed the file"
+    done
+    if [ "$(id -u)" -eq 0 ] && [ ! -e /dev/null-journal ]; then
+      code=0
+      "$bank_program" --db /dev/null balance x >"$work/out" 2>"$work/err" || code=$?
+      [ "$code" -eq 3 ] || fail "bank --db /dev/null balance x exited $code"
+      code=0
+      "$bank_program" --db /dev/null open x --owner X >"$work/out" 2>"$work/err" || code=$?
+      [ "$code" -eq 3 ] || fail "bank --db /dev/null open exited $code"
+      grep -q "not a regular file" "$work/err" || fail "bank --db /dev/null open: $(cat "$work/err")"
+      if [ -e /dev/null-journal ]; then
+        rm -f /dev/null-journal
+        fail "bank --db /dev/null balance x created /dev/null-journal"
+      fi
+    fi
+    ;;
+  transfer_references_are_checked_and_stored_text_is_escaped)
+    # Issue 12, item 11.
+    setup_two_accounts
+    refused 1 'invalid reference .x\\nopening balance' \
+      transfer alice bob 1.00 --reference $'x\nopening balance 1000000.00 EUR'
+    refused 1 "invalid reference '.{64}\.\.\. \(137 more bytes\)'" \
+      transfer alice bob 1.00 --reference "$(printf 'r%.0s' $(seq 1 201))"
+    ok transfer alice bob 1.00 --reference "$(printf 'r%.0s' $(seq 1 200))"
+    # Stored text with control bytes (written past the bank's checks) is
+    # printed escaped: no table line can be forged.
+    "$append_event" "$db" account-alice bank.TransferSent \
+      '{"transfer_id":"t-1","to_account":"bob","amount":100,"reference":"x\nopening balance 1000000.00 EUR\u001b[2J"}'
+    ok statement alice
+    expect_out 'transfer to bob \(x\\nopening balance 1000000.00 EUR\\x1b\[2J\)'
+    ! grep -q '^opening balance 1000000' <<<"$out" || fail "statement printed a forged line"
+    ok ledger
+    expect_out 'x\\nopening balance 1000000.00 EUR\\x1b'
+    ! grep -q '^opening balance 1000000' <<<"$out" || fail "ledger printed a forged line"
+    ! grep -q $'\x1b' <<<"$out" || fail "ledger printed an escape byte"
+    # Errors that echo input escape control bytes and cut it short.
+    bank balance $'bad\nid'
+    [ "$code" -eq 1 ] || fail "bad id exited $code"
+    grep -q 'invalid account id .bad\\nid.' <<<"$err" || fail "bad id: $err"
+    bank balance "$(printf 'y%.0s' $(seq 1 5000))"
+    [ "${#err}" -lt 300 ] || fail "a 5000-byte id was echoed at length ${#err}"
+    ;;
+  overflow_on_replay_is_an_error_naming_the_stream_and_version)
+    # Issue 12, item 12: a stored Deposited that overflows the balance.
+    ok open alice --owner Alice
+    ok deposit alice 1.00
+    "$append_event" "$db" account-alice bank.Deposited '{"amount":9223372036854775807}'
+    bank balance alice
+    [ "$code" -eq 3 ] || fail "balance of an overflowing history exited $code: $err"
+    grep -q "stream 'account-alice' version 3: adding 92233720368547758.07 to a balance of 1.00 overflows" \
+      <<<"$err" || fail "balance: $err"
+    [ -z "$out" ] || fail "balance printed '$out'"
+    bank statement alice
+    [ "$code" -eq 3 ] || fail "statement exited $code"
+    grep -q "stream 'account-alice' version 3" <<<"$err" || fail "statement: $err"
+    [ -z "$out" ] || fail "a failing statement printed '$out'"
+    bank accounts
+    [ "$code" -eq 3 ] || fail "accounts exited $code"
+    grep -q "stream 'account-alice' version 3" <<<"$err" || fail "accounts: $err"
+    # The read model never stored a value it cannot read back.
+    [ "$(sqlite3 "$db" "SELECT typeof(balance) || ' ' || balance FROM bank_accounts")" = "integer 100" ] ||
+      fail "read model holds $(sqlite3 "$db" "SELECT typeof(balance), balance FROM bank_accounts")"
+    ;;
+  writes_keep_the_read_models_current)
+    # Issue 12, item 14: after any bank write, no projection lags.
+    setup_two_accounts
+    ok transfer alice bob 5.00
+    head="$(sqlite3 "$db" "SELECT max(position) FROM events")"
+    [ "$(sqlite3 "$db" "SELECT group_concat(name || '=' || position, ' ') FROM projection_checkpoints ORDER BY name")" = \
+      "bank.accounts=$head bank.ledger=$head" ] ||
+      fail "checkpoints: $(sqlite3 "$db" "SELECT name, position FROM projection_checkpoints")"
+    ;;
+  usage_errors_name_the_program_and_the_unknown_command)
+    # Issue 12, item 14.
+    bank frobnicate
+    [ "$code" -eq 2 ] || fail "unknown command exited $code"
+    grep -q "^bank: unknown command 'frobnicate'" <<<"$err" || fail "unknown command: $err"
+    bank
+    [ "$code" -eq 2 ] || fail "no command exited $code"
+    grep -q "^bank: " <<<"$err" || fail "no command: $err"
+    bank balance alice --at-version 0
+    [ "$code" -eq 2 ] || fail "--at-version 0 exited $code"
+    grep -q "^bank: --at-version: must be a whole number of at least 1, got '0'" <<<"$err" ||
+      fail "--at-version 0: $err"
+    ! grep -q "1.79\|not in range" <<<"$err" || fail "--at-version 0: $err"
+    ;;
+  a_failing_statement_prints_nothing)
+    # Issue 12, item 14.
+    ok open alice --owner Alice
+    for args in "statement bob" "statement alice --from 2026-03-02 --to 2026-03-01" \
+      "statement alice --from yesterday" "statement bob --json"; do
+      # shellcheck disable=SC2086
+      bank $args
+      [ "$code" -ne 0 ] || fail "bank $args succeeded"
+      [ -z "$out" ] || fail "bank $args printed '$out'"
+    done
     ;;
   concurrent_withdrawals_never_overdraw)
     # 12 processes withdraw 7.00 each at the same moment from an account with

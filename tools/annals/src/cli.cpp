@@ -2,8 +2,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <functional>
 #include <iostream>
+#include <string_view>
 
 #include "annals/core/error.hpp"
 #include "annals/version.hpp"
@@ -13,11 +17,73 @@ namespace annals::tool {
 
 namespace {
 
-// Reports `message` as "annals <command>: <message>" on stderr.
+// Reports `message` as "annals <command>: <message>" on stderr, control
+// bytes escaped and cut at a readable length.
 int report(Io& io, const std::string& command, const std::string& message, int code) {
-  io.err << "annals" << (command.empty() ? "" : " " + command) << ": " << message << '\n';
+  io.err << "annals" << (command.empty() ? "" : " " + command) << ": "
+         << printable_message(message) << '\n';
   io.err.flush();
   return code;
+}
+
+// A whole number of at least 1, said so in words (CLI::PositiveNumber
+// reports a range up to 1.79e308).
+CLI::Validator positive_whole_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::int64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || value < 1) {
+          return "must be a whole number of at least 1, got '" + printable_message(text) + "'";
+        }
+        return {};
+      },
+      "NUMBER>=1");
+}
+
+// A number of seconds, zero or more (fractions allowed).
+CLI::Validator non_negative_seconds() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || !(value >= 0) ||
+            !std::isfinite(value)) {
+          return "must be a number of seconds, 0 or more, got '" + printable_message(text) + "'";
+        }
+        return {};
+      },
+      "SECONDS>=0");
+}
+
+// `--db FILE` (or `--db=FILE`) given before the command moves after it, so
+// that `annals --db FILE COMMAND` works as `annals COMMAND --db FILE` does.
+// Also returns the command word, empty when there is none.
+std::vector<std::string> db_after_command(int argc, const char* const* argv,
+                                          std::string& command) {
+  std::vector<std::string> leading, db, rest;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--db" && i + 1 < argc) {
+      db = {std::string(arg), argv[++i]};
+    } else if (arg.rfind("--db=", 0) == 0) {
+      db = {std::string(arg)};
+    } else if (!arg.empty() && arg[0] == '-') {
+      leading.emplace_back(arg);
+    } else {
+      break;
+    }
+  }
+  std::vector<std::string> args{argc > 0 ? argv[0] : "annals"};
+  args.insert(args.end(), leading.begin(), leading.end());
+  if (i < argc) {
+    command = argv[i];
+    args.emplace_back(argv[i++]);
+  }
+  args.insert(args.end(), db.begin(), db.end());
+  for (; i < argc; ++i) args.emplace_back(argv[i]);
+  return args;
 }
 
 }  // namespace
@@ -27,6 +93,10 @@ int run(int argc, const char* const* argv, Io& io) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "annals " + std::string(kVersion), "Print the version and exit");
   app.footer("Exit codes: 0 ok, 1 failure, 2 usage, 3 unusable file, 4 integrity or seal mismatch.");
+  // Usage errors start with the program's name, as every other error does.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "annals: " + printable_message(e.what()) + "\nRun annals --help for more information.\n";
+  });
 
   std::function<int()> action;
   const auto add = [&](const std::string& name, const std::string& what,
@@ -48,7 +118,7 @@ int run(int argc, const char* const* argv, Io& io) {
   r->add_option("stream", read.stream, "The stream id")->required();
   auto* from_opt = r->add_option("--from", read_from, "First version (default: 1, or the last with --backward)");
   r->add_flag("--backward", read.backward, "Newest first");
-  r->add_option("--limit", read.limit, "At most this many events")->check(CLI::PositiveNumber);
+  r->add_option("--limit", read.limit, "At most this many events")->check(positive_whole_number());
   r->add_flag("--json", read.json, "Export lines (JSON Lines)");
   r->callback([&] {
     if (from_opt->count() > 0) read.from = read_from;
@@ -62,11 +132,11 @@ int run(int argc, const char* const* argv, Io& io) {
   t->add_flag("--follow,-f", tail.follow, "Keep printing events as they are appended, by any process");
   t->add_flag("--json", tail.json, "Export lines (JSON Lines)");
   auto* max_opt = t->add_option("--max-events", tail_max, "Stop after printing this many events")
-                      ->check(CLI::PositiveNumber);
+                      ->check(positive_whole_number());
   t->add_option("--timeout", tail.timeout_seconds, "With --follow: stop after this many seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_seconds());
   t->add_option("--poll-interval", tail.poll_ms, "With --follow: milliseconds between looks (default 200)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_whole_number());
   t->callback([&] {
     if (tail_from_opt->count() > 0) tail.from = tail_from;
     if (max_opt->count() > 0) tail.max_events = tail_max;
@@ -121,9 +191,9 @@ int run(int argc, const char* const* argv, Io& io) {
   b->add_option("--read-model", rebuild.read_model, "The read model file (default: the store file)");
   b->add_flag("--wait", rebuild.wait, "Wait until the rebuild reached the head");
   b->add_option("--timeout", rebuild.timeout_seconds, "With --wait: give up after this many seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_seconds());
   b->add_option("--poll-interval", rebuild.poll_ms, "With --wait: milliseconds between looks (default 200)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_whole_number());
   b->callback([&] { action = [&] { return run_rebuild(rebuild, io); }; });
 
   ServeCommand serve;
@@ -135,8 +205,23 @@ int run(int argc, const char* const* argv, Io& io) {
       ->envname("ANNALS_SERVE_TOKEN");
   sv->callback([&] { action = [&] { return run_serve(serve, io); }; });
 
+  std::string command_word;
+  std::vector<std::string> args = db_after_command(argc, argv, command_word);
+  if (!command_word.empty()) {
+    const auto subs = app.get_subcommands({});
+    if (std::none_of(subs.begin(), subs.end(),
+                     [&](const CLI::App* sub) { return sub->get_name() == command_word; })) {
+      std::string known;
+      for (const CLI::App* sub : subs) known += (known.empty() ? "" : ", ") + sub->get_name();
+      io.err << "annals: unknown command '" << printable_message(command_word)
+             << "' (commands: " << known << ")\nRun annals --help for more information.\n";
+      return kExitUsage;
+    }
+  }
+  std::vector<const char*> parsed;
+  for (const auto& a : args) parsed.push_back(a.c_str());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(parsed.size()), parsed.data());
   } catch (const CLI::CallForHelp& h) {
     return app.exit(h, io.out, io.err);
   } catch (const CLI::CallForAllHelp& h) {

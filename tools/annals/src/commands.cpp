@@ -2,11 +2,15 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -26,7 +30,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string named(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+// "'file'", built by appending: `"'" + std::string` trips a false
+// -Wrestrict of GCC 12 at -O2 (GCC bug 105329).
+std::string named(const std::filesystem::path& p) {
+  std::string text(1, '\'');
+  text += p.string();
+  text += '\'';
+  return text;
+}
 
 // Human form of one event: position, stream@version, time, type, payload.
 void print_event(std::ostream& out, const RecordedEvent& e, bool json) {
@@ -39,15 +50,46 @@ void print_event(std::ostream& out, const RecordedEvent& e, bool json) {
     payload = Json::parse(e.payload).dump();  // one line, whatever the stored layout
   } catch (const Json::exception&) {
   }
-  out << e.position << '\t' << e.stream_id << '@' << e.version << '\t'
-      << format_timestamp(e.recorded_at) << '\t' << e.type << '\t' << payload << '\n';
+  out << e.position << '\t' << printable(e.stream_id) << '@' << e.version << '\t'
+      << format_timestamp(e.recorded_at) << '\t' << printable(e.type) << '\t'
+      << printable(payload) << '\n';
+}
+
+// An immutable URI of `file`: every byte but unreserved ones and '/' is
+// percent-encoded, so '?', '#' and '%' in a file name stay part of it.
+std::string immutable_uri(const std::filesystem::path& file) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char ch : std::filesystem::absolute(file).string()) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      uri += ch;
+    } else {
+      uri += {'%', kHex[c >> 4], kHex[c & 0xf]};
+    }
+  }
+  return uri + "?immutable=1";
 }
 
 // A read-only SQLite connection for the aggregate queries the store API has
-// no call for (stats, projections).
+// no call for (stats, projections). As SqliteStoreOptions::read_only does, a
+// WAL store whose -shm file cannot be created (a directory this user may not
+// write) and that has no -wal file is read as immutable.
 SQLite::Database open_raw(const std::filesystem::path& file) {
   try {
-    return SQLite::Database(file.string(), SQLite::OPEN_READONLY, 5'000);
+    SQLite::Database db(file.string(), SQLite::OPEN_READONLY, 5'000);
+    try {
+      db.execAndGet("PRAGMA schema_version");
+      return db;
+    } catch (const SQLite::Exception& e) {
+      const int primary = e.getErrorCode() & 0xff;
+      std::error_code ec;
+      const auto wal = file.string() + "-wal";
+      const bool no_log = !std::filesystem::exists(wal, ec) || std::filesystem::file_size(wal, ec) == 0;
+      // Other errors (not a database, ...) are reported by the first query.
+      if ((primary != SQLITE_READONLY && primary != SQLITE_CANTOPEN) || !no_log) return db;
+    }
+    return SQLite::Database(immutable_uri(file), SQLite::OPEN_READONLY | SQLite::OPEN_URI, 5'000);
   } catch (const SQLite::Exception& e) {
     throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
   }
@@ -142,7 +184,7 @@ int run_streams(const StreamsCommand& c, Io& io) {
     if (c.json) {
       io.out << Json{{"stream_id", id}, {"version", version}}.dump() << '\n';
     } else {
-      io.out << id << '\t' << version << '\n';
+      io.out << printable(id) << '\t' << version << '\n';
     }
   }
   return kExitOk;
@@ -255,7 +297,7 @@ int run_stats(const StatsCommand& c, Io& io) {
     io.out << j.dump() << '\n';
     return kExitOk;
   }
-  io.out << "file           " << c.db.string() << " (" << file_size << " bytes, WAL " << wal_size
+  io.out << "file           " << printable(c.db.string()) << " (" << file_size << " bytes, WAL " << wal_size
          << " bytes)\n"
          << "events         " << events << '\n'
          << "streams        " << streams << '\n'
@@ -265,9 +307,11 @@ int run_stats(const StatsCommand& c, Io& io) {
            << "last event     " << format_timestamp(from_micros(last_at)) << '\n';
   }
   io.out << "events per type:\n";
-  for (const auto& [type, n] : by_type) io.out << "  " << type << '\t' << n << '\n';
+  for (const auto& [type, n] : by_type) io.out << "  " << printable(type) << '\t' << n << '\n';
   io.out << "events per category:\n";
-  for (const auto& [category, n] : by_category) io.out << "  " << category << '\t' << n << '\n';
+  for (const auto& [category, n] : by_category) {
+    io.out << "  " << printable(category) << '\t' << n << '\n';
+  }
   return kExitOk;
 }
 
@@ -329,6 +373,14 @@ int run_export(const ExportCommand& c, Io& io) {
       target.string() + ".tmp-" + std::to_string(static_cast<long>(::getpid()));
   try {
     {
+      // Mode 0600, as the store's own file: an export holds every event. A
+      // new file only (O_EXCL), so no existing file or link is followed.
+      const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        throw ToolError(kExitFailure, "cannot create the output file " + named(temp) + ": " +
+                                          std::strerror(errno));
+      }
+      ::close(fd);
       std::ofstream out(temp, std::ios::binary | std::ios::trunc);
       if (!out) throw ToolError(kExitFailure, "cannot create the output file " + named(temp));
       export_events(*store, out, progress);
@@ -354,7 +406,15 @@ int run_export(const ExportCommand& c, Io& io) {
 int run_import(const ImportCommand& c, Io& io) {
   std::error_code ec;
   const bool existed = std::filesystem::exists(c.db, ec);
-  if (existed && std::filesystem::file_size(c.db, ec) > 0) {
+  const bool was_empty = existed && std::filesystem::file_size(c.db, ec) == 0 && !ec;
+  // Companion files this command may create, so a failure removes only those.
+  std::vector<std::string> created_companions;
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    if (!std::filesystem::exists(c.db.string() + suffix, ec)) {
+      created_companions.push_back(c.db.string() + suffix);
+    }
+  }
+  if (existed && !was_empty) {
     open_for_reading(c.db);  // refuses what is not a store, untouched
     require_writable(c.db, "store file");
   }
@@ -378,6 +438,9 @@ int run_import(const ImportCommand& c, Io& io) {
       for (const char* suffix : {"", "-wal", "-shm"}) {
         std::filesystem::remove(c.db.string() + suffix, ec);
       }
+    } else if (was_empty) {  // an empty file given to fill: empty again, as it was
+      std::filesystem::resize_file(c.db, 0, ec);
+      for (const auto& companion : created_companions) std::filesystem::remove(companion, ec);
     }
     throw;
   }
@@ -416,16 +479,16 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
       io.out << j.dump() << '\n';
       continue;
     }
-    io.out << r.name << "\tcheckpoint " << r.position << "\thead " << head;
+    io.out << printable(r.name) << "\tcheckpoint " << r.position << "\thead " << head;
     if (beyond) {
       io.out << "\tcheckpoint beyond the head";
     } else {
       io.out << "\tlag " << head - r.position;
     }
-    io.out << '\t' << r.state;
+    io.out << '\t' << printable(r.state);
     if (r.error) {
       io.out << "\tfailed at position " << r.error_position << " after " << r.attempts
-             << " attempts: " << *r.error;
+             << " attempts: " << printable(*r.error);
     }
     if (r.rebuild_requested) io.out << "\trebuild requested";
     io.out << '\n';
@@ -472,6 +535,18 @@ int run_rebuild(const RebuildCommand& c, Io& io) {
   io.err << "rebuild of '" << c.name << "' requested in " << named(file) << '\n';
   if (!c.wait) return kExitOk;
 
+  // A checkpoint row whose state is "stopped" was left by a runner that
+  // stopped: nobody is running the projection, so nothing would ever honour
+  // the request while we wait. Say so instead of waiting forever.
+  for (const auto& r : rows) {
+    if (r.name == c.name && r.state == "stopped") {
+      throw ToolError(kExitFailure,
+                      "not waiting: no runner of '" + printable(c.name) +
+                          "' is running (its state is \"stopped\"); the rebuild is recorded and "
+                          "runs when a program next runs the projection (the bank example runs "
+                          "its projections at every bank command)");
+    }
+  }
   const std::int64_t head = store->head_position();
   ProgressBar bar(io.err, io.err_is_terminal, "rebuild " + c.name, head);
   const auto started = Clock::now();

@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "annals/store/sqlite_event_store.hpp"
 
@@ -35,8 +36,20 @@ class ToolError : public std::runtime_error {
 /// creates, migrates or writes the file, and works on a file without write
 /// permission.
 /// Throws: ToolError(kExitUnusable) naming the file when it is missing, not an
-/// SQLite database, not an Annals store or of a newer schema.
+/// SQLite database, not an Annals store, of a newer schema, or without an
+/// events table.
 std::unique_ptr<SqliteEventStore> open_for_reading(const std::filesystem::path& db);
+
+/// `text` safe to print on a terminal: every control byte (below 0x20, and
+/// 0x7f) becomes an escape (\n, \t, \r, \xHH), so stored data never starts
+/// a line or moves the cursor in a table.
+std::string printable(std::string_view text);
+
+/// A message as the program prints it on stderr: printable(), and cut after
+/// kMessageLimit bytes with the number of bytes left out, so an error that
+/// echoes a huge input stays readable.
+inline constexpr std::size_t kMessageLimit = 512;
+std::string printable_message(std::string_view text);
 
 /// Checks that an existing file may be written by this process.
 /// Throws: ToolError(kExitUnusable) naming the file when it may not.

@@ -2,6 +2,7 @@
 // and stderr kept apart, pipes, and a follower seeing another process append.
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <thread>
 
@@ -33,6 +34,39 @@ TEST(AnnalsProgram, VersionPrintsTheProjectVersionAndExitsZero) {
   EXPECT_EQ(r.out, "annals " ANNALS_PROJECT_VERSION "\n");
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(kVersion, ANNALS_PROJECT_VERSION);
+}
+
+// Issue 12, item 10: an unprivileged user reads a 0444 store in a directory
+// they cannot write (so SQLite cannot create the -shm file beside it).
+TEST(AnnalsProgram, ReadOnlyStoreInAnUnwritableDirectoryIsReadByAnUnprivilegedUser) {
+  TempDir dir;
+  const auto ro = dir / "ro";
+  std::filesystem::create_directory(ro);
+  fill_sample(ro / "s.db");
+  const std::string db = (ro / "s.db").string();
+  ASSERT_FALSE(std::filesystem::exists(db + "-wal"));
+  ASSERT_EQ(::chmod(db.c_str(), 0444), 0);
+  ASSERT_EQ(::chmod(ro.c_str(), 0555), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);  // out and err files stay root's
+  const std::string before = file_bytes(db);
+  const auto user = as_unprivileged_user();
+  for (const std::string command : {"stats", "verify", "export", "streams", "projections"}) {
+    const auto r = annals_exec(dir.path(), {command, "--db", db}, "/dev/null", user);
+    EXPECT_EQ(r.code, 0) << command << ": " << r.err;
+    if (command != "projections") {
+      EXPECT_NE(r.out, "") << command;
+    }
+  }
+  const auto verified = annals_exec(dir.path(), {"verify", "--db", db}, "/dev/null", user);
+  EXPECT_EQ(verified.out, "ok: 5 events, hash chain intact\n");
+  // Writing commands are refused, naming the file, and change nothing.
+  const auto imported = annals_exec(dir.path(), {"import", "--db", db, "-"}, "/dev/null", user);
+  EXPECT_EQ(imported.code, 3) << imported.err;
+  EXPECT_NE(imported.err.find("not writable"), std::string::npos) << imported.err;
+  EXPECT_EQ(file_bytes(db), before);
+  EXPECT_FALSE(std::filesystem::exists(db + "-shm"));
+  EXPECT_FALSE(std::filesystem::exists(db + "-wal"));
+  ::chmod(ro.c_str(), 0755);
 }
 
 TEST(AnnalsProgram, ExportThroughAPipeAndImportFromStdinGiveAByteIdenticalCopy) {

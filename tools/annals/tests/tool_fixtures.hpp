@@ -85,16 +85,25 @@ inline std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+inline bool running_as_root() { return ::geteuid() == 0; }
+
 // Runs the built program through the shell, stdin from `stdin_file` (or
-// /dev/null), stdout and stderr captured through files in `dir`.
+// /dev/null), stdout and stderr captured through files in `dir`. `wrapper`
+// comes before the program (for instance setpriv, to drop privileges).
 inline Outcome annals_exec(const std::filesystem::path& dir, const std::vector<std::string>& args,
-                           const std::filesystem::path& stdin_file = "/dev/null") {
+                           const std::filesystem::path& stdin_file = "/dev/null",
+                           const std::vector<std::string>& wrapper = {}) {
   static int counter = 0;
   const std::string tag = std::to_string(::getpid()) + "-" + std::to_string(++counter);
   const auto out_file = dir / ("out-" + tag);
   const auto err_file = dir / ("err-" + tag);
-  std::string cmd = shell_quote(ANNALS_TOOL_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
+  std::string cmd;
+  for (const auto& w : wrapper) cmd += shell_quote(w) + " ";
+  cmd += shell_quote(ANNALS_TOOL_BINARY);
+  for (const auto& a : args) {
+    cmd += ' ';  // appended, not `" " + std::string`: a false -Wrestrict of GCC 12 at -O2
+    cmd += shell_quote(a);
+  }
   cmd += " < " + shell_quote(stdin_file.string()) + " > " + shell_quote(out_file.string()) +
          " 2> " + shell_quote(err_file.string());
   const int status = std::system(cmd.c_str());
@@ -107,6 +116,12 @@ inline Outcome annals_exec(const std::filesystem::path& dir, const std::vector<s
   return o;
 }
 
-inline bool running_as_root() { return ::geteuid() == 0; }
+// As root, the command prefix that runs a program as the unprivileged user
+// nobody (util-linux setpriv); otherwise none, since this user is already
+// unprivileged.
+inline std::vector<std::string> as_unprivileged_user() {
+  if (!running_as_root()) return {};
+  return {"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"};
+}
 
 }  // namespace annals::testing

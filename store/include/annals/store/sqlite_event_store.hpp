@@ -66,7 +66,11 @@ struct SqliteStoreOptions {
   /// delete_snapshots() throw StorageError. The file's bytes are never
   /// changed, so this also opens a file the process may not write (mode
   /// 0444); SQLite may still create the -wal and -shm files beside a WAL
-  /// database when the directory is writable. For inspection tools.
+  /// database when the directory is writable. When the -shm file can be
+  /// neither opened nor created (a directory the process may not write) and
+  /// there is no -wal file, the file is read as immutable: no locks are
+  /// taken, so appends another process makes while it is open are not seen.
+  /// For inspection tools.
   /// Default: false.
   bool read_only = false;
   /// Source of recorded_at. Default: the system clock.

@@ -184,7 +184,14 @@ TEST(CheckpointBeyondHead, AnInlineProjectionWhoseCheckpointIsBeyondTheHeadRefus
     InlineProjection again(store, ledger_projection());
     FAIL() << "an inline projection attached over a checkpoint beyond the head";
   } catch (const IntegrityError& e) {
-    expect_names_both(e.what(), 8, 5);
+    // Refused by the store (its high-water mark) or by the projection.
+    const std::string message = e.what();
+    if (message.find("high-water mark") != std::string::npos) {
+      EXPECT_NE(message.find("position 5"), std::string::npos) << message;
+      EXPECT_NE(message.find("up to 8"), std::string::npos) << message;
+    } else {
+      expect_names_both(message, 8, 5);
+    }
   }
   // Refused before attaching: appends go on without it, and its rows and
   // checkpoint are as they were.
@@ -207,9 +214,11 @@ TEST(CheckpointBeyondHead, ARebuildRequestLetsAnInlineProjectionAttachAgain) {
   EXPECT_EQ(again.checkpoint(), 5);
   EXPECT_EQ(rows(again.read_model()), 5);
   EXPECT_FALSE(rebuild_requested(again.read_model(), "ledger"));
-  const auto r = store.append("late-1", ExpectedVersion::any(), events(1));
-  EXPECT_EQ(again.checkpoint(), r.last_position);
-  EXPECT_EQ(rows(again.read_model()), 6);
+  // The store refuses appends past a removed tail (its high-water mark of
+  // positions), so the projection stays where the store is.
+  EXPECT_THROW(store.append("late-1", ExpectedVersion::any(), events(1)), IntegrityError);
+  EXPECT_EQ(again.checkpoint(), 5);
+  EXPECT_EQ(rows(again.read_model()), 5);
 }
 
 TEST(CheckpointBeyondHead, AnAttachedInlineProjectionNeverSkipsAnAppendAfterTheTailWasRemoved) {
@@ -231,7 +240,14 @@ TEST(CheckpointBeyondHead, AnAttachedInlineProjectionNeverSkipsAnAppendAfterTheT
                   .value_or(0),
               1);
   } catch (const IntegrityError& e) {
-    expect_names_both(e.what(), 8, 5);
+    // Refused by the store (its high-water mark) or by the projection.
+    const std::string message = e.what();
+    if (message.find("high-water mark") != std::string::npos) {
+      EXPECT_NE(message.find("position 5"), std::string::npos) << message;
+      EXPECT_NE(message.find("up to 8"), std::string::npos) << message;
+    } else {
+      expect_names_both(message, 8, 5);
+    }
     EXPECT_EQ(store.head_position(), 5);  // rejected: nothing written
     EXPECT_EQ(inline_ledger.checkpoint(), 8);
     EXPECT_EQ(rows(inline_ledger.read_model()), 8);

@@ -41,11 +41,21 @@ void append_events(SqliteEventStore& store, int from, int to) {
 
 // Drops the append-only triggers with the sqlite3 API, as an attacker with
 // write access to the file would, then runs `sql`.
+// Tampers as an attacker who knows the schema: drops the append-only guards,
+// runs `sql`, lowers the high-water mark of positions to the new head, and has
+// a writable open put the guards back. Afterwards every check the store makes
+// on its own (chain, guards, mark) passes on a new open: only a seal, kept
+// outside the store, can tell.
 void tamper(const std::filesystem::path& db, const std::string& sql) {
-  SQLite::Database raw(db.string(), SQLite::OPEN_READWRITE);
-  raw.exec("DROP TRIGGER IF EXISTS events_append_only_update;"
-           "DROP TRIGGER IF EXISTS events_append_only_delete");
-  raw.exec(sql);
+  {
+    SQLite::Database raw(db.string(), SQLite::OPEN_READWRITE);
+    raw.exec("DROP TRIGGER IF EXISTS events_append_only_update;"
+             "DROP TRIGGER IF EXISTS events_append_only_delete;"
+             "DROP TRIGGER IF EXISTS events_high_water_update");
+    raw.exec(sql);
+    raw.exec("UPDATE events_high_water SET position = (SELECT coalesce(max(position), 0) FROM events)");
+  }
+  SqliteEventStore restore(db, fast());
 }
 
 void write_text(const std::filesystem::path& file, const std::string& text) {
@@ -248,7 +258,8 @@ void Seal::expect_truncation_detected(int cut) {
   {
     SqliteEventStore store(db(), fast());
     ASSERT_EQ(store.head_position(), 10 - cut);
-    EXPECT_TRUE(store.verify().ok) << "the plain chain check cannot see a cut tail";
+    EXPECT_TRUE(store.verify().ok) << "the store's own checks cannot see a cut tail whose "
+                                      "high-water mark was lowered too";
   }
   const SealVerifyResult r = check(s, &key_);
   EXPECT_FALSE(r.ok);
@@ -292,7 +303,7 @@ TEST_F(Seal, RewritingAndRehashingTheWholeChainFromPosition2IsDetected) {
   }
   {
     SQLite::Database raw(db().string(), SQLite::OPEN_READWRITE);
-    raw.exec("DROP TRIGGER events_append_only_update");
+    raw.exec("DROP TRIGGER IF EXISTS events_append_only_update");
     SQLite::Statement update(raw, "UPDATE events SET payload = ?1, hash = ?2 WHERE position = ?3");
     EventHash previous = events[0].hash;
     for (std::size_t i = 1; i < events.size(); ++i) {
@@ -307,6 +318,7 @@ TEST_F(Seal, RewritingAndRehashingTheWholeChainFromPosition2IsDetected) {
       update.exec();
     }
   }
+  { SqliteEventStore restore(db(), fast()); }  // puts the dropped trigger back
   {
     SqliteEventStore store(db(), fast());
     const VerifyResult plain = store.verify();

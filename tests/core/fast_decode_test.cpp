@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "annals/core/codec.hpp"
@@ -140,6 +141,32 @@ TEST(FastDecode, EveryFieldTypeReadsStraightIntoTheStructAsNlohmannWould) {
   EXPECT_EQ(e.ratio, 0.1);
   EXPECT_EQ(e.rough, 2.5f);
   EXPECT_EQ(e.text, "EUR");
+}
+
+// nlohmann's own conversion of such a number is undefined behaviour (found by
+// fuzz_fast_decode under UBSan), so decode refuses it before converting.
+TEST(FastDecode, AnIntegerFieldHoldingANumberBeyondItsRangeIsASerializationErrorNamingIt) {
+  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+           {"big", "18446744703709551615"}, {"big", "-1.5"}, {"amount", "1e300"},
+           {"count", "3e9"}, {"tiny", "-40000.0"}, {"small", "4.3e9"}}) {
+    std::string payload = kPlain;
+    const std::string key = "\"" + field + "\":";
+    const auto at = payload.find(key) + key.size();
+    payload.replace(at, payload.find_first_of(",}", at) - at, value);
+    SCOPED_TRACE(payload);
+    try {
+      (void)decode<FastEvents>(everything(payload));
+      FAIL() << "decoded " << field << " = " << value;
+    } catch (const SerializationError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("field '" + field + "'"), std::string::npos) << what;
+      EXPECT_NE(what.find("outside the range of its integer type"), std::string::npos) << what;
+    }
+  }
+  // In range, a fraction still truncates as nlohmann's conversion does.
+  std::string payload = kPlain;
+  payload.replace(payload.find("-7"), 2, "-7.9");
+  EXPECT_EQ(std::get<FastEverything>(decode<FastEvents>(everything(payload))).count, -7);
 }
 
 TEST(FastDecode, AMissingFieldIsASerializationErrorNamingTypeAndField) {

@@ -157,6 +157,13 @@ std::optional<V> try_decode(const RecordedEvent& event, const UpcasterChain* upc
     }
     try {
       if constexpr (detail::NlohmannConvertible<E>) {
+        if constexpr (detail::HasEventFields<E>) {
+          if (const auto bad = detail::integer_field_out_of_range<E>(payload); !bad.empty()) {
+            detail::throw_decode_error(event, "field '" + std::string(bad) + "' holds " +
+                                                  payload.at(std::string(bad)).dump() +
+                                                  ", outside the range of its integer type");
+          }
+        }
         result.emplace(std::in_place_type<E>, payload.template get<E>());
       } else {
         if (!payload.is_object()) {

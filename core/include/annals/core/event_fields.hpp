@@ -72,6 +72,7 @@ bool visit_object_members(std::string_view text, MemberVisitor visit, void* cont
 /// One listed field: its JSON name and the member it fills.
 template <class T, class M>
 struct Field {
+  using member_type = M;
   std::string_view name;
   M T::*member;
 };
@@ -141,6 +142,22 @@ bool assign_scalar(M& out, const ScalarView& v) {
   }
 }
 
+/// True when `number` is a value of the integer type M once its fraction is
+/// dropped. nlohmann's get<M>() casts a JSON number with a fraction or an
+/// exponent straight to M, which is undefined behaviour outside M's range, so
+/// such a value is refused before either path converts it.
+template <class M>
+bool double_fits(double number) {
+  static_assert(std::is_integral_v<M>);
+  // Both bounds are exact as doubles: the lowest value is 0 or minus a power
+  // of two, and max() + 1 is a power of two (max() itself rounds up to it
+  // for 64-bit types). A fraction just below the lowest value is refused,
+  // though it would truncate into range: the simpler rule is the safe one.
+  const double low = static_cast<double>(std::numeric_limits<M>::lowest());
+  const double end = static_cast<double>(std::numeric_limits<M>::max()) + 1.0;
+  return std::isfinite(number) && number >= low && number < end;
+}
+
 template <class F>
 struct field_member;
 template <class T, class M>
@@ -160,6 +177,36 @@ concept FastDecodable =
     std::is_default_constructible_v<T> &&
     requires { annals_event_fields(std::type_identity<T>{}); } &&
     all_fields_fast<decltype(annals_event_fields(std::type_identity<T>{}))>::value;
+
+/// True when T lists its fields with ANNALS_EVENT_FIELDS.
+template <class T>
+concept HasEventFields = requires { annals_event_fields(std::type_identity<T>{}); };
+
+/// The name of the first integer field of E whose value in `payload` (an
+/// object) is a number with a fraction or exponent outside the field's range
+/// (see double_fits), or "" when there is none. nlohmann's get<E>() would
+/// convert such a value with undefined behaviour, so decode refuses it first.
+template <HasEventFields E>
+std::string_view integer_field_out_of_range(const nlohmann::json& payload) {
+  std::string_view bad;
+  if (!payload.is_object()) return bad;
+  std::apply(
+      [&](const auto&... field) {
+        const auto one = [&](const auto& f) {
+          using M = typename std::remove_cvref_t<decltype(f)>::member_type;
+          if constexpr (std::is_integral_v<M> && !std::is_same_v<M, bool>) {
+            const auto it = payload.find(std::string(f.name));
+            if (bad.empty() && it != payload.end() && it->is_number_float() &&
+                !double_fits<M>(it->template get<double>())) {
+              bad = f.name;
+            }
+          }
+        };
+        (one(field), ...);
+      },
+      annals_event_fields(std::type_identity<E>{}));
+  return bad;
+}
 
 /// Reads `payload` straight into `out`. Returns true when every listed field
 /// was present with a value of its own kind, so that `out` equals what

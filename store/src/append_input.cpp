@@ -148,4 +148,13 @@ std::string prefix_upper_bound(std::string prefix) {
   return prefix;
 }
 
+void validate_read_stream(const std::string& stream_id, std::int64_t from_version,
+                          Direction direction) {
+  validate_stream_id(stream_id);
+  if (direction == Direction::forward ? from_version < 1 : from_version < 0) {
+    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
+                          std::to_string(from_version) + ": versions start at 1");
+  }
+}
+
 }  // namespace annals::detail

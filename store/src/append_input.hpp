@@ -1,6 +1,6 @@
 #pragma once
-// Validation of append input, shared by the stores so both reject the same
-// things with the same messages, before anything is written.
+// Validation of append and read input, shared by the stores so both reject
+// the same things with the same messages, before anything is written or read.
 
 #include <string_view>
 #include <vector>
@@ -35,6 +35,13 @@ const char* differing_field(const EventData& given, std::string_view type, int s
 // but whose content is not what was stored.
 DuplicateEventId content_differs(const std::string& event_id, const std::string& stream_id,
                                  std::int64_t version, const char* field);
+
+// Checks the arguments of a stream read (read_stream, read_stream_linked): a
+// valid stream id, and a first version of at least 1 forward (0 backward: the
+// stream's end).
+// Throws: InvalidArgument naming the stream and the version.
+void validate_read_stream(const std::string& stream_id, std::int64_t from_version,
+                          Direction direction);
 
 // Checks a snapshot before it is saved.
 // Throws: InvalidArgument naming the stream and what is wrong.

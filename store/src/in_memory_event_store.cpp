@@ -196,11 +196,7 @@ Cursor<RecordedEvent> InMemoryEventStore::read_stream(const std::string& stream_
                                                       std::int64_t from_version,
                                                       Direction direction,
                                                       std::uint64_t max_count) const {
-  validate_stream_id(stream_id);
-  if (direction == Direction::forward ? from_version < 1 : from_version < 0) {
-    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
-                          std::to_string(from_version) + ": versions start at 1");
-  }
+  detail::validate_read_stream(stream_id, from_version, direction);
   auto* impl = impl_.get();
   auto next = from_version;
   auto step = [impl, stream_id, next, direction](std::vector<RecordedEvent>& out,
@@ -231,11 +227,7 @@ Cursor<RecordedEvent> InMemoryEventStore::read_stream(const std::string& stream_
 Cursor<LinkedEvent> InMemoryEventStore::read_stream_linked(const std::string& stream_id,
                                                            std::int64_t from_version,
                                                            std::uint64_t max_count) const {
-  validate_stream_id(stream_id);
-  if (from_version < 1) {
-    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
-                          std::to_string(from_version) + ": versions start at 1");
-  }
+  detail::validate_read_stream(stream_id, from_version, Direction::forward);
   // Positions are dense here: the predecessor is always events_[position - 2].
   class Source final : public Cursor<LinkedEvent>::Source {
    public:

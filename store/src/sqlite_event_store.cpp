@@ -1004,11 +1004,7 @@ std::vector<AppendResult> SqliteEventStore::append(std::vector<StreamAppend> bat
 Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id,
                                                     std::int64_t from_version, Direction direction,
                                                     std::uint64_t max_count) const {
-  validate_stream_id(stream_id);
-  if (direction == Direction::forward ? from_version < 1 : from_version < 0) {
-    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
-                          std::to_string(from_version) + ": versions start at 1");
-  }
+  detail::validate_read_stream(stream_id, from_version, direction);
   const bool forward = direction == Direction::forward;
   std::string sql =
       std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
@@ -1030,11 +1026,7 @@ Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id
 Cursor<LinkedEvent> SqliteEventStore::read_stream_linked(const std::string& stream_id,
                                                          std::int64_t from_version,
                                                          std::uint64_t max_count) const {
-  validate_stream_id(stream_id);
-  if (from_version < 1) {
-    throw InvalidArgument("read of stream '" + stream_id + "' from version " +
-                          std::to_string(from_version) + ": versions start at 1");
-  }
+  detail::validate_read_stream(stream_id, from_version, Direction::forward);
   // Positions are dense, so the predecessor is the row at position - 1: one
   // primary-key lookup per row, in the same statement.
   // The columns of kColumns, then the predecessor's (read_linked_row).

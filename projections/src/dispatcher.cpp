@@ -133,31 +133,6 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
 
 }  // namespace detail
 
-Subscription::Subscription(std::weak_ptr<detail::DispatcherCore> core,
-                           std::shared_ptr<detail::Subscriber> subscriber)
-    : core_(std::move(core)), subscriber_(std::move(subscriber)) {}
-
-Subscription& Subscription::operator=(Subscription&& other) noexcept {
-  if (this != &other) {
-    reset();
-    core_ = std::move(other.core_);
-    subscriber_ = std::move(other.subscriber_);
-  }
-  return *this;
-}
-
-void Subscription::reset() noexcept {
-  if (!subscriber_) return;
-  auto subscriber = std::move(subscriber_);
-  try {
-    if (auto core = core_.lock()) core->remove(subscriber);
-    subscriber->deactivate();
-  } catch (...) {  // never throw from reset/destructor (mutex errors only)
-  }
-}
-
-bool Subscription::active() const noexcept { return subscriber_ && subscriber_->active.load(); }
-
 Dispatcher::Dispatcher(std::shared_ptr<Executor> executor, DeliveryErrorHandler on_error)
     : core_(std::make_shared<detail::DispatcherCore>(std::move(executor), std::move(on_error))) {}
 
@@ -170,7 +145,11 @@ Subscription Dispatcher::subscribe(std::string name, EventFilter filter, EventHa
   subscriber->filter = std::move(filter);
   subscriber->handler = std::move(handler);
   core_->add(subscriber);
-  return Subscription(core_, std::move(subscriber));
+  std::weak_ptr<detail::DispatcherCore> weak = core_;
+  return Subscription([weak, subscriber = std::move(subscriber)] {
+    if (auto core = weak.lock()) core->remove(subscriber);
+    subscriber->deactivate();
+  });
 }
 
 void Dispatcher::publish(std::span<const RecordedEvent> events) { core_->publish(events); }

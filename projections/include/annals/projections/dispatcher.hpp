@@ -51,22 +51,7 @@ struct Subscriber;
 /// After reset() returns, the handler is not running and will not run again,
 /// unless reset() is called from inside the handler itself (then the current
 /// call finishes and no other starts).
-class Subscription {
- public:
-  Subscription() = default;
-  Subscription(std::weak_ptr<detail::DispatcherCore> core,
-               std::shared_ptr<detail::Subscriber> subscriber);
-  Subscription(Subscription&&) noexcept = default;
-  Subscription& operator=(Subscription&& other) noexcept;
-  ~Subscription() { reset(); }
-
-  void reset() noexcept;
-  bool active() const noexcept;
-
- private:
-  std::weak_ptr<detail::DispatcherCore> core_;
-  std::shared_ptr<detail::Subscriber> subscriber_;
-};
+using Subscription = Registration;
 
 class Dispatcher {
  public:

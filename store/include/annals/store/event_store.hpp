@@ -13,7 +13,6 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
-#include <utility>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -23,6 +22,7 @@
 
 #include "annals/core/event.hpp"
 #include "annals/core/expected_version.hpp"
+#include "annals/core/registration.hpp"
 #include "annals/store/cursor.hpp"
 
 namespace annals {
@@ -103,34 +103,7 @@ class EventStore;
 /// Keeps a commit listener registered; unregisters it when destroyed or on
 /// reset(). Once reset() returns, the listener is not running and will not run
 /// again (unless reset() is called from inside the listener itself).
-class CommitListenerHandle {
- public:
-  CommitListenerHandle() = default;
-  explicit CommitListenerHandle(std::function<void()> unregister)
-      : unregister_(std::move(unregister)) {}
-  CommitListenerHandle(CommitListenerHandle&& other) noexcept
-      : unregister_(std::exchange(other.unregister_, nullptr)) {}
-  CommitListenerHandle& operator=(CommitListenerHandle&& other) noexcept {
-    if (this != &other) {
-      reset();
-      unregister_ = std::exchange(other.unregister_, nullptr);
-    }
-    return *this;
-  }
-  ~CommitListenerHandle() { reset(); }
-  void reset() noexcept {
-    if (unregister_) {
-      auto fn = std::exchange(unregister_, nullptr);
-      try {
-        fn();
-      } catch (...) {  // a destructor path: never throw
-      }
-    }
-  }
-
- private:
-  std::function<void()> unregister_;
-};
+using CommitListenerHandle = Registration;
 
 class EventStore {
  public:

@@ -159,8 +159,8 @@ void annals_read_all_decode(benchmark::State& state, const Sizes& s) {
 void annals_load(benchmark::State& state, const Sizes& s, bool snapshots,
                  bool check_history = true) {
   SqliteEventStore store(fixture(s).store);
-  Repository<Account> accounts(store, {.check_history = check_history},
-                               snapshots ? &store : nullptr);
+  Repository<Account> accounts(
+      store, {.snapshots = snapshots ? &store : nullptr, .check_history = check_history});
   std::int64_t version = 0;
   for (auto _ : state) {
     const Account a = accounts.load(std::string(kAggregateId));

@@ -184,7 +184,7 @@ TEST_F(HistoryCheck, WithCheckHistoryOffATamperedEventIsReplayedAsStored) {
 // A snapshot is a cache, trusted as it is: what it covers is not replayed and
 // so not checked; every event after it is.
 TEST_F(HistoryCheck, ALoadFromASnapshotChecksTheEventsAfterItButNotThoseItCovers) {
-  Repository<Account> accounts(*store_, {.snapshot_every = 2}, store_.get());
+  Repository<Account> accounts(*store_, {.snapshots = store_.get(), .snapshot_every = 2});
   fill(accounts);  // account-1 snapshot at version 5 (its last save crossed 4)
   ASSERT_EQ(store_->load_snapshot("account-1")->version, 5);
   Repository<Account> plain(*store_);
@@ -194,7 +194,7 @@ TEST_F(HistoryCheck, ALoadFromASnapshotChecksTheEventsAfterItButNotThoseItCovers
   tamper(db(), R"(UPDATE events SET payload = '{"amount":999,"currency":"EUR"}'
                   WHERE position = 2)");
   reopen();
-  Repository<Account> snapshotting(*store_, {.snapshot_every = 2}, store_.get());
+  Repository<Account> snapshotting(*store_, {.snapshots = store_.get(), .snapshot_every = 2});
   EXPECT_EQ(snapshotting.load("1").balance(), 131);  // from the snapshot: position 2 unread
   Repository<Account> replaying(*store_);
   EXPECT_THROW(replaying.load("1"), HistoryIntegrityError);
@@ -202,7 +202,7 @@ TEST_F(HistoryCheck, ALoadFromASnapshotChecksTheEventsAfterItButNotThoseItCovers
   tamper(db(), R"(UPDATE events SET payload = '{"amount":999,"currency":"EUR"}'
                   WHERE position = 7)");
   reopen();
-  Repository<Account> after(*store_, {.snapshot_every = 2}, store_.get());
+  Repository<Account> after(*store_, {.snapshots = store_.get(), .snapshot_every = 2});
   try {
     after.load("1");
     FAIL() << "a forged event after the snapshot was replayed";

@@ -21,7 +21,7 @@ TEST(RepositoryLargeStream, LoadsA100000EventStreamWithAndWithoutSnapshots) {
   options.synchronous = Synchronous::normal;
   SqliteEventStore store(dir / "large.db", options);
   Repository<Account> plain(store);
-  Repository<Account> snapshotting(store, {.snapshot_every = kEvents}, &store);
+  Repository<Account> snapshotting(store, {.snapshots = &store, .snapshot_every = kEvents});
 
   Account a("big");
   a.open("Ada");

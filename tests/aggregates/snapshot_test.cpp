@@ -38,7 +38,7 @@ class SnapshotTest : public ::testing::Test {
 };
 
 TEST_F(SnapshotTest, APolicyOfEveryNEventsSnapshotsWhenASaveCrossesAMultiple) {
-  Repository<Account> accounts(store_, {.snapshot_every = 3}, &store_);
+  Repository<Account> accounts(store_, {.snapshots = &store_, .snapshot_every = 3});
   Account a("1");
   a.open("Ada");
   accounts.save(a);  // v1: none
@@ -58,8 +58,8 @@ TEST_F(SnapshotTest, StateWithSnapshotsEqualsFullReplayAtEveryVersionForRandomHi
     store_.delete_snapshots();
     const std::string id = "r" + std::to_string(seed);
     std::mt19937 rng(seed);
-    Repository<Account> with(store_, {.snapshot_every = 1 + static_cast<std::int64_t>(rng() % 7)},
-                             &store_);
+    Repository<Account> with(
+        store_, {.snapshots = &store_, .snapshot_every = 1 + static_cast<std::int64_t>(rng() % 7)});
     Repository<Account> without(store_);
     Account a(id);
     a.open("Ada");
@@ -89,7 +89,7 @@ TEST_F(SnapshotTest, StateWithSnapshotsEqualsFullReplayAtEveryVersionForRandomHi
 }
 
 TEST_F(SnapshotTest, ASnapshotOfAnotherSchemaVersionOrUnreadableStateIsIgnored) {
-  Repository<Account> accounts(store_, {}, &store_);
+  Repository<Account> accounts(store_, {.snapshots = &store_});
   Account a("1");
   a.open("Ada");
   a.deposit(100);
@@ -115,7 +115,7 @@ TEST_F(SnapshotTest, LoadsBelowTheNewestSnapshotStillGiveThePastState) {
   SqliteStoreOptions o = options();
   o.clock = clock;
   SqliteEventStore store(dir_ / "timed.db", o);
-  Repository<Account> accounts(store, {.snapshot_every = 2}, &store);
+  Repository<Account> accounts(store, {.snapshots = &store, .snapshot_every = 2});
   Account a("1");
   a.open("Ada");
   accounts.save(a);
@@ -132,7 +132,7 @@ TEST_F(SnapshotTest, LoadsBelowTheNewestSnapshotStillGiveThePastState) {
 }
 
 TEST_F(SnapshotTest, RepositoryUpdateFromEightThreadsAppliesEachSuccessExactlyOnce) {
-  Repository<Account> accounts(store_, {.snapshot_every = 10, .max_retries = 1000}, &store_);
+  Repository<Account> accounts(store_, {.snapshots = &store_, .snapshot_every = 10, .max_retries = 1000});
   Account a("1");
   a.open("Ada");
   accounts.save(a);

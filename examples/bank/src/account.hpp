@@ -80,7 +80,7 @@ class Account : public annals::Aggregate<Account, AccountEvent> {
 /// Moves `amount` from one account to another: checks both sides (open,
 /// same currency, different accounts, enough money), then raises TransferSent
 /// on `from` and TransferReceived on `to`, both carrying `transfer_id`. Save
-/// the two together (annals::save_together) so that both commit or neither.
+/// the two together (Repository::update_together) so that both commit or neither.
 /// Throws: InvalidAmount, InvalidInput (same account), UnknownAccount,
 /// AccountIsClosed, CurrencyMismatch, InsufficientFunds; then neither account
 /// raised anything.

@@ -1,8 +1,6 @@
 #include "bank.hpp"
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 #include <variant>
 
 #include <annals/aggregates/checked_read.hpp>
@@ -21,12 +19,6 @@ namespace {
 // Rows per page when reading a read model: memory stays bounded whatever the
 // number of accounts or movements.
 constexpr int kPageSize = 256;
-
-// A short pause, growing with each attempt, so that processes colliding on
-// one account spread out instead of colliding again in lockstep.
-void pause_before_retry(int attempt) {
-  std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
-}
 
 std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path& file,
                                                      const BankOptions& options) {
@@ -160,20 +152,26 @@ Account Bank::close(const std::string& id) {
 TransferResult Bank::transfer(const std::string& from_id, const std::string& to_id, Cents amount,
                               const std::string& reference) {
   check_reference(reference);
+  check_account_id(from_id);
+  check_account_id(to_id);
   const std::string transfer_id = annals::new_event_id();
-  for (int attempt = 0;; ++attempt) {
+  if (from_id == to_id) {
+    // The rules refuse it; an unknown account is still reported as such first.
     Account from = load(from_id);
-    Account to = load(to_id);
-    bank::transfer(from, to, amount, transfer_id, reference);  // the rules; raises on both
-    try {
-      // One append, two streams, each with exactly(version loaded): both
-      // accounts' events commit, or neither does.
-      annals::save_together(*store_, context(transfer_id), from, to);
-      return TransferResult{transfer_id, std::move(from), std::move(to)};
-    } catch (const annals::WrongExpectedVersion&) {
-      if (attempt >= options_.max_retries) throw;
-      pause_before_retry(attempt);
-    }
+    Account to = from;
+    bank::transfer(from, to, amount, transfer_id, reference);
+  }
+  try {
+    // One append, two streams, each with exactly(version loaded): both
+    // accounts' events commit, or neither does; a conflict starts again from
+    // fresh loads and checks the rules against them.
+    auto [from, to] = accounts_.update_together(
+        {from_id, to_id},
+        [&](Account& f, Account& t) { bank::transfer(f, t, amount, transfer_id, reference); },
+        context(transfer_id));
+    return TransferResult{transfer_id, std::move(from), std::move(to)};
+  } catch (const annals::AggregateNotFound& e) {
+    throw UnknownAccount(Account::id_from_stream(e.stream_id()).value_or(e.stream_id()));
   }
 }
 

@@ -7,9 +7,12 @@
 namespace bank {
 namespace {
 
-// "account-alice" -> "alice"; the filters only let account streams through.
+// "account-alice" -> "alice". The filters only let account streams through,
+// so a stream of another shape is a broken invariant, not user input.
 std::string account_of(const annals::RecordedEvent& e) {
-  return e.stream_id.substr(Account::category.size() + 1);
+  auto id = Account::id_from_stream(e.stream_id);
+  if (!id) throw annals::InvalidArgument("event in stream '" + e.stream_id + "' is not an account's");
+  return std::move(*id);
 }
 
 }  // namespace

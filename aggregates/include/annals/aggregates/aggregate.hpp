@@ -24,6 +24,7 @@
 /// time (a repository loads a fresh copy per call).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,6 +49,18 @@ class Aggregate {
   const std::string& id() const noexcept { return id_; }
   /// Stream of this aggregate: "<category>-<id>".
   std::string stream_id() const { return std::string(Derived::category) + "-" + id_; }
+  /// The id of the aggregate of this type that lives in `stream_id`, the
+  /// inverse of stream_id(): "account-42" gives "42" for category "account".
+  /// std::nullopt when the stream is not "<category>-<id>" with a non-empty
+  /// id (another category's stream, or the bare category).
+  static std::optional<std::string> id_from_stream(std::string_view stream_id) {
+    const std::string_view category = Derived::category;
+    if (stream_id.size() <= category.size() + 1 || !stream_id.starts_with(category) ||
+        stream_id[category.size()] != '-') {
+      return std::nullopt;
+    }
+    return std::string(stream_id.substr(category.size() + 1));
+  }
   /// Version including pending events.
   std::int64_t version() const noexcept {
     return version_loaded_ + static_cast<std::int64_t>(pending_.size());

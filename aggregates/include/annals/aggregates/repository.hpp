@@ -2,11 +2,13 @@
 /// Repository<A>: loads aggregates by replaying their streams and saves the
 /// events their commands raised, under optimistic concurrency.
 ///
-///   annals::Repository<Account> accounts(store, {.snapshot_every = 100}, &store);
+///   annals::Repository<Account> accounts(store, {.snapshots = &store, .snapshot_every = 100});
 ///   Account a = accounts.load("42");          // replay (from a snapshot if any)
 ///   a.withdraw(500);                          // command: check, raise
 ///   accounts.save(a, {.actor = "alice"});     // append with exactly(version loaded)
 ///   accounts.update("42", [](Account& a) { a.deposit(100); });   // load-run-save, retried
+///   auto [from, to] = accounts.update_together({"42", "43"},     // several, atomically
+///                                              [](Account& f, Account& t) { f.send(5, t); });
 ///
 /// Thread safety: a repository holds no mutable state of its own; any number of
 /// threads may call it at once if the store allows it (both stores do).
@@ -17,7 +19,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "annals/aggregates/aggregate.hpp"
@@ -47,10 +51,15 @@ struct RepositoryOptions {
   /// Skip stored events whose type the aggregate does not list, instead of
   /// throwing UnknownEventType. Default: false.
   bool skip_unknown_events = false;
+  /// Where loads look for snapshots and saves put them (both stores are
+  /// snapshot stores too). Only for a Snapshottable aggregate. Not owned; must
+  /// outlive the repository. Default: none (no snapshots).
+  SnapshotStore* snapshots = nullptr;
   /// Save a snapshot whenever a save crosses a multiple of this many versions
-  /// (needs a SnapshotStore and a Snapshottable aggregate). 0: never. Default: 0.
+  /// (needs `snapshots`). 0: never. Default: 0.
   std::int64_t snapshot_every = 0;
-  /// update(): how many times to retry after WrongExpectedVersion. Default: 3.
+  /// update() and update_together(): how many times to retry after
+  /// WrongExpectedVersion. Default: 3.
   int max_retries = 3;
   /// Check every event a load replays against the hash chain before applying
   /// it (one SHA-256 each; see annals/aggregates/checked_read.hpp for what it
@@ -63,7 +72,8 @@ struct RepositoryOptions {
 /// Saves several aggregates (of any types) in one atomic multi-stream append:
 /// all their pending events or none. Each stream is appended with
 /// exactly(version loaded). Aggregates with nothing pending are left out.
-/// Returns one result per aggregate appended, in argument order.
+/// Returns one result per aggregate appended, in argument order. This form
+/// knows no repository and takes no snapshots; the form below does.
 /// Throws: WrongExpectedVersion (nothing written, pending events kept),
 /// InvalidArgument, StorageError.
 template <class... As>
@@ -71,13 +81,36 @@ std::vector<AppendResult> save_together(EventStore& store, const CommandContext&
                                         As&... aggregates);
 
 template <class A>
+class Repository;
+
+/// An aggregate paired with the repository it belongs to, for the
+/// save_together() below: Repository::saving(a).
+template <class A>
+struct Saving {
+  Repository<A>& repository;
+  A& aggregate;
+};
+
+/// As save_together(store, ...), with each aggregate's repository: after the
+/// append each repository takes the snapshot its options ask for (as save()
+/// does). All repositories must use the same store.
+///   save_together(context, accounts.saving(account), ledgers.saving(ledger));
+/// Throws: as above; InvalidArgument (nothing written) when the repositories
+/// use different stores.
+template <class... As>
+std::vector<AppendResult> save_together(const CommandContext& context, Saving<As>... parts);
+
+template <class A>
 class Repository {
  public:
   using Events = typename A::EventType;
 
-  explicit Repository(EventStore& store, RepositoryOptions options = {},
-                      SnapshotStore* snapshots = nullptr)
-      : store_(store), options_(options), snapshots_(snapshots) {}
+  /// Throws: InvalidArgument naming the option when the options contradict
+  /// each other or the aggregate: snapshot_every below 0, or above 0 without
+  /// `snapshots`; `snapshots` for an aggregate that is not Snapshottable;
+  /// max_retries below 0. Nothing is silently ignored.
+  explicit Repository(EventStore& store, RepositoryOptions options = {})
+      : store_(store), options_(checked(options)) {}
 
   /// The aggregate with every stored event applied.
   /// Throws: AggregateNotFound (empty stream), UnknownEventType (naming type,
@@ -139,6 +172,9 @@ class Repository {
     return results.front();
   }
 
+  /// This repository and `a`, for save_together(context, ...).
+  Saving<A> saving(A& a) { return Saving<A>{*this, a}; }
+
   /// Saves several aggregates of this type in one atomic append (see save_together).
   std::vector<AppendResult> save_all(const std::vector<A*>& aggregates,
                                      const CommandContext& context = {}) {
@@ -190,10 +226,30 @@ class Repository {
         return a;
       } catch (const WrongExpectedVersion&) {
         if (attempt >= max_retries) throw;
-        // A short, growing pause spreads out writers that keep colliding.
-        std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
+        pause_before_retry(attempt);
       }
     }
+  }
+
+  /// A command over several aggregates of this type, saved atomically: loads
+  /// the aggregates with `ids` (distinct), runs `command` with one argument
+  /// per id, in order, and saves all their pending events in one append
+  /// (save_all). On WrongExpectedVersion (someone saved one of them in
+  /// between) it starts again from fresh loads, at most options.max_retries
+  /// more times, as update() does. Returns the saved aggregates, in the order
+  /// of `ids`:
+  ///   auto [from, to] = accounts.update_together({"a", "b"}, [&](Account& f, Account& t) {
+  ///     transfer(f, t, amount);
+  ///   });
+  /// Throws: InvalidArgument (an id given twice), AggregateNotFound (naming the
+  /// first missing aggregate's stream; see A::id_from_stream),
+  /// HistoryIntegrityError, WrongExpectedVersion (retries exhausted), what
+  /// `command` throws (never retried), StorageError. Nothing is written
+  /// unless every aggregate's events are.
+  template <std::size_t N, class Command>
+  auto update_together(const std::string (&ids)[N], Command&& command,
+                       const CommandContext& context = {}) {
+    return update_together_impl(ids, command, context, std::make_index_sequence<N>{});
   }
 
   /// The stream an aggregate with this id lives in.
@@ -202,12 +258,74 @@ class Repository {
  private:
   template <class... As>
   friend std::vector<AppendResult> save_together(EventStore&, const CommandContext&, As&...);
+  template <class... As>
+  friend std::vector<AppendResult> save_together(const CommandContext&, Saving<As>...);
+
+  template <class T, std::size_t>
+  using Each = T;
+
+  static RepositoryOptions checked(const RepositoryOptions& options) {
+    const std::string what = "repository of '" + std::string(A::category) + "': ";
+    if (options.snapshot_every < 0) {
+      throw InvalidArgument(what + "snapshot_every must be >= 0, got " +
+                            std::to_string(options.snapshot_every));
+    }
+    if (options.max_retries < 0) {
+      throw InvalidArgument(what + "max_retries must be >= 0, got " +
+                            std::to_string(options.max_retries));
+    }
+    if constexpr (!Snapshottable<A>) {
+      if (options.snapshots != nullptr || options.snapshot_every > 0) {
+        throw InvalidArgument(what +
+                              "snapshots or snapshot_every set, but the aggregate cannot be "
+                              "snapshotted (it needs snapshot_schema_version, snapshot_state() "
+                              "and restore_state())");
+      }
+    }
+    if (options.snapshot_every > 0 && options.snapshots == nullptr) {
+      throw InvalidArgument(what + "snapshot_every is " + std::to_string(options.snapshot_every) +
+                            " but no snapshot store is set (RepositoryOptions::snapshots)");
+    }
+    return options;
+  }
+
+  template <std::size_t N, class Command, std::size_t... I>
+  std::tuple<Each<A, I>...> update_together_impl(const std::string (&ids)[N], Command& command,
+                                                 const CommandContext& context,
+                                                 std::index_sequence<I...>) {
+    static_assert(std::is_invocable_v<Command&, Each<A&, I>...>,
+                  "update_together: the command must take one A& per id");
+    for (std::size_t i = 0; i < N; ++i) {
+      for (std::size_t j = i + 1; j < N; ++j) {
+        if (ids[i] == ids[j]) {
+          throw InvalidArgument("update_together of '" + std::string(A::category) + "': id '" +
+                                ids[i] + "' is given twice");
+        }
+      }
+    }
+    for (int attempt = 0;; ++attempt) {
+      std::tuple<Each<A, I>...> loaded{load(ids[I])...};
+      command(std::get<I>(loaded)...);
+      try {
+        save_all({&std::get<I>(loaded)...}, context);
+        return loaded;
+      } catch (const WrongExpectedVersion&) {
+        if (attempt >= options_.max_retries) throw;
+        pause_before_retry(attempt);
+      }
+    }
+  }
+
+  // A short, growing pause spreads out writers that keep colliding.
+  static void pause_before_retry(int attempt) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100 << std::min(attempt, 6)));
+  }
 
   A replay(const std::string& id, std::int64_t version) const {
     A a(id);
     std::int64_t from = 1;
     if constexpr (Snapshottable<A>) {
-      if (snapshots_ != nullptr) from = restore_snapshot(a, version) + 1;
+      if (options_.snapshots != nullptr) from = restore_snapshot(a, version) + 1;
     }
     if (version != kStreamEnd && from > version) return a;
     const std::uint64_t count =
@@ -229,7 +347,7 @@ class Repository {
   // cache: one of another schema version, or one that fails to restore, is
   // ignored and the aggregate is replayed from the start.
   std::int64_t restore_snapshot(A& a, std::int64_t version) const requires Snapshottable<A> {
-    const auto snapshot = snapshots_->load_snapshot(a.stream_id(), version);
+    const auto snapshot = options_.snapshots->load_snapshot(a.stream_id(), version);
     if (!snapshot || snapshot->schema_version != A::snapshot_schema_version) return 0;
     try {
       A restored(a.id());
@@ -259,10 +377,10 @@ class Repository {
   void maybe_snapshot(const A& a, std::int64_t before) {
     if constexpr (Snapshottable<A>) {
       const auto every = options_.snapshot_every;
-      if (snapshots_ == nullptr || every <= 0) return;
+      if (options_.snapshots == nullptr || every <= 0) return;
       if (a.version_loaded() / every == before / every) return;
       try {
-        snapshots_->save_snapshot(Snapshot{a.stream_id(),
+        options_.snapshots->save_snapshot(Snapshot{a.stream_id(),
                                            a.version_loaded(),
                                            A::snapshot_schema_version,
                                            Json(a.snapshot_state()).dump(),
@@ -284,7 +402,6 @@ class Repository {
 
   EventStore& store_;
   RepositoryOptions options_;
-  SnapshotStore* snapshots_;
 };
 
 template <class... As>
@@ -301,6 +418,33 @@ std::vector<AppendResult> save_together(EventStore& store, const CommandContext&
   if (batch.empty()) return {};
   auto results = store.append(std::move(batch));
   (detail::AggregateAccess::mark_saved(aggregates), ...);
+  return results;
+}
+
+template <class... As>
+std::vector<AppendResult> save_together(const CommandContext& context, Saving<As>... parts) {
+  static_assert(sizeof...(As) > 0, "save_together: nothing to save");
+  const EventStore* store = nullptr;
+  bool same_store = true;
+  (
+      [&] {
+        const EventStore* own = &parts.repository.store_;
+        if (store != nullptr && store != own) same_store = false;
+        store = own;
+      }(),
+      ...);
+  if (!same_store) {
+    throw InvalidArgument("save_together: the repositories use different stores; one atomic "
+                          "append needs one store");
+  }
+  const std::tuple before{parts.aggregate.version_loaded()...};
+  auto results = save_together(std::get<0>(std::tie(parts...)).repository.store_, context,
+                               parts.aggregate...);
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (std::get<I>(std::tie(parts...)).repository.maybe_snapshot(
+         std::get<I>(std::tie(parts...)).aggregate, std::get<I>(before)),
+     ...);
+  }(std::index_sequence_for<As...>{});
   return results;
 }
 

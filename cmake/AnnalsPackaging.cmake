@@ -26,6 +26,8 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # static annals::core links.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
     "libsqlite3-dev, libsqlitecpp-dev, nlohmann-json3-dev (>= 3.10), libssl-dev, libsimdjson-dev")
+# <annals/testing/store_conformance.hpp>, the conformance kit, needs GoogleTest.
+set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS "libgtest-dev")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME annals)
 set(CPACK_DEBIAN_BANK_PACKAGE_NAME annals-bank)
 

@@ -65,6 +65,8 @@ found="$(sed -n 's/^annals_DIR:[A-Z]*=//p' "$work/consumer-build/CMakeCache.txt"
 cmake --build "$work/consumer-build" >"$work/build.log" 2>&1 ||
   { cat "$work/build.log"; fail "the consumer does not build"; }
 "$work/consumer-build/consumer" "$work/consumer.db" || fail "the consumer failed"
+"$work/consumer-build/consumer_conformance" --gtest_brief=1 >"$work/conformance.log" 2>&1 ||
+  { cat "$work/conformance.log"; fail "the packaged conformance kit did not pass"; }
 
 out="$("$prefix/bin/annals" --version)"
 [ "$out" = "annals $version" ] || fail "annals --version printed '$out'"

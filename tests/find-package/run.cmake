@@ -59,5 +59,12 @@ if(NOT at EQUAL 0)
 endif()
 
 step(${CMAKE_COMMAND} --build ${build})
+# The conformance kit from the installed headers: every test must pass.
+step(${build}/consumer_conformance --gtest_brief=1)
+string(REGEX MATCH "\\[  PASSED  \\] [0-9]+ tests" passed "${step_output}")
+if(NOT passed)
+  message(FATAL_ERROR "run.cmake: the installed conformance kit did not pass:\n${step_output}")
+endif()
+message("${passed} of the installed conformance kit")
 step(${build}/consumer ${WORK_DIR}/consumer.db)
 message("${step_output}")

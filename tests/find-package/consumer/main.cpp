@@ -2,10 +2,7 @@
 // one typed event, reads it back and checks that everything round-tripped.
 // Prints "consumer: ok" only then.
 
-#include <annals/core/codec.hpp>
-#include <annals/core/event_id.hpp>
-#include <annals/store/sqlite_event_store.hpp>
-#include <annals/version.hpp>
+#include <annals/annals.hpp>  // the umbrella header: everything, as a newcomer includes it
 
 #include <cstdint>
 #include <filesystem>

@@ -1,0 +1,47 @@
+#pragma once
+/// Everything Annals offers, in one include:
+///
+///   #include <annals/annals.hpp>
+///
+/// Each module's headers can still be included one by one (annals/core/...,
+/// annals/store/..., annals/aggregates/..., annals/projections/...) to keep
+/// compile times down. The conformance kit (annals/testing/) is not included:
+/// it needs GoogleTest. The test UmbrellaHeaderIncludesEveryPublicHeader keeps
+/// this list complete.
+
+#include "annals/core/clock.hpp"
+#include "annals/core/codec.hpp"
+#include "annals/core/error.hpp"
+#include "annals/core/event.hpp"
+#include "annals/core/event_fields.hpp"
+#include "annals/core/event_hash.hpp"
+#include "annals/core/event_id.hpp"
+#include "annals/core/expected_version.hpp"
+#include "annals/core/metrics.hpp"
+#include "annals/core/registration.hpp"
+#include "annals/core/stream_id.hpp"
+#include "annals/core/upcaster.hpp"
+
+#include "annals/store/cursor.hpp"
+#include "annals/store/event_export.hpp"
+#include "annals/store/event_store.hpp"
+#include "annals/store/in_memory_event_store.hpp"
+#include "annals/store/seal.hpp"
+#include "annals/store/snapshot_store.hpp"
+#include "annals/store/sqlite_event_store.hpp"
+
+#include "annals/aggregates/aggregate.hpp"
+#include "annals/aggregates/checked_read.hpp"
+#include "annals/aggregates/errors.hpp"
+#include "annals/aggregates/repository.hpp"
+#include "annals/aggregates/scenario.hpp"
+
+#include "annals/projections/dispatcher.hpp"
+#include "annals/projections/executor.hpp"
+#include "annals/projections/inline_projection.hpp"
+#include "annals/projections/projection.hpp"
+#include "annals/projections/projection_runner.hpp"
+#include "annals/projections/projection_status.hpp"
+#include "annals/projections/rebuild_request.hpp"
+#include "annals/projections/sqlite_read_model.hpp"
+#include "annals/version.hpp"

@@ -111,7 +111,9 @@ std::optional<V> try_fast_decode(const RecordedEvent& event) {
 template <class V>
 concept EventVariant = detail::is_typed_variant<V>::value;
 
-/// Converts a typed event into EventData with a fresh UUIDv7 id.
+/// Converts a typed event into EventData. Its event_id is left empty: the
+/// store generates a UUIDv7 at append. Set one (new_event_id()) before the
+/// append to make it retryable.
 /// Throws: SerializationError if to_json fails or does not give an object.
 template <TypedEvent E>
 EventData encode(const E& event, const Json& metadata = Json::object()) {

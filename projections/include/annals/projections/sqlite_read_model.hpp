@@ -16,7 +16,9 @@
 ///   projection_checkpoints(name TEXT PRIMARY KEY, position INTEGER,  -- last position handled
 ///                          state TEXT,                               -- last known ProjectionState
 ///                          error TEXT, error_position INTEGER, attempts INTEGER, -- why it stopped
-///                          updated_at INTEGER)                       -- microseconds, UTC
+///                          updated_at INTEGER,                       -- microseconds, UTC
+///                          rebuild_requested INTEGER)                -- when a rebuild was asked
+///                                                                    -- for (request_rebuild), or NULL
 ///   projection_parked_events(name, position, stream_id, type, error, attempts, parked_at,
 ///                            PRIMARY KEY (name, position))
 ///

@@ -1,6 +1,8 @@
 #include "annals/store/event_store.hpp"
 
 #include <algorithm>
+#include <map>
+#include <string>
 
 #include "annals/core/event_hash.hpp"
 #include "annals/core/stream_id.hpp"
@@ -57,17 +59,45 @@ Cursor<LinkedEvent> EventStore::read_stream_linked(const std::string& stream_id,
       256, max_count);
 }
 
-VerifyResult EventStore::verify() const {
+VerifyResult EventStore::verify(const VerifyProgress& progress) const {
+  // How often the progress callback hears of the walk: often enough for a
+  // bar to move, rarely enough to cost nothing.
+  constexpr std::int64_t kProgressEvery = 256;
+  const std::int64_t total = progress ? head_position() : 0;
   ChainVerifier verifier;
   for (const RecordedEvent& event : read_all()) {
     if (!verifier.feed(event)) break;
+    if (progress && verifier.checked() % kProgressEvery == 0) progress(verifier.checked(), total);
   }
+  if (progress) progress(verifier.checked(), total);
   VerifyResult result;
   result.ok = verifier.ok();
   result.events_checked = verifier.checked();
   result.first_bad_position = verifier.failed_at();
   result.reason = verifier.reason();
   return result;
+}
+
+StoreStats EventStore::stats() const {
+  StoreStats stats;
+  // Maps keep the names sorted; they grow with distinct names only.
+  std::map<std::string, std::int64_t> types;
+  std::map<std::string, std::int64_t> categories;
+  for (const RecordedEvent& event : read_all()) {
+    ++stats.events;
+    stats.head_position = event.position;
+    if (!stats.first_recorded_at) stats.first_recorded_at = event.recorded_at;
+    stats.last_recorded_at = event.recorded_at;
+    ++types[event.type];
+    ++categories[std::string(stream_category(event.stream_id))];
+  }
+  for (const std::string& stream : list_streams()) {
+    (void)stream;
+    ++stats.streams;
+  }
+  stats.types.assign(types.begin(), types.end());
+  stats.categories.assign(categories.begin(), categories.end());
+  return stats;
 }
 
 }  // namespace annals

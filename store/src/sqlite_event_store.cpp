@@ -967,8 +967,8 @@ VerifyResult SqliteEventStore::verify_guards() const {
   return result;
 }
 
-VerifyResult SqliteEventStore::verify() const {
-  VerifyResult result = EventStore::verify();
+VerifyResult SqliteEventStore::verify(const VerifyProgress& progress) const {
+  VerifyResult result = EventStore::verify(progress);
   const VerifyResult guards = verify_guards();
   if (guards.ok) return result;
   if (result.ok) {

@@ -253,31 +253,7 @@ int run_tail(const TailCommand& c, Io& io) {
 
 int run_stats(const StatsCommand& c, Io& io) {
   const auto store = open_for_reading(c.db);
-  const std::int64_t head = store->head_position();
-  SQLite::Database db = open_raw(c.db);
-  std::int64_t events = 0, streams = 0, first_at = 0, last_at = 0;
-  each_row(db,
-           "SELECT count(*), coalesce(min(recorded_at), 0), coalesce(max(recorded_at), 0), "
-           "(SELECT count(*) FROM (SELECT DISTINCT stream_id FROM events)) FROM events",
-           c.db, [&](SQLite::Statement& st) {
-             events = st.getColumn(0).getInt64();
-             first_at = st.getColumn(1).getInt64();
-             last_at = st.getColumn(2).getInt64();
-             streams = st.getColumn(3).getInt64();
-           });
-  std::vector<std::pair<std::string, std::int64_t>> by_type, by_category;
-  each_row(db, "SELECT type, count(*) FROM events GROUP BY type ORDER BY type", c.db,
-           [&](SQLite::Statement& st) {
-             by_type.emplace_back(st.getColumn(0).getString(), st.getColumn(1).getInt64());
-           });
-  // The category is the text before the first '-' (annals/core/stream_id.hpp).
-  each_row(db,
-           "SELECT CASE WHEN instr(stream_id, '-') > 0 "
-           "THEN substr(stream_id, 1, instr(stream_id, '-') - 1) ELSE stream_id END AS category, "
-           "count(*) FROM events GROUP BY category ORDER BY category",
-           c.db, [&](SQLite::Statement& st) {
-             by_category.emplace_back(st.getColumn(0).getString(), st.getColumn(1).getInt64());
-           });
+  const StoreStats stats = store->stats();
   const auto file_size = size_or_zero(c.db);
   const auto wal_size = size_or_zero(c.db.string() + "-wal");
   if (c.json) {
@@ -285,31 +261,34 @@ int run_stats(const StatsCommand& c, Io& io) {
     j["file"] = c.db.string();
     j["file_bytes"] = file_size;
     j["wal_bytes"] = wal_size;
-    j["events"] = events;
-    j["streams"] = streams;
-    j["head_position"] = head;
-    j["first_recorded_at"] = events > 0 ? Json(format_timestamp(from_micros(first_at))) : Json();
-    j["last_recorded_at"] = events > 0 ? Json(format_timestamp(from_micros(last_at))) : Json();
+    j["events"] = stats.events;
+    j["streams"] = stats.streams;
+    j["head_position"] = stats.head_position;
+    const auto time = [](const std::optional<Timestamp>& t) {
+      return t ? Json(format_timestamp(*t)) : Json();
+    };
+    j["first_recorded_at"] = time(stats.first_recorded_at);
+    j["last_recorded_at"] = time(stats.last_recorded_at);
     j["types"] = Json::object();
-    for (const auto& [type, n] : by_type) j["types"][type] = n;
+    for (const auto& [type, n] : stats.types) j["types"][type] = n;
     j["categories"] = Json::object();
-    for (const auto& [category, n] : by_category) j["categories"][category] = n;
+    for (const auto& [category, n] : stats.categories) j["categories"][category] = n;
     io.out << j.dump() << '\n';
     return kExitOk;
   }
   io.out << "file           " << printable(c.db.string()) << " (" << file_size << " bytes, WAL " << wal_size
          << " bytes)\n"
-         << "events         " << events << '\n'
-         << "streams        " << streams << '\n'
-         << "head position  " << head << '\n';
-  if (events > 0) {
-    io.out << "first event    " << format_timestamp(from_micros(first_at)) << '\n'
-           << "last event     " << format_timestamp(from_micros(last_at)) << '\n';
+         << "events         " << stats.events << '\n'
+         << "streams        " << stats.streams << '\n'
+         << "head position  " << stats.head_position << '\n';
+  if (stats.first_recorded_at && stats.last_recorded_at) {
+    io.out << "first event    " << format_timestamp(*stats.first_recorded_at) << '\n'
+           << "last event     " << format_timestamp(*stats.last_recorded_at) << '\n';
   }
   io.out << "events per type:\n";
-  for (const auto& [type, n] : by_type) io.out << "  " << printable(type) << '\t' << n << '\n';
+  for (const auto& [type, n] : stats.types) io.out << "  " << printable(type) << '\t' << n << '\n';
   io.out << "events per category:\n";
-  for (const auto& [category, n] : by_category) {
+  for (const auto& [category, n] : stats.categories) {
     io.out << "  " << printable(category) << '\t' << n << '\n';
   }
   return kExitOk;
@@ -320,30 +299,24 @@ int run_stats(const StatsCommand& c, Io& io) {
 int run_verify(const VerifyCommand& c, Io& io) {
   if (!c.seal.empty()) return run_verify_seal(c, io);
   const auto store = open_for_reading(c.db);
-  const std::int64_t head = store->head_position();
-  ProgressBar bar(io.err, io.err_is_terminal, "verify", head);
-  ChainVerifier verifier;
-  for (const RecordedEvent& e : store->read_all(1, {}, static_cast<std::uint64_t>(head))) {
-    if (!verifier.feed(e)) break;
-    if (verifier.checked() % 256 == 0) bar.update(verifier.checked());
-  }
+  ProgressBar bar(io.err, io.err_is_terminal, "verify", store->head_position());
+  // The chain, then what it cannot show: a deleted tail (head below the
+  // high-water mark) and append-only guards that are missing or altered.
+  const VerifyResult result = store->verify(
+      [&](std::int64_t checked, std::int64_t total) { bar.update(checked, total); });
   bar.finish();
-  // What the chain cannot show: a deleted tail (head below the high-water
-  // mark) and append-only guards that are missing or altered.
-  const VerifyResult guards = store->verify_guards();
-  const bool ok = verifier.ok() && guards.ok;
-  std::int64_t first_bad = verifier.ok() ? guards.first_bad_position : verifier.failed_at();
-  std::string reason = verifier.ok() ? guards.reason : verifier.reason();
-  if (!verifier.ok() && !guards.ok) reason += "; " + guards.reason;
+  const bool ok = result.ok;
+  const std::int64_t first_bad = result.first_bad_position;
+  const std::string& reason = result.reason;
   if (c.json) {
-    Json j{{"ok", ok}, {"events_checked", verifier.checked()}};
+    Json j{{"ok", ok}, {"events_checked", result.events_checked}};
     if (!ok) {
       j["first_bad_position"] = first_bad;
       j["reason"] = reason;
     }
     io.out << j.dump() << '\n';
   } else if (ok) {
-    io.out << "ok: " << verifier.checked() << " events, hash chain intact\n";
+    io.out << "ok: " << result.events_checked << " events, hash chain intact\n";
   }
   if (!ok) {
     throw ToolError(kExitIntegrity,

@@ -18,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "annals/core/event.hpp"
@@ -68,6 +69,25 @@ struct EventFilter {
   }
   /// Does `event` pass this filter? (What read_all applies, for in-process use.)
   bool matches(const RecordedEvent& event) const;
+};
+
+/// Told how far verify() has come: events checked so far, and the head
+/// position when the walk began (the total to expect). Called every few
+/// hundred events and once at the end, on the calling thread; must not throw.
+using VerifyProgress = std::function<void(std::int64_t checked, std::int64_t total)>;
+
+/// What a store holds, in figures (stats()).
+struct StoreStats {
+  std::int64_t events = 0;
+  std::int64_t streams = 0;
+  std::int64_t head_position = 0;
+  /// recorded_at of the first and the last event; empty for an empty store.
+  std::optional<Timestamp> first_recorded_at;
+  std::optional<Timestamp> last_recorded_at;
+  /// Events per type and per category (annals/core/stream_id.hpp), in
+  /// ascending byte order of the name.
+  std::vector<std::pair<std::string, std::int64_t>> types;
+  std::vector<std::pair<std::string, std::int64_t>> categories;
 };
 
 /// The result of verify(): ok, or the first position that does not match.
@@ -186,8 +206,16 @@ class EventStore {
   virtual Cursor<std::string> list_streams(const std::string& prefix = {}) const = 0;
 
   /// Walks the hash chain from position 1 and reports the first event whose
-  /// position or hash does not match.
-  virtual VerifyResult verify() const;
+  /// position or hash does not match. `progress`, when given, is told how far
+  /// the walk has come (for a progress bar on a large store).
+  /// Throws: StorageError.
+  virtual VerifyResult verify(const VerifyProgress& progress = {}) const;
+
+  /// Counts what the store holds: events, streams, the time span, events per
+  /// type and per category. Reads every event once, streaming; memory grows
+  /// with the number of distinct types and categories, not of events.
+  /// Throws: StorageError.
+  virtual StoreStats stats() const;
 
   /// The store's identity: a random UUID given when the store was created
   /// (for a SqliteEventStore, kept in its file, carried by its exports, named

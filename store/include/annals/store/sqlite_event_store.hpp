@@ -234,7 +234,7 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   /// of verify_guards(): the result is ok only when both are. When both find
   /// something, first_bad_position is the chain's and the reason names all.
   /// Throws: StorageError.
-  VerifyResult verify() const override;
+  VerifyResult verify(const VerifyProgress& progress = {}) const override;
 
   /// What the hash chain cannot show, without walking it:
   /// - the head is at the high-water mark: a head below it means the newest

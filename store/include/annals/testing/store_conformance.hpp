@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <utility>
 #include <string>
 #include <thread>
 #include <vector>
@@ -765,6 +766,43 @@ TYPED_TEST_P(StoreConformance, RecordedAtNeverDecreasesAlongPositionsWhenTheCloc
 }
 
 
+// ---- figures and progress -----------------------------------------------------
+
+TYPED_TEST_P(StoreConformance, StatsCountEventsStreamsTypesAndCategories) {
+  const StoreStats empty = this->store().stats();
+  EXPECT_EQ(empty.events, 0);
+  EXPECT_EQ(empty.streams, 0);
+  EXPECT_FALSE(empty.first_recorded_at.has_value());
+  EXPECT_TRUE(empty.types.empty());
+  this->store().append("order-1", ExpectedVersion::any(), events(2, "shop.Placed"));
+  this->clock_->advance(std::chrono::seconds(5));
+  this->store().append("order-2", ExpectedVersion::any(), events(1, "shop.Paid"));
+  this->store().append("nocategory", ExpectedVersion::any(), events(1, "shop.Placed"));
+  const StoreStats stats = this->store().stats();
+  EXPECT_EQ(stats.events, 4);
+  EXPECT_EQ(stats.streams, 3);
+  EXPECT_EQ(stats.head_position, 4);
+  EXPECT_EQ(stats.first_recorded_at, parse_timestamp("2026-03-01T12:00:00Z"));
+  EXPECT_EQ(stats.last_recorded_at, parse_timestamp("2026-03-01T12:00:05Z"));
+  using Counts = std::vector<std::pair<std::string, std::int64_t>>;
+  EXPECT_EQ(stats.types, (Counts{{"shop.Paid", 1}, {"shop.Placed", 3}}));
+  EXPECT_EQ(stats.categories, (Counts{{"nocategory", 1}, {"order", 3}}));
+}
+
+TYPED_TEST_P(StoreConformance, VerifyReportsItsProgressUpToTheHead) {
+  this->store().append("order-1", ExpectedVersion::any(), events(600));
+  std::vector<std::pair<std::int64_t, std::int64_t>> reports;
+  const VerifyResult result =
+      this->store().verify([&](std::int64_t checked, std::int64_t total) {
+        reports.emplace_back(checked, total);
+      });
+  EXPECT_TRUE(result.ok) << result.reason;
+  EXPECT_EQ(result.events_checked, 600);
+  ASSERT_GE(reports.size(), 2u);  // along the way, and once at the end
+  EXPECT_EQ(reports.back(), (std::pair<std::int64_t, std::int64_t>{600, 600}));
+  EXPECT_TRUE(std::is_sorted(reports.begin(), reports.end()));
+}
+
 REGISTER_TYPED_TEST_SUITE_P(StoreConformance,
                             AppendToNewStreamNumbersVersionsAndPositionsFromOne,
                             GivenFieldsAreStoredAsGiven,
@@ -800,7 +838,9 @@ REGISTER_TYPED_TEST_SUITE_P(StoreConformance,
                             BomPayloadIsRefusedNamingTheField,
                             RetryWithSameIdsButDifferentContentThrowsSayingTheContentDiffers,
                             RetryOfAMultiStreamAppendWithDifferentContentWritesNothing,
-                            RecordedAtNeverDecreasesAlongPositionsWhenTheClockStepsBack);
+                            RecordedAtNeverDecreasesAlongPositionsWhenTheClockStepsBack,
+                            StatsCountEventsStreamsTypesAndCategories,
+                            VerifyReportsItsProgressUpToTheHead);
 
 }  // namespace annals::testing
 

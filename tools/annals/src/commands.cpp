@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "annals/core/stream_id.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
+#include "annals/store/commit_watcher.hpp"
 #include "annals/store/event_export.hpp"
 #include "progress.hpp"
 
@@ -220,6 +222,11 @@ int run_tail(const TailCommand& c, Io& io) {
   if (c.from && *c.from < 1) throw ToolError(kExitUsage, "--from: positions start at 1");
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
   const auto store = open_for_reading(c.db);
+  // Watching before the first look at the head: a commit in between is not
+  // missed. Commits of any process wake it; --poll-interval is the longest
+  // sleep, and the only wake-up where pushes do not work (CommitWatcher).
+  std::optional<CommitWatcher> watcher;
+  if (c.follow) watcher.emplace(c.db);
   std::int64_t next = c.from.value_or(std::max<std::int64_t>(1, store->head_position() - 9));
   std::int64_t printed = 0;
   const auto limit_reached = [&] { return c.max_events && printed >= *c.max_events; };
@@ -241,8 +248,14 @@ int run_tail(const TailCommand& c, Io& io) {
         Clock::now() - started >= std::chrono::duration<double>(c.timeout_seconds)) {
       break;
     }
-    std::this_thread::sleep_for(poll);
-    // One indexed query per poll; the events are read only when there are some.
+    auto sleep = poll;
+    if (c.timeout_seconds > 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::duration<double>(c.timeout_seconds) - (Clock::now() - started));
+      sleep = std::clamp(left, std::chrono::milliseconds(1), poll);
+    }
+    watcher->wait(sleep);
+    // One indexed query per wake-up; the events are read only when there are some.
     if (store->head_position() >= next) print_new();
     if (!io.out) throw ToolError(kExitFailure, "cannot write the output");
   }

@@ -109,5 +109,26 @@ TEST(AnnalsProgram, TailFollowPrintsWhatAnotherProcessAppends) {
   EXPECT_NE(follow.out.find("7\tlate-2@1\t"), std::string::npos) << follow.out;
 }
 
+TEST(AnnalsProgram, TailFollowIsWokenByACommitWithoutWaitingForItsPollInterval) {
+  TempDir dir;
+  fill_sample(dir / "s.db");
+  Outcome follow;
+  // A poll interval of ten minutes: only a pushed wake-up (CommitWatcher) can
+  // print the event before the two-minute timeout.
+  std::thread tail([&] {
+    follow = annals_exec(dir.path(), {"tail", "--db", (dir / "s.db").string(), "--follow",
+                                      "--from", "6", "--max-events", "1", "--poll-interval",
+                                      "600000", "--timeout", "120"});
+  });
+  std::this_thread::sleep_for(300ms);  // let it settle into its wait (not required)
+  {
+    SqliteEventStore store(dir / "s.db", quick());
+    store.append("late-1", ExpectedVersion::any(), {tool_event("test.Late")});
+  }
+  tail.join();
+  ASSERT_EQ(follow.code, 0) << follow.err;
+  EXPECT_NE(follow.out.find("6\tlate-1@1\t"), std::string::npos) << follow.out;
+}
+
 }  // namespace
 }  // namespace annals

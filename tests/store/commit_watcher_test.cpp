@@ -1,0 +1,109 @@
+// CommitWatcher: commits of any connection or process wake it, nothing
+// committed lets it time out, interrupt() cuts a wait short, and the polling
+// fallback never claims a push. No test asserts a time: waits that must end
+// early are given long timeouts and would only make a broken build slow.
+
+#include "annals/store/commit_watcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "annals/core/error.hpp"
+#include "store_fixtures.hpp"
+
+namespace annals {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TempDir;
+
+EventData one_event() {
+  EventData e;
+  e.type = "test.Happened";
+  return e;
+}
+
+class CommitWatcherTest : public ::testing::Test {
+ protected:
+  CommitWatcherTest() : store_(dir_ / "store.db", testing::fast()) {
+    store_.append("s-1", ExpectedVersion::any(), {one_event()});
+  }
+  TempDir dir_;
+  SqliteEventStore store_;
+};
+
+TEST_F(CommitWatcherTest, ACommitOfThisProcessWakesAWaitingWatcher) {
+  CommitWatcher watcher(store_.path());
+  ASSERT_TRUE(watcher.pushes());
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    store_.append("s-1", ExpectedVersion::any(), {one_event()});
+  });
+  EXPECT_TRUE(watcher.wait(60s));
+  writer.join();
+}
+
+TEST_F(CommitWatcherTest, ACommitOfAnotherProcessWakesIt) {
+  CommitWatcher watcher(store_.path());
+  // The sqlite3 shell is another process writing the same file through its WAL.
+  const auto [status, output] =
+      testing::sqlite3_shell(store_.path(), "CREATE TABLE side (x); INSERT INTO side VALUES (1);");
+  ASSERT_EQ(status, 0) << output;
+  EXPECT_TRUE(watcher.wait(60s));
+}
+
+TEST_F(CommitWatcherTest, ACommitBeforeTheWaitIsNotLost) {
+  CommitWatcher watcher(store_.path());
+  store_.append("s-1", ExpectedVersion::any(), {one_event()});  // after watching, before waiting
+  EXPECT_TRUE(watcher.wait(60s));
+}
+
+TEST_F(CommitWatcherTest, WithNothingCommittedTheWaitTimesOutAndReadsDoNotWakeIt) {
+  CommitWatcher watcher(store_.path());
+  for (const auto& e : store_.read_all()) (void)e;
+  EXPECT_EQ(store_.head_position(), 1);
+  EXPECT_FALSE(watcher.wait(100ms));
+}
+
+TEST_F(CommitWatcherTest, WritesToOtherFilesOfTheDirectoryDoNotWakeIt) {
+  CommitWatcher watcher(store_.path());
+  {
+    std::ofstream other(dir_ / "unrelated.txt");
+    other << "not the store";
+  }
+  EXPECT_FALSE(watcher.wait(100ms));
+}
+
+TEST_F(CommitWatcherTest, InterruptCutsAWaitShort) {
+  CommitWatcher watcher(store_.path());
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(20ms);
+    watcher.interrupt();
+  });
+  EXPECT_FALSE(watcher.wait(60s));
+  stopper.join();
+  // An interrupt before the wait makes the next wait return at once.
+  watcher.interrupt();
+  EXPECT_FALSE(watcher.wait(60s));
+}
+
+TEST_F(CommitWatcherTest, ThePollingFallbackNeverClaimsAPush) {
+  CommitWatcher watcher(store_.path(), {.push = false});
+  EXPECT_FALSE(watcher.pushes());
+  store_.append("s-1", ExpectedVersion::any(), {one_event()});
+  EXPECT_FALSE(watcher.wait(20ms));  // it sleeps its timeout: the caller polls
+}
+
+TEST(CommitWatcher, AMissingDirectoryIsAStorageErrorNamingIt) {
+  try {
+    CommitWatcher watcher("/no/such/dir/store.db");
+    FAIL() << "expected StorageError";
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("/no/such/dir"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace annals

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
+#include <string>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -22,26 +25,79 @@ namespace detail {
 
 using Batch = std::shared_ptr<const std::vector<RecordedEvent>>;
 
+// A published batch in a subscriber's queue, with how many of its events pass
+// the subscriber's filter (what the queue's bound counts).
+struct Queued {
+  Batch batch;
+  std::size_t events = 0;
+};
+
 struct Subscriber {
   std::string name;
   EventFilter filter;
   EventHandler handler;
+  SubscriptionOptions options;
 
   std::mutex mu;
-  std::condition_variable idle;
-  std::deque<Batch> queue;
+  std::condition_variable idle;   // running became false
+  std::condition_variable space;  // the queue shrank, or the subscriber ended
+  std::deque<Queued> queue;
+  std::size_t queued = 0;  // events in `queue`
   bool scheduled = false;  // a drain task is queued or running
   bool running = false;    // a handler call is in progress
+  bool dropping = false;   // the last batch offered was dropped (report once per streak)
   std::thread::id runner;  // the thread making it
   std::atomic<bool> active{true};
+  SubscriptionStats stats;  // guarded by mu
+
+  // The rate limit's bucket, used by the one draining thread only.
+  double tokens = 0;
+  std::chrono::steady_clock::time_point refilled{};
 
   // Stops delivery; waits for a handler call in progress unless we are it.
   void deactivate() {
     std::unique_lock lock(mu);
     active.store(false);
     queue.clear();
+    queued = 0;
+    space.notify_all();
     if (running && runner == std::this_thread::get_id()) return;
     idle.wait(lock, [this] { return !running; });
+  }
+
+  // Waits, if the rate limit asks for it, before the next handler call.
+  // Called by the draining thread without `mu`; returns false when the
+  // subscriber ended while waiting.
+  bool take_token() {
+    const double rate = options.max_rate;
+    if (rate <= 0) return true;
+    const double burst = static_cast<double>(options.burst);
+    auto refill = [&] {
+      const auto now = std::chrono::steady_clock::now();
+      if (refilled == std::chrono::steady_clock::time_point{}) {
+        tokens = burst;
+      } else {
+        tokens = std::min(burst, tokens + std::chrono::duration<double>(now - refilled).count() * rate);
+      }
+      refilled = now;
+    };
+    refill();
+    if (tokens < 1) {
+      {
+        std::lock_guard lock(mu);
+        ++stats.delayed;
+      }
+      // Short slices, so that reset() never waits long for a limited subscriber.
+      while (tokens < 1) {
+        if (!active.load()) return false;
+        const auto wait = std::chrono::duration<double>((1 - tokens) / rate);
+        std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(
+            wait, std::chrono::milliseconds(10)));
+        refill();
+      }
+    }
+    tokens -= 1;
+    return true;
   }
 };
 
@@ -61,6 +117,24 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
     std::erase(subscribers_, subscriber);
   }
 
+  std::optional<SubscriptionStats> stats(std::string_view name) {
+    std::shared_ptr<Subscriber> found;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& subscriber : subscribers_) {
+        if (subscriber->name == name) {
+          found = subscriber;
+          break;
+        }
+      }
+    }
+    if (!found) return std::nullopt;
+    std::lock_guard lock(found->mu);
+    SubscriptionStats stats = found->stats;
+    stats.queued = found->queued;
+    return stats;
+  }
+
   void publish(std::span<const RecordedEvent> events) {
     if (events.empty()) return;
     std::vector<std::shared_ptr<Subscriber>> targets;
@@ -70,37 +144,89 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
     }
     Batch batch;  // copied once, shared by every subscriber that wants it
     for (const auto& subscriber : targets) {
-      if (std::none_of(events.begin(), events.end(),
-                       [&](const RecordedEvent& e) { return subscriber->filter.matches(e); })) {
-        continue;
-      }
+      const auto wanted = static_cast<std::size_t>(
+          std::count_if(events.begin(), events.end(),
+                        [&](const RecordedEvent& e) { return subscriber->filter.matches(e); }));
+      if (wanted == 0) continue;
       if (!batch)
         batch = std::make_shared<const std::vector<RecordedEvent>>(events.begin(), events.end());
-      bool schedule = false;
-      {
-        std::lock_guard lock(subscriber->mu);
-        if (!subscriber->active.load()) continue;
-        subscriber->queue.push_back(batch);
-        schedule = !std::exchange(subscriber->scheduled, true);
-      }
-      if (schedule) {
+      if (offer(*subscriber, Queued{batch, wanted})) {
         executor_->submit([self = shared_from_this(), subscriber] { self->drain(subscriber); });
       }
     }
   }
 
  private:
+  // Queues `item` for `subscriber` as its overflow policy allows; true when a
+  // drain task must be scheduled.
+  bool offer(Subscriber& subscriber, Queued item) {
+    std::unique_lock lock(subscriber.mu);
+    if (!subscriber.active.load()) return false;
+    const SubscriptionOptions& options = subscriber.options;
+    const auto fits = [&] {
+      return subscriber.queued == 0 || subscriber.queued + item.events <= options.max_queued;
+    };
+    // A handler publishing (by appending) must not wait for itself to drain.
+    const bool own_thread = subscriber.running && subscriber.runner == std::this_thread::get_id();
+    if (!fits() && !own_thread) {
+      const std::size_t waiting = subscriber.queued;
+      bool drop = true;
+      if (options.on_overflow == Overflow::block) {
+        ++subscriber.stats.blocked;
+        const bool room = subscriber.space.wait_for(lock, options.block_timeout, [&] {
+          return !subscriber.active.load() || fits();
+        });
+        if (!subscriber.active.load()) return false;
+        drop = !room;
+      }
+      if (drop) {
+        subscriber.stats.dropped += item.events;
+        const bool first = !std::exchange(subscriber.dropping, true);
+        if (options.on_overflow == Overflow::fail) {
+          subscriber.stats.failed = true;
+          subscriber.active.store(false);
+          subscriber.queue.clear();
+          subscriber.queued = 0;
+          subscriber.space.notify_all();
+        }
+        const std::int64_t position = item.batch->front().position;
+        lock.unlock();
+        std::string why = "queue full (" + std::to_string(waiting) + " events waiting, limit " +
+                          std::to_string(options.max_queued) + "): ";
+        if (options.on_overflow == Overflow::fail) {
+          report(subscriber, position, why + "subscription ended, " +
+                                           std::to_string(item.events) + " events dropped");
+        } else if (first) {
+          report(subscriber, position,
+                 why + "dropped " + std::to_string(item.events) +
+                     " events (and any more until the queue has room; see stats().dropped)");
+        }
+        return false;
+      }
+    }
+    subscriber.dropping = false;
+    subscriber.queued += item.events;
+    subscriber.stats.max_queued_seen = std::max(subscriber.stats.max_queued_seen, subscriber.queued);
+    subscriber.queue.push_back(std::move(item));
+    return !std::exchange(subscriber.scheduled, true);
+  }
+
   void drain(const std::shared_ptr<Subscriber>& subscriber) {
     std::unique_lock lock(subscriber->mu);
     while (subscriber->active.load() && !subscriber->queue.empty()) {
-      Batch batch = std::move(subscriber->queue.front());
+      Queued item = std::move(subscriber->queue.front());
       subscriber->queue.pop_front();
+      subscriber->queued -= item.events;
+      subscriber->space.notify_all();
       subscriber->running = true;
       subscriber->runner = std::this_thread::get_id();
       lock.unlock();
-      for (const RecordedEvent& event : *batch) {
+      std::uint64_t delivered = 0;
+      for (const RecordedEvent& event : *item.batch) {
         if (!subscriber->active.load()) break;
         if (!subscriber->filter.matches(event)) continue;
+        if (!subscriber->take_token()) break;
+        ++delivered;
         try {
           subscriber->handler(event);
         } catch (const std::exception& e) {
@@ -110,6 +236,7 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
         }
       }
       lock.lock();
+      subscriber->stats.delivered += delivered;
       subscriber->running = false;
       subscriber->runner = {};
       subscriber->idle.notify_all();
@@ -138,12 +265,24 @@ Dispatcher::Dispatcher(std::shared_ptr<Executor> executor, DeliveryErrorHandler 
 
 Dispatcher::~Dispatcher() = default;
 
-Subscription Dispatcher::subscribe(std::string name, EventFilter filter, EventHandler handler) {
+Subscription Dispatcher::subscribe(std::string name, EventFilter filter, EventHandler handler,
+                                   SubscriptionOptions options) {
   if (!handler) throw InvalidArgument("subscriber '" + name + "' has no handler");
+  const std::string what = "subscriber '" + name + "': ";
+  if (options.max_queued == 0) throw InvalidArgument(what + "max_queued must be at least 1");
+  if (options.burst == 0) throw InvalidArgument(what + "burst must be at least 1");
+  if (!std::isfinite(options.max_rate) || options.max_rate < 0) {
+    throw InvalidArgument(what + "max_rate must be a finite number >= 0, got " +
+                          std::to_string(options.max_rate));
+  }
+  if (options.block_timeout.count() < 0) {
+    throw InvalidArgument(what + "block_timeout must be >= 0");
+  }
   auto subscriber = std::make_shared<detail::Subscriber>();
   subscriber->name = std::move(name);
   subscriber->filter = std::move(filter);
   subscriber->handler = std::move(handler);
+  subscriber->options = options;
   core_->add(subscriber);
   std::weak_ptr<detail::DispatcherCore> weak = core_;
   return Subscription([weak, subscriber = std::move(subscriber)] {
@@ -153,6 +292,10 @@ Subscription Dispatcher::subscribe(std::string name, EventFilter filter, EventHa
 }
 
 void Dispatcher::publish(std::span<const RecordedEvent> events) { core_->publish(events); }
+
+std::optional<SubscriptionStats> Dispatcher::stats(std::string_view name) const {
+  return core_->stats(name);
+}
 
 CommitListenerHandle Dispatcher::connect(EventStore& store) {
   std::weak_ptr<detail::DispatcherCore> weak = core_;

@@ -27,6 +27,9 @@
 
 #include "projection_tables.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include "sql_connection.hpp"
 
 namespace annals::detail {
@@ -108,23 +111,65 @@ void ensure_checkpoint(SqlTransaction& tx, const std::string& name) {
       {name, now_micros()});
 }
 
-std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name) {
-  const auto rows = tx.query(
-      "SELECT position, state, error, error_position, attempts, updated_at "
-      "FROM projection_checkpoints WHERE name = ?1",
-      {name});
-  if (rows.empty()) return std::nullopt;
-  const SqlRow& row = rows.front();
+namespace {
+
+bool has_column(SqlTransaction& tx, const std::string& table, const std::string& column) {
+  return tx.query_int("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                      {table, column})
+             .value_or(0) > 0;
+}
+
+// The columns checkpoint_from() reads; `requested` is the rebuild request's
+// expression (the column, or 0 for a table made before it existed).
+std::string checkpoint_columns(const std::string& requested) {
+  return "name, position, state, error, error_position, attempts, updated_at, " + requested;
+}
+
+CheckpointRecord checkpoint_from(const SqlRow& row) {
   CheckpointRecord record;
-  record.name = name;
-  record.position = row[0].as_int();
-  record.state = parse_state(row[1].as_text());
-  if (!row[2].is_null()) {
-    record.failure = ProjectionFailure{row[3].is_null() ? 0 : row[3].as_int(), row[2].as_text(),
-                                       row[4].is_null() ? 0 : static_cast<int>(row[4].as_int())};
+  record.name = row[0].as_text();
+  record.position = row[1].as_int();
+  record.state = parse_state(row[2].as_text());
+  if (!row[3].is_null()) {
+    record.failure = ProjectionFailure{row[4].is_null() ? 0 : row[4].as_int(), row[3].as_text(),
+                                       row[5].is_null() ? 0 : static_cast<int>(row[5].as_int())};
   }
-  record.updated_at = from_micros(row[5].as_int());
+  record.updated_at = from_micros(row[6].as_int());
+  record.rebuild_requested = !row[7].is_null() && row[7].as_int() != 0;
   return record;
+}
+
+std::string requested_expression(SqlTransaction& tx) {
+  return has_column(tx, "projection_checkpoints", "rebuild_requested")
+             ? "rebuild_requested IS NOT NULL"
+             : "0";
+}
+
+}  // namespace
+
+bool has_table(SqlTransaction& tx, const std::string& table) {
+  return tx.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                      {table})
+             .value_or(0) > 0;
+}
+
+std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name) {
+  if (!has_table(tx, "projection_checkpoints")) return std::nullopt;
+  const auto rows = tx.query("SELECT " + checkpoint_columns(requested_expression(tx)) +
+                                 " FROM projection_checkpoints WHERE name = ?1",
+                             {name});
+  if (rows.empty()) return std::nullopt;
+  return checkpoint_from(rows.front());
+}
+
+std::vector<CheckpointRecord> load_checkpoints(SqlTransaction& tx) {
+  std::vector<CheckpointRecord> records;
+  if (!has_table(tx, "projection_checkpoints")) return records;
+  for (const SqlRow& row : tx.query("SELECT " + checkpoint_columns(requested_expression(tx)) +
+                                    " FROM projection_checkpoints ORDER BY name")) {
+    records.push_back(checkpoint_from(row));
+  }
+  return records;
 }
 
 std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name) {
@@ -177,10 +222,25 @@ void park_event(SqlTransaction& tx, const ParkedEvent& parked) {
 
 std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name) {
   std::vector<ParkedEvent> out;
+  if (!has_table(tx, "projection_parked_events")) return out;
   for (const auto& row : tx.query(std::string("SELECT ") + kParkedColumns +
                                       " FROM projection_parked_events WHERE name = ?1 "
                                       "ORDER BY position",
                                   {name})) {
+    out.push_back(parked_from(name, row));
+  }
+  return out;
+}
+
+std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name,
+                                     std::size_t limit) {
+  std::vector<ParkedEvent> out;
+  if (!has_table(tx, "projection_parked_events")) return out;
+  for (const auto& row : tx.query(std::string("SELECT ") + kParkedColumns +
+                                      " FROM projection_parked_events WHERE name = ?1 "
+                                      "ORDER BY position LIMIT ?2",
+                                  {name, static_cast<std::int64_t>(std::min<std::size_t>(
+                                             limit, std::numeric_limits<std::int64_t>::max()))})) {
     out.push_back(parked_from(name, row));
   }
   return out;
@@ -213,6 +273,7 @@ void clear_parked(SqlTransaction& tx, const std::string& name) {
 }
 
 std::int64_t count_parked(SqlTransaction& tx, const std::string& name) {
+  if (!has_table(tx, "projection_parked_events")) return 0;
   return tx.query_int("SELECT count(*) FROM projection_parked_events WHERE name = ?1", {name})
       .value_or(0);
 }

@@ -3,6 +3,7 @@
 // (a read model's connection, or the store's writer inside an append). The
 // schema is described at the top of projection_tables.cpp.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +31,14 @@ void ensure_checkpoint(SqlTransaction& tx, const std::string& name);
 
 std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name);
 
+// Every checkpoint row, in name order; none when the database has no
+// checkpoint table (a read-only look at a file no projection used). A table
+// made before rebuild requests existed reads as none requested.
+std::vector<CheckpointRecord> load_checkpoints(SqlTransaction& tx);
+
+// Whether the database has the bookkeeping table `table`.
+bool has_table(SqlTransaction& tx, const std::string& table);
+
 // The checkpoint position; 0 without a row.
 std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name);
 
@@ -51,6 +60,9 @@ void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionF
 
 void park_event(SqlTransaction& tx, const ParkedEvent& parked);
 std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name);
+// The first `limit` parked events of `name`, in position order.
+std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name,
+                                     std::size_t limit);
 std::optional<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name,
                                        std::int64_t position);
 void unpark_event(SqlTransaction& tx, const std::string& name, std::int64_t position);

@@ -26,6 +26,11 @@ class SqliteReadModel::Impl {
   Impl(const std::filesystem::path& path, SqliteReadModelOptions options)
       : path_(path), options_(options) {
     const bool exists = detail::file_exists(path_, "read model file");
+    if (options_.read_only) {
+      if (!exists) throw StorageError("read model file '" + path_.string() + "' does not exist");
+      open_reader();  // now: a file that is not a database fails here, not at the first read
+      return;
+    }
     if (!exists && !options_.create_if_missing) {
       throw StorageError("read model file '" + path_.string() + "' does not exist");
     }
@@ -60,6 +65,9 @@ class SqliteReadModel::Impl {
   }
 
   void write(const std::function<void(SqlTransaction&)>& fn) {
+    if (options_.read_only) {
+      throw InvalidArgument("read model '" + path_.string() + "' was opened read-only");
+    }
     if (writing_thread_.load() == std::this_thread::get_id()) {
       throw InvalidArgument("read model '" + path_.string() +
                             "': write() called inside write(); transactions do not nest");
@@ -89,16 +97,7 @@ class SqliteReadModel::Impl {
       return;
     }
     std::lock_guard lock(read_mu_);
-    if (!reader_) {
-      try {
-        reader_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        options_.busy_timeout);
-        reader_->db().exec("PRAGMA query_only = 1");
-      } catch (const SQLite::Exception& e) {
-        reader_.reset();
-        throw detail::storage_error(e, "opening a reader on '" + path_.string() + "'");
-      }
-    }
+    if (!reader_) open_reader();
     reading_thread_.store(std::this_thread::get_id());
     struct Clear {
       std::atomic<std::thread::id>& id;
@@ -118,6 +117,43 @@ class SqliteReadModel::Impl {
   const SqliteReadModelOptions options_;
 
  private:
+  // The reader connection: query_only on a writable open; on a read-only one
+  // opened read-only, falling back to immutable mode where SQLite cannot
+  // create the -shm file (see SqliteReadModelOptions::read_only).
+  void open_reader() {
+    const std::string doing = "opening a reader on '" + path_.string() + "'";
+    try {
+      if (!options_.read_only) {
+        reader_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_.busy_timeout);
+        reader_->db().exec("PRAGMA query_only = 1");
+        return;
+      }
+      reader_.emplace(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options_.busy_timeout);
+      try {
+        reader_->db().execAndGet("PRAGMA schema_version");
+        return;
+      } catch (const SQLite::Exception& e) {
+        const int primary = e.getErrorCode() & 0xff;
+        if ((primary != SQLITE_READONLY && primary != SQLITE_CANTOPEN) ||
+            !detail::no_pending_log(path_)) {
+          throw;
+        }
+      }
+      reader_.reset();
+      reader_.emplace(detail::immutable_uri(path_),
+                      SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                      options_.busy_timeout);
+      reader_->db().execAndGet("PRAGMA schema_version");
+    } catch (const SQLite::Exception& e) {
+      reader_.reset();
+      if (e.getErrorCode() == SQLITE_NOTADB) {
+        throw StorageError("'" + path_.string() + "' is not an SQLite database", e.getErrorCode(),
+                           e.getExtendedErrorCode());
+      }
+      throw detail::storage_error(e, doing);
+    }
+  }
+
   std::mutex write_mu_;
   std::atomic<std::thread::id> writing_thread_{};
   std::optional<detail::SqlConnection> writer_;
@@ -169,6 +205,25 @@ std::vector<ParkedEvent> SqliteReadModel::parked_events(const std::string& name)
   std::vector<ParkedEvent> parked;
   read([&](SqlTransaction& tx) { parked = detail::load_parked(tx, name); });
   return parked;
+}
+
+std::vector<CheckpointRecord> SqliteReadModel::checkpoint_records() const {
+  std::vector<CheckpointRecord> records;
+  read([&](SqlTransaction& tx) { records = detail::load_checkpoints(tx); });
+  return records;
+}
+
+std::vector<ParkedEvent> SqliteReadModel::parked_events(const std::string& name,
+                                                        std::size_t limit) const {
+  std::vector<ParkedEvent> parked;
+  read([&](SqlTransaction& tx) { parked = detail::load_parked(tx, name, limit); });
+  return parked;
+}
+
+std::int64_t SqliteReadModel::parked_count(const std::string& name) const {
+  std::int64_t count = 0;
+  read([&](SqlTransaction& tx) { count = detail::count_parked(tx, name); });
+  return count;
 }
 
 }  // namespace annals

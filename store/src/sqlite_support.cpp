@@ -1,5 +1,7 @@
 #include "sqlite_support.hpp"
 
+#include <cctype>
+
 #include <SQLiteCpp/Column.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -185,6 +187,29 @@ void SqlConnection::rollback_quietly() noexcept {
     if (sqlite3_get_autocommit(db_.getHandle()) == 0) db_.exec("ROLLBACK");
   } catch (...) {
   }
+}
+
+std::string immutable_uri(const std::filesystem::path& path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string uri = "file:";
+  for (const char ch : std::filesystem::absolute(path).string()) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      uri += ch;
+    } else {
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 0xf];
+    }
+  }
+  return uri + "?immutable=1";
+}
+
+bool no_pending_log(const std::filesystem::path& path) {
+  std::error_code ec;
+  const std::string wal = path.string() + "-wal";
+  const auto size = std::filesystem::file_size(wal, ec);
+  return ec ? !std::filesystem::exists(wal, ec) : size == 0;
 }
 
 }  // namespace annals::detail

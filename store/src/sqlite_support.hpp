@@ -38,6 +38,16 @@ bool file_exists(const std::filesystem::path& path, std::string_view what);
 /// Throws: StorageError naming the path and the reason.
 void create_private_file(const std::filesystem::path& path, std::string_view what);
 
+// The URI that opens `path` in SQLite's immutable mode (no locks, no -shm):
+// how a read-only open reads a WAL file in a directory it may not write, when
+// the file has no write-ahead log to replay. Every byte but unreserved ones
+// and '/' is percent-encoded, so '?', '#' and '%' in a name stay part of it.
+// Open it with SQLITE_OPEN_URI.
+std::string immutable_uri(const std::filesystem::path& path);
+
+// True when `path` has no -wal file, or an empty one.
+bool no_pending_log(const std::filesystem::path& path);
+
 /// Resets a statement when leaving scope, so a read never keeps its snapshot
 /// (and with it the WAL) pinned after it is done.
 class ResetOnExit {

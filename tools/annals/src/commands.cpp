@@ -1,7 +1,5 @@
 #include "commands.hpp"
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -59,63 +57,10 @@ void print_event(std::ostream& out, const RecordedEvent& e, bool json) {
 
 // An immutable URI of `file`: every byte but unreserved ones and '/' is
 // percent-encoded, so '?', '#' and '%' in a file name stay part of it.
-std::string immutable_uri(const std::filesystem::path& file) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string uri = "file:";
-  for (const char ch : std::filesystem::absolute(file).string()) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
-      uri += ch;
-    } else {
-      uri += {'%', kHex[c >> 4], kHex[c & 0xf]};
-    }
-  }
-  return uri + "?immutable=1";
-}
-
-// A read-only SQLite connection for the aggregate queries the store API has
-// no call for (stats, projections). As SqliteStoreOptions::read_only does, a
-// WAL store whose -shm file cannot be created (a directory this user may not
-// write) and that has no -wal file is read as immutable.
-SQLite::Database open_raw(const std::filesystem::path& file) {
-  try {
-    SQLite::Database db(file.string(), SQLite::OPEN_READONLY, 5'000);
-    try {
-      db.execAndGet("PRAGMA schema_version");
-      return db;
-    } catch (const SQLite::Exception& e) {
-      const int primary = e.getErrorCode() & 0xff;
-      std::error_code ec;
-      const auto wal = file.string() + "-wal";
-      const bool no_log = !std::filesystem::exists(wal, ec) || std::filesystem::file_size(wal, ec) == 0;
-      // Other errors (not a database, ...) are reported by the first query.
-      if ((primary != SQLITE_READONLY && primary != SQLITE_CANTOPEN) || !no_log) return db;
-    }
-    return SQLite::Database(immutable_uri(file), SQLite::OPEN_READONLY | SQLite::OPEN_URI, 5'000);
-  } catch (const SQLite::Exception& e) {
-    throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
-  }
-}
-
 std::uintmax_t size_or_zero(const std::filesystem::path& p) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(p, ec);
   return ec ? 0 : size;
-}
-
-// Runs `sql` and calls `row` for every result row; SQLite errors name the file.
-template <class Fn>
-void each_row(SQLite::Database& db, const std::string& sql, const std::filesystem::path& file,
-              Fn&& row) {
-  try {
-    SQLite::Statement st(db, sql);
-    while (st.executeStep()) row(st);
-  } catch (const SQLite::Exception& e) {
-    // A file that is not a database at all is unusable, not a failed query.
-    const bool not_a_database = e.getErrorCode() == SQLITE_NOTADB;
-    throw ToolError(not_a_database ? kExitUnusable : kExitFailure,
-                    "reading " + named(file) + ": " + e.what());
-  }
 }
 
 // The checkpoint table of a read model, as the `projections` and `rebuild`
@@ -142,36 +87,39 @@ std::filesystem::path read_model_path(const std::filesystem::path& db,
 }
 
 // Every checkpoint row, in name order; none when the file has no such table.
+// The read model is opened read-only: looking creates and changes nothing.
 std::vector<CheckpointRow> load_checkpoints(const std::filesystem::path& file) {
-  SQLite::Database db = open_raw(file);
-  bool has_table = false;
-  bool has_request = false;
-  each_row(db,
-           "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
-           "name = 'projection_checkpoints'",
-           file, [&](SQLite::Statement& st) { has_table = st.getColumn(0).getInt() > 0; });
+  // A file that cannot be opened, or is not a database at all, is unusable;
+  // a failed query on one that opened is a failure.
+  std::optional<SqliteReadModel> read_model;
+  try {
+    read_model.emplace(file, SqliteReadModelOptions{.read_only = true});
+  } catch (const StorageError& e) {
+    throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
+  }
+  std::vector<CheckpointRecord> records;
+  try {
+    records = read_model->checkpoint_records();
+  } catch (const StorageError& e) {
+    throw ToolError((e.code() & 0xff) == SQLITE_NOTADB ? kExitUnusable : kExitFailure,
+                    "reading " + named(file) + ": " + e.what());
+  }
   std::vector<CheckpointRow> rows;
-  if (!has_table) return rows;
-  each_row(db,
-           "SELECT count(*) FROM pragma_table_info('projection_checkpoints') "
-           "WHERE name = 'rebuild_requested'",
-           file, [&](SQLite::Statement& st) { has_request = st.getColumn(0).getInt() > 0; });
-  const std::string sql =
-      std::string("SELECT name, position, state, error, error_position, attempts, updated_at, ") +
-      (has_request ? "rebuild_requested IS NOT NULL" : "0") +
-      " FROM projection_checkpoints ORDER BY name";
-  each_row(db, sql, file, [&](SQLite::Statement& st) {
+  rows.reserve(records.size());
+  for (const CheckpointRecord& record : records) {
     CheckpointRow r;
-    r.name = st.getColumn(0).getString();
-    r.position = st.getColumn(1).getInt64();
-    r.state = st.getColumn(2).getString();
-    if (!st.getColumn(3).isNull()) r.error = st.getColumn(3).getString();
-    r.error_position = st.getColumn(4).getInt64();
-    r.attempts = st.getColumn(5).getInt64();
-    r.updated_at = st.getColumn(6).getInt64();
-    r.rebuild_requested = st.getColumn(7).getInt() != 0;
+    r.name = record.name;
+    r.position = record.position;
+    r.state = std::string(to_string(record.state));
+    if (record.failure) {
+      r.error = record.failure->message;
+      r.error_position = record.failure->position;
+      r.attempts = record.failure->attempts;
+    }
+    r.updated_at = to_micros(record.updated_at);
+    r.rebuild_requested = record.rebuild_requested;
     rows.push_back(std::move(r));
-  });
+  }
   return rows;
 }
 

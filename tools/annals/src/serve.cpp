@@ -1,7 +1,5 @@
 #include "serve.hpp"
 
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <openssl/crypto.h>
@@ -22,6 +20,7 @@
 #include "annals/core/event_hash.hpp"
 #include "annals/core/metrics.hpp"
 #include "annals/core/stream_id.hpp"
+#include "annals/projections/sqlite_read_model.hpp"
 #include "annals/version.hpp"
 #include "web_assets.hpp"
 
@@ -402,9 +401,8 @@ class WebServer::Impl {
     throw HttpError(404, "no event at position " + std::to_string(position));
   }
 
-  // The read model's checkpoint and parked-event tables, read on a read-only
-  // connection: SqliteReadModel would create its tables, and this server
-  // writes nothing.
+  // The read model's checkpoint and parked-event tables, opened read-only:
+  // this server writes nothing.
   void projections(httplib::Response& res) {
     const std::int64_t head = store_->head_position();
     send_json(res, Json{{"read_model", read_model_.string()}, {"head_position", head},
@@ -414,42 +412,35 @@ class WebServer::Impl {
   Json projection_list(std::int64_t head) const {
     Json list = Json::array();
     std::error_code ec;
-    if (std::filesystem::exists(read_model_, ec)) {
-      try {
-        SQLite::Database db(read_model_.string(), SQLite::OPEN_READONLY, 5'000);
-        const auto has_table = [&](const char* name) {
-          SQLite::Statement st(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?");
-          st.bind(1, name);
-          return st.executeStep() && st.getColumn(0).getInt() > 0;
-        };
-        if (has_table("projection_checkpoints")) {
-          const bool parked_table = has_table("projection_parked_events");
-          SQLite::Statement st(db,
-                               "SELECT name, position, state, error, error_position, attempts, "
-                               "updated_at FROM projection_checkpoints ORDER BY name");
-          while (st.executeStep()) {
-            Json p;
-            p["name"] = st.getColumn(0).getString();
-            const std::int64_t checkpoint = st.getColumn(1).getInt64();
-            p["checkpoint"] = checkpoint;
-            p["head_position"] = head;
-            p["lag"] = std::max<std::int64_t>(0, head - checkpoint);
-            p["state"] = st.getColumn(2).getString();
-            p["updated_at"] = format_timestamp(from_micros(st.getColumn(6).getInt64()));
-            p["failure"] = st.getColumn(3).isNull()
-                               ? Json()
-                               : Json{{"message", st.getColumn(3).getString()},
-                                      {"position", st.getColumn(4).getInt64()},
-                                      {"attempts", st.getColumn(5).getInt64()}};
-            p["parked"] = Json::array();
-            p["parked_count"] = 0;
-            if (parked_table) parked(db, p);
-            list.push_back(std::move(p));
-          }
+    if (!std::filesystem::exists(read_model_, ec)) return list;
+    try {
+      const SqliteReadModel read_model(read_model_, {.read_only = true});
+      for (const CheckpointRecord& record : read_model.checkpoint_records()) {
+        Json p;
+        p["name"] = record.name;
+        p["checkpoint"] = record.position;
+        p["head_position"] = head;
+        p["lag"] = std::max<std::int64_t>(0, head - record.position);
+        p["state"] = std::string(to_string(record.state));
+        p["updated_at"] = format_timestamp(record.updated_at);
+        p["failure"] = record.failure ? Json{{"message", record.failure->message},
+                                             {"position", record.failure->position},
+                                             {"attempts", record.failure->attempts}}
+                                      : Json();
+        p["parked_count"] = read_model.parked_count(record.name);
+        p["parked"] = Json::array();
+        for (const ParkedEvent& parked : read_model.parked_events(record.name, kServeMaxParked)) {
+          p["parked"].push_back(Json{{"position", parked.position},
+                                     {"stream_id", parked.stream_id},
+                                     {"type", parked.type},
+                                     {"error", parked.error},
+                                     {"attempts", parked.attempts},
+                                     {"parked_at", format_timestamp(parked.parked_at)}});
         }
-      } catch (const SQLite::Exception& e) {
-        throw HttpError(500, "reading '" + read_model_.string() + "': " + e.what());
+        list.push_back(std::move(p));
       }
+    } catch (const StorageError& e) {
+      throw HttpError(500, "reading '" + read_model_.string() + "': " + e.what());
     }
     return list;
   }
@@ -500,26 +491,6 @@ class WebServer::Impl {
     served_.counter("annals_serve_requests_total", "HTTP requests answered by annals serve.",
                     {{"route", route}, {"code", std::to_string(res.status)}})
         .add();
-  }
-
-  static void parked(SQLite::Database& db, Json& p) {
-    const std::string name = p["name"];
-    SQLite::Statement count(db, "SELECT count(*) FROM projection_parked_events WHERE name = ?");
-    count.bind(1, name);
-    if (count.executeStep()) p["parked_count"] = count.getColumn(0).getInt64();
-    SQLite::Statement st(db,
-                         "SELECT position, stream_id, type, error, attempts, parked_at FROM "
-                         "projection_parked_events WHERE name = ? ORDER BY position LIMIT ?");
-    st.bind(1, name);
-    st.bind(2, static_cast<std::int64_t>(kServeMaxParked));
-    while (st.executeStep()) {
-      p["parked"].push_back(Json{{"position", st.getColumn(0).getInt64()},
-                                 {"stream_id", st.getColumn(1).getString()},
-                                 {"type", st.getColumn(2).getString()},
-                                 {"error", st.getColumn(3).getString()},
-                                 {"attempts", st.getColumn(4).getInt64()},
-                                 {"parked_at", format_timestamp(from_micros(st.getColumn(5).getInt64()))}});
-    }
   }
 
   // A slot for one more event stream, or 503 when all are taken.

@@ -34,6 +34,7 @@
 /// processes may open the same file.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -57,6 +58,13 @@ struct SqliteReadModelOptions {
   std::chrono::milliseconds busy_timeout{30'000};
   /// Create the file (mode 0600) if it does not exist. Default: true.
   bool create_if_missing = true;
+  /// Only look: the file must exist, nothing is created or written (not even
+  /// the bookkeeping tables; a file without them reads as having no
+  /// projections), and write() throws. For tools and web pages that show a
+  /// read model. A file in WAL mode in a directory this process may not write
+  /// is read as it is on disk (SQLite's immutable mode) when it has no
+  /// write-ahead log to replay. Default: false.
+  bool read_only = false;
 };
 
 /// A projection's checkpoint row, as stored.
@@ -66,6 +74,9 @@ struct CheckpointRecord {
   ProjectionState state = ProjectionState::stopped;
   std::optional<ProjectionFailure> failure;
   Timestamp updated_at{};
+  /// A rebuild was requested (annals/projections/rebuild_request.hpp) and
+  /// not yet done.
+  bool rebuild_requested = false;
 };
 
 class SqliteReadModel {
@@ -109,8 +120,15 @@ class SqliteReadModel {
   std::int64_t checkpoint(const std::string& name) const;
   /// The stored checkpoint row of `name`, if any. Throws: StorageError.
   std::optional<CheckpointRecord> checkpoint_record(const std::string& name) const;
+  /// Every projection's checkpoint row, in name order (one read transaction).
+  /// Throws: StorageError.
+  std::vector<CheckpointRecord> checkpoint_records() const;
   /// Events parked by projection `name`, in position order. Throws: StorageError.
   std::vector<ParkedEvent> parked_events(const std::string& name) const;
+  /// The first `limit` of them (a page for a screen). Throws: StorageError.
+  std::vector<ParkedEvent> parked_events(const std::string& name, std::size_t limit) const;
+  /// How many events projection `name` parked. Throws: StorageError.
+  std::int64_t parked_count(const std::string& name) const;
 
  private:
   class Impl;

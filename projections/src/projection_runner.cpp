@@ -309,9 +309,12 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       conn->rollback_quietly();
       throw;
     }
-    std::lock_guard lock(mu_);
-    checkpoint_ = record ? record->position : 0;
-    failure_ = record ? record->failure : std::nullopt;
+    {
+      std::lock_guard lock(mu_);
+      checkpoint_ = record ? record->position : 0;
+      failure_ = record ? record->failure : std::nullopt;
+    }
+    cv_.notify_all();
   }
 
   // Forgets a recorded failure, so the failed event gets a fresh set of
@@ -475,6 +478,22 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // Throws: IntegrityError when the checkpoint is beyond the store's head and
   // no rebuild is requested.
   StepResult step() {
+    // A rebuild request (rebuild_request.hpp) is served blue/green, as
+    // rebuild() is; the check inside the batch's transaction below stays for
+    // a request that arrives after this look.
+    try {
+      if (rebuild_pending()) {
+        rebuild_into_shadow_and_swap();
+        attempts_ = {};
+        std::lock_guard lock(mu_);
+        if (failure_) return StepResult{Outcome::failed, false, {}};
+        return StepResult{Outcome::progressed, false, {}};
+      }
+    } catch (const IntegrityError&) {
+      throw;
+    } catch (...) {
+      return infrastructure_failure(checkpoint() + 1, std::current_exception());
+    }
     const std::int64_t from = checkpoint() + 1;
     std::vector<RecordedEvent> events;
     std::int64_t head = 0;

@@ -12,6 +12,7 @@
 
 #include "annals/core/error.hpp"
 #include "annals/projections/projection_runner.hpp"
+#include "annals/projections/rebuild_request.hpp"
 #include "projection_fixtures.hpp"
 
 namespace annals {
@@ -245,6 +246,19 @@ TEST(BlueGreenRebuild, ReplacesATableWhoseDefinitionChangedAndKeepsItsIndexes) {
   EXPECT_TRUE(c.runner.check().equal());
   EXPECT_EQ(c.model.query_int("SELECT count(*) FROM pragma_table_info('ledger_rows')"), 3);
   EXPECT_EQ(c.model.query_int("SELECT count(*) FROM ledger_rows"), 30);
+}
+
+TEST(BlueGreenRebuild, ARebuildRequestIsServedIntoShadowTablesToo) {
+  Checked c;
+  c.model.write([](SqlTransaction& tx) {
+    tx.exec("DROP TABLE ledger_rows");
+    tx.exec("CREATE TABLE ledger_rows (position INTEGER PRIMARY KEY, stream_id TEXT)");
+  });
+  request_rebuild(c.model, "ledger");
+  c.runner.catch_up();  // a rebuild in place would keep the old two-column table
+  EXPECT_FALSE(rebuild_requested(c.model, "ledger"));
+  EXPECT_EQ(c.model.query_int("SELECT count(*) FROM pragma_table_info('ledger_rows')"), 3);
+  EXPECT_TRUE(c.runner.check().equal());
 }
 
 TEST(BlueGreenRebuild, AFailedReplayLeavesTheLiveModelAsItWas) {

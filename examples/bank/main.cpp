@@ -7,7 +7,8 @@
 // Exit codes: 0 done; 1 refused (bad input or a rule of the bank, nothing was
 // written; a malformed seal or key file); 2 bad usage; 3 failure (storage
 // error, verify found damage or a store that does not match its seal,
-// retries exhausted); 4 refused because a stored event the command needed
+// retries exhausted, `explain` or `check` found a read model that disagrees
+// with the events); 4 refused because a stored event the command needed
 // does not check against the hash chain (nothing was written).
 
 #include <algorithm>
@@ -414,6 +415,86 @@ int run_verify(const Command& c) {
   return v.ok ? 0 : kFailure;
 }
 
+// Provenance: the events behind the balance, and whether they add up to the
+// read model's figure (exit 3 naming each discrepancy when they do not).
+int run_explain(const Command& c) {
+  bank::Bank b = open_bank(c);
+  Json events = Json::array();
+  if (!c.json) {
+    std::cout << "position  version  time                         type                      amount\n";
+  }
+  const bank::Explanation x = b.explain(c.account, [&](const bank::ExplainLine& l) {
+    if (c.json) {
+      events.push_back(Json{{"position", l.position},
+                            {"version", l.version},
+                            {"time", annals::format_timestamp(l.at)},
+                            {"type", l.type},
+                            {"amount_cents", l.amount},
+                            {"balance_cents", l.balance}});
+      return;
+    }
+    std::cout << std::left << std::setw(10) << l.position << std::setw(9) << l.version
+              << std::setw(29) << annals::format_timestamp(l.at) << std::setw(22)
+              << bank::printable(l.type) << std::right << std::setw(14)
+              << bank::format_cents(l.amount) << "\n";
+  });
+  if (c.json) {
+    Json problems = Json::array();
+    for (const auto& d : x.discrepancies) problems.push_back(d);
+    std::cout << Json{{"account", x.account},
+                      {"currency", x.currency},
+                      {"events", events},
+                      {"events_balance_cents", x.events_balance},
+                      {"read_model_balance_cents",
+                       x.in_read_model ? Json(x.read_model_balance) : Json()},
+                      {"read_model_version", x.read_model_version},
+                      {"ok", x.discrepancies.empty()},
+                      {"discrepancies", problems}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << x.events << " event" << (x.events == 1 ? "" : "s") << " add up to "
+              << money(x.events_balance, x.currency) << "; the balances read model says "
+              << (x.in_read_model ? money(x.read_model_balance, x.currency) : "nothing") << "\n";
+    if (x.discrepancies.empty()) std::cout << "explain: ok\n";
+  }
+  for (const auto& d : x.discrepancies) {
+    std::cerr << "bank explain: DISCREPANCY: " << bank::printable(d) << "\n";
+  }
+  return x.discrepancies.empty() ? 0 : kFailure;
+}
+
+// Each read model replayed into shadow tables and compared with the live one.
+int run_check(const Command& c) {
+  bank::Bank b = open_bank(c);
+  bool equal = true;
+  for (const annals::CheckReport& r : b.check_read_models()) {
+    equal = equal && r.equal();
+    std::cout << "check " << r.projection << " at position " << r.checkpoint << ": "
+              << (r.equal() ? "ok" : "DIFFERS") << " (" << r.live_rows << " live rows, "
+              << r.replay_rows << " replayed; " << r.only_in_live << " only in live, "
+              << r.only_in_replay << " only in replay, " << r.differing << " differing)\n";
+    for (const auto& s : r.schema_differences) std::cout << "  " << bank::printable(s) << "\n";
+    for (const auto& d : r.samples) {
+      const auto& row = d.live.empty() ? d.replay : d.live;
+      std::cout << "  " << d.table << " " << annals::to_string(d.kind) << ":";
+      for (std::size_t i = 0; i < d.columns.size() && i < row.size(); ++i) {
+        const auto& v = row[i];
+        std::string text = v.is_null() ? "NULL" : v.is_int() ? std::to_string(v.as_int())
+                           : v.is_real() ? std::to_string(v.as_real()) : v.as_text();
+        if (d.kind == annals::RowDifference::Kind::differing && !(d.live[i] == d.replay[i])) {
+          const auto& r2 = d.replay[i];
+          text += " (replay: " + (r2.is_null() ? std::string("NULL") : r2.is_int() ? std::to_string(r2.as_int())
+                                  : r2.is_real() ? std::to_string(r2.as_real()) : r2.as_text()) + ")";
+        }
+        std::cout << " " << d.columns[i] << "=" << bank::printable(text);
+      }
+      std::cout << "\n";
+    }
+  }
+  return equal ? 0 : kFailure;
+}
+
 // A whole number of at least 1, said so in words (CLI::PositiveNumber
 // reports a range up to 1.79e308).
 CLI::Validator positive_whole_number() {
@@ -515,6 +596,14 @@ int main(int argc, char** argv) {
 
   json_flag(command("accounts", "every account and its balance (read model)", run_accounts));
   json_flag(command("ledger", "every money movement (read model)", run_ledger));
+  CLI::App* explain =
+      command("explain", "the events behind an account's balance, checked against the read model",
+              run_explain);
+  explain->add_option("ACCOUNT", c.account, "account id")->required();
+  json_flag(explain);
+
+  command("check", "replay the read models and compare them with the live ones", run_check);
+
   CLI::App* verify = command("verify", "check the store's hash chain (and a seal)", run_verify);
   CLI::Option* seal_option =
       verify->add_option("--seal", c.seal_file, "also check the bank against this seal file");

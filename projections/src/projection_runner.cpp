@@ -32,6 +32,7 @@
 #include "annals/core/error.hpp"
 #include "projection_metrics.hpp"
 #include "projection_tables.hpp"
+#include "shadow_model.hpp"
 #include "sql_connection.hpp"
 
 namespace annals {
@@ -128,20 +129,14 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
     const bool was_running = running();
     stop_locked();
-    read_model_.write([&](SqlTransaction& tx) {
-      projection_.reset(tx);
-      detail::clear_parked(tx, projection_.name);
-      detail::save_checkpoint(tx, projection_.name, 0, ProjectionState::stopped);
-      detail::clear_rebuild_request(tx, projection_.name);
-    });
+    rebuild_into_shadow_and_swap();
+    attempts_ = {};
+    bool failed;
     {
       std::lock_guard lock(mu_);
-      checkpoint_ = 0;
-      failure_.reset();
+      failed = failure_.has_value();
     }
-    attempts_ = {};
-    catch_up_locked();
-    bool failed;
+    if (!failed) catch_up_locked();  // the events appended during the replay
     {
       std::lock_guard lock(mu_);
       failed = failure_.has_value();
@@ -186,6 +181,10 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   std::vector<ParkedEvent> parked() const { return read_model_.parked_events(projection_.name); }
+
+  EventStore& store() const { return store_; }
+  const SqliteReadModel& read_model() const { return read_model_; }
+  const Projection& projection() const { return projection_; }
 
   bool retry_parked(std::int64_t position) {
     const auto parked = read_model_.parked_events(projection_.name);
@@ -267,6 +266,55 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       state_ = ProjectionState::stopped;
       throw;
     }
+  }
+
+  // Blue/green: replays the store into a shadow read model (a runner of its
+  // own, with the same retries and poison policy) while the live tables keep
+  // serving, then, in one transaction of the live model, replaces the
+  // projection's tables by the shadow's and takes over its checkpoint, failure
+  // and parked events; readers see the old model or the new one, never a part.
+  // Throws: what the replay throws (then the live model is untouched).
+  void rebuild_into_shadow_and_swap() {
+    detail::ShadowDir dir(read_model_.path());
+    std::vector<std::string> tables;
+    {
+      SqliteReadModel shadow(dir.file());
+      ProjectionRunnerOptions shadow_options = options_;
+      shadow_options.dispatcher = nullptr;
+      shadow_options.metrics = nullptr;
+      ProjectionRunner replay(store_, shadow, projection_, shadow_options);
+      replay.catch_up();
+      shadow.read([&](SqlTransaction& tx) { tables = detail::projection_tables(tx); });
+    }
+    auto conn = detail::open_live_with_shadow(read_model_.path(), dir.file());
+    std::optional<CheckpointRecord> record;
+    conn->begin_immediate();
+    try {
+      detail::replace_tables(*conn, tables);
+      conn->exec("DELETE FROM main.projection_parked_events WHERE name = ?1", {projection_.name});
+      conn->exec(
+          "INSERT INTO main.projection_parked_events (name, position, stream_id, type, error, "
+          "attempts, parked_at) SELECT name, position, stream_id, type, error, attempts, parked_at "
+          "FROM shadow.projection_parked_events WHERE name = ?1",
+          {projection_.name});
+      conn->exec(
+          "UPDATE main.projection_checkpoints SET (position, state, error, error_position, "
+          "attempts, updated_at, rebuild_requested) = (SELECT position, 'stopped', error, "
+          "error_position, attempts, updated_at, NULL FROM shadow.projection_checkpoints "
+          "WHERE name = ?1) WHERE name = ?1",
+          {projection_.name});
+      record = detail::load_checkpoint(*conn, projection_.name);
+      conn->commit();
+    } catch (...) {
+      conn->rollback_quietly();
+      throw;
+    }
+    {
+      std::lock_guard lock(mu_);
+      checkpoint_ = record ? record->position : 0;
+      failure_ = record ? record->failure : std::nullopt;
+    }
+    cv_.notify_all();
   }
 
   // Forgets a recorded failure, so the failed event gets a fresh set of
@@ -430,6 +478,22 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // Throws: IntegrityError when the checkpoint is beyond the store's head and
   // no rebuild is requested.
   StepResult step() {
+    // A rebuild request (rebuild_request.hpp) is served blue/green, as
+    // rebuild() is; the check inside the batch's transaction below stays for
+    // a request that arrives after this look.
+    try {
+      if (rebuild_pending()) {
+        rebuild_into_shadow_and_swap();
+        attempts_ = {};
+        std::lock_guard lock(mu_);
+        if (failure_) return StepResult{Outcome::failed, false, {}};
+        return StepResult{Outcome::progressed, false, {}};
+      }
+    } catch (const IntegrityError&) {
+      throw;
+    } catch (...) {
+      return infrastructure_failure(checkpoint() + 1, std::current_exception());
+    }
     const std::int64_t from = checkpoint() + 1;
     std::vector<RecordedEvent> events;
     std::int64_t head = 0;
@@ -691,5 +755,8 @@ void ProjectionRunner::rebuild() { impl_->rebuild(); }
 std::vector<ParkedEvent> ProjectionRunner::parked() const { return impl_->parked(); }
 bool ProjectionRunner::retry_parked(std::int64_t position) { return impl_->retry_parked(position); }
 std::size_t ProjectionRunner::retry_parked() { return impl_->retry_parked(); }
+CheckReport ProjectionRunner::check(const CheckOptions& options) const {
+  return check_projection(impl_->store(), impl_->read_model(), impl_->projection(), options);
+}
 
 }  // namespace annals

@@ -322,6 +322,67 @@ void Bank::for_each_ledger_row(const std::function<void(const LedgerRow&)>& row)
   });
 }
 
+Explanation Bank::explain(const std::string& id,
+                          const std::function<void(const ExplainLine&)>& line) {
+  check_account_id(id);
+  const std::string stream = accounts_.stream_id(id);
+  if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
+  catch_up();
+  Explanation x;
+  x.account = id;
+  const auto rows = read_models_->views.query(
+      "SELECT balance, version FROM bank_accounts WHERE account = ?1", {id});
+  if (!rows.empty()) {
+    x.in_read_model = true;
+    x.read_model_balance = rows[0][0].as_int();
+    x.read_model_version = rows[0][1].as_int();
+  }
+  // Up to the version the read model reached (the whole stream when it has
+  // no row), so the events listed are the ones its figure should come from.
+  const std::int64_t last = store_->stream_version(stream);
+  const std::int64_t upto = x.in_read_model && x.read_model_version > 0
+                                ? std::min(x.read_model_version, last)
+                                : last;
+  Cents balance = 0;
+  for (const annals::RecordedEvent& recorded :
+       annals::read_stream_checked(*store_, stream, 1, static_cast<std::uint64_t>(upto))) {
+    const auto event = annals::decode<AccountEvent>(recorded);
+    if (const auto* opened = std::get_if<AccountOpened>(&event)) x.currency = opened->currency;
+    const Cents after = replayed_balance(balance, event, id, recorded.version);
+    Cents change = 0;
+    if (__builtin_sub_overflow(after, balance, &change)) {
+      throw annals::IntegrityError("stream '" + stream + "' version " +
+                                   std::to_string(recorded.version) +
+                                   ": the movement does not fit in a signed amount");
+    }
+    balance = after;
+    ++x.events;
+    line(ExplainLine{recorded.position, recorded.version, recorded.recorded_at, recorded.type,
+                     change, balance});
+  }
+  x.events_balance = balance;
+  if (!x.in_read_model) {
+    x.discrepancies.push_back("the balances read model has no row for account '" + id + "'");
+  } else {
+    if (x.read_model_balance != x.events_balance) {
+      x.discrepancies.push_back("the read model's balance " + format_money(x.read_model_balance, x.currency) +
+                                " differs from the events' sum " +
+                                format_money(x.events_balance, x.currency));
+    }
+    if (x.read_model_version != last) {
+      x.discrepancies.push_back("the read model is at version " +
+                                std::to_string(x.read_model_version) + " of the account, whose "
+                                "stream has " + std::to_string(last) + " events");
+    }
+  }
+  return x;
+}
+
+std::vector<annals::CheckReport> Bank::check_read_models() {
+  catch_up();
+  return {read_models_->accounts.check(), read_models_->ledger.check()};
+}
+
 annals::VerifyResult Bank::verify() const { return store_->verify(); }
 
 }  // namespace bank

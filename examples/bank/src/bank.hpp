@@ -29,9 +29,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <annals/aggregates/repository.hpp>
 #include <annals/core/clock.hpp>
+#include <annals/projections/projection_check.hpp>
 #include <annals/store/sqlite_event_store.hpp>
 
 #include "account.hpp"
@@ -108,6 +110,29 @@ struct LedgerRow {
   std::string reference;
 };
 
+/// One event behind an account's balance (Bank::explain).
+struct ExplainLine {
+  std::int64_t position = 0;
+  std::int64_t version = 0;
+  annals::Timestamp at{};
+  std::string type;
+  Cents amount = 0;   ///< signed change of the balance (0: opened, closed)
+  Cents balance = 0;  ///< after this event
+};
+
+/// What Bank::explain found.
+struct Explanation {
+  std::string account;
+  std::string currency;
+  std::int64_t events = 0;      ///< events listed (versions 1..events)
+  Cents events_balance = 0;     ///< their sum
+  bool in_read_model = false;   ///< the read model has a row for the account
+  Cents read_model_balance = 0;
+  std::int64_t read_model_version = 0;
+  /// Empty when the events add up to the read model's figure; else what differs.
+  std::vector<std::string> discrepancies;
+};
+
 class Bank {
  public:
   /// Opens the bank in `file`.
@@ -157,6 +182,19 @@ class Bank {
   /// Applies every stored event not yet in the read models; returns the
   /// checkpoint of the slower one.
   std::int64_t catch_up();
+
+  /// Provenance of a balance: brings the read models up to date, then hands
+  /// out every event of the account (checked against the hash chain, as a
+  /// statement is) with its signed amount and the running balance, and
+  /// compares the sum and the last version with the balances read model's
+  /// row. Throws: UnknownAccount, InvalidInput, annals::HistoryIntegrityError,
+  /// annals::StorageError.
+  Explanation explain(const std::string& id, const std::function<void(const ExplainLine&)>& line);
+
+  /// Replays each read model's projection into shadow tables up to its
+  /// checkpoint and compares it with the live one (annals::check_projection);
+  /// changes nothing. Throws: annals::StorageError, annals::IntegrityError.
+  std::vector<annals::CheckReport> check_read_models();
 
   /// Walks the store's hash chain.
   annals::VerifyResult verify() const;

@@ -62,6 +62,7 @@
 #include "annals/core/metrics.hpp"
 #include "annals/projections/dispatcher.hpp"
 #include "annals/projections/projection.hpp"
+#include "annals/projections/projection_check.hpp"
 #include "annals/projections/projection_status.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/event_store.hpp"
@@ -158,15 +159,33 @@ class ProjectionRunner {
   /// stored checkpoint is beyond the store's head (there is no lag to show).
   ProjectionStatus status() const;
 
-  /// Empties the read model (the projection's reset()), sets the checkpoint to
-  /// 0 and drops its failure and parked events, all in one transaction; then
-  /// replays the store on the calling thread up to its head, as catch_up()
-  /// does. A runner that was running is stopped first and started again after.
-  /// This is also the way on from a checkpoint beyond the store's head.
-  /// Throws: InvalidArgument if the projection has no reset(); StorageError or
-  /// what reset() throws (then nothing was reset); IntegrityError if the
-  /// store's head falls below the replay while it runs.
+  /// Rebuilds the read model blue/green: replays the store from position 1
+  /// into shadow tables (a temporary SQLite file beside the read model; see
+  /// projection_check.hpp for which tables are the projection's) while the
+  /// live tables keep serving readers, then in one transaction of the read
+  /// model replaces each of the projection's tables (definition, rows,
+  /// indexes, triggers) by its shadow, and takes over the replay's checkpoint,
+  /// failure and parked events; a pending rebuild request is cleared with it.
+  /// Readers see the old model or the new one, never a part of either. The
+  /// events appended during the replay are then applied as catch_up() does.
+  /// The replay retries and applies the poison policy as the runner does; a
+  /// replay stopped by a poison event is swapped in too (checkpoint before
+  /// that event, the failure recorded), as a rebuild in place would leave it.
+  /// A runner that was running is stopped first and started again after
+  /// (unless the replay failed). This is also the way on from a checkpoint
+  /// beyond the store's head. Needs the disk space of a second copy of the
+  /// projection's tables meanwhile.
+  /// Throws: InvalidArgument if the projection has no reset() (the contract
+  /// of a rebuildable projection); StorageError, or what setup() throws
+  /// during the replay (then the live model is unchanged); IntegrityError if
+  /// the store's head falls below the replay while it runs.
   void rebuild();
+
+  /// Replays the history into shadow tables up to the live checkpoint and
+  /// compares them row by row with the live read model (check_projection in
+  /// projection_check.hpp). Changes nothing; may run while the runner runs.
+  /// Throws: as check_projection.
+  CheckReport check(const CheckOptions& options = {}) const;
 
   /// The events this projection parked, in position order. Throws: StorageError.
   std::vector<ParkedEvent> parked() const;

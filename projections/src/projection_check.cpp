@@ -1,0 +1,163 @@
+// check_projection: the shadow is a plain SQLite file written by one
+// connection of its own (journal in memory, no fsync: it is thrown away),
+// extended batch by batch up to the live checkpoint. The comparison runs on a
+// second connection, main = the live model, in one read transaction that
+// first re-reads the live checkpoint: if a runner moved it since the replay
+// stopped, the replay goes on to the new checkpoint (or starts again after a
+// rebuild moved it back) and the comparison is made again.
+
+#include "annals/projections/projection_check.hpp"
+
+#include <sqlite3.h>
+
+#include <optional>
+
+#include "projection_tables.hpp"
+#include "shadow_model.hpp"
+
+namespace annals {
+
+namespace {
+
+constexpr int kMaxRounds = 10;
+constexpr std::size_t kMaxFailuresKept = 100;
+
+// The projection replayed into a shadow file, up to a position.
+class ShadowReplay {
+ public:
+  ShadowReplay(EventStore& store, const Projection& projection, const std::filesystem::path& file,
+               std::size_t batch_size)
+      : store_(store), projection_(projection), file_(file), batch_size_(batch_size) {
+    try {
+      conn_.emplace(file_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                    detail::kShadowBusyTimeout);
+      conn_->db().exec("PRAGMA journal_mode = MEMORY");
+      conn_->db().exec("PRAGMA synchronous = OFF");
+    } catch (const SQLite::Exception& e) {
+      throw detail::storage_error(e, "creating shadow file '" + file_.string() + "'");
+    }
+    in_transaction([&] {
+      if (projection_.setup) projection_.setup(*conn_);
+    });
+    in_transaction([&] { tables_ = detail::projection_tables(*conn_); });
+  }
+
+  const std::vector<std::string>& tables() const { return tables_; }
+  std::int64_t position() const { return position_; }
+  const std::vector<ReplayFailure>& failures() const { return failures_; }
+
+  // Applies the events after position() up to `target`.
+  void extend_to(std::int64_t target) {
+    while (position_ < target) {
+      std::vector<RecordedEvent> events;
+      for (auto& e : store_.read_all(position_ + 1, projection_.filter, batch_size_)) {
+        if (e.position > target) break;
+        events.push_back(std::move(e));
+      }
+      const bool last = events.size() < batch_size_;
+      in_transaction([&] {
+        for (const auto& e : events) {
+          if (auto error = detail::in_savepoint(*conn_, [&] { projection_.apply(*conn_, e); })) {
+            if (failures_.size() < kMaxFailuresKept) {
+              failures_.push_back(ReplayFailure{e.position, detail::message_of(error)});
+            }
+          }
+        }
+      });
+      position_ = last ? target : events.back().position;
+    }
+  }
+
+ private:
+  template <class Fn>
+  void in_transaction(Fn&& fn) {
+    conn_->begin_immediate();
+    try {
+      fn();
+      conn_->commit();
+    } catch (...) {
+      conn_->rollback_quietly();
+      throw;
+    }
+  }
+
+  EventStore& store_;
+  const Projection& projection_;
+  std::filesystem::path file_;
+  std::size_t batch_size_;
+  std::optional<detail::SqlConnection> conn_;
+  std::vector<std::string> tables_;
+  std::int64_t position_ = 0;
+  std::vector<ReplayFailure> failures_;
+};
+
+}  // namespace
+
+std::string to_string(RowDifference::Kind kind) {
+  switch (kind) {
+    case RowDifference::Kind::only_in_live:
+      return "only in live";
+    case RowDifference::Kind::only_in_replay:
+      return "only in replay";
+    case RowDifference::Kind::differing:
+      return "differing";
+  }
+  return "differing";
+}
+
+CheckReport check_projection(EventStore& store, const SqliteReadModel& read_model,
+                             const Projection& projection, const CheckOptions& options) {
+  if (projection.name.empty()) throw InvalidArgument("a projection needs a name");
+  if (!projection.apply) {
+    throw InvalidArgument("projection '" + projection.name + "' has no apply function");
+  }
+  if (options.batch_size == 0) {
+    throw InvalidArgument("check of '" + projection.name + "': batch_size must be >= 1");
+  }
+  if (!read_model.checkpoint_record(projection.name)) {
+    throw InvalidArgument("read model '" + read_model.path().string() +
+                          "' has no projection named '" + projection.name + "'");
+  }
+  detail::ShadowDir dir(read_model.path());
+  std::optional<ShadowReplay> replay;
+  std::int64_t target = read_model.checkpoint(projection.name);
+  for (int round = 0; round < kMaxRounds; ++round) {
+    const std::int64_t head = store.head_position();
+    if (target > head) throw detail::checkpoint_beyond_head(projection.name, target, head);
+    if (!replay || replay->position() > target) {  // first round, or a rebuild moved it back
+      replay.reset();
+      std::error_code ignored;
+      std::filesystem::remove(dir.file(), ignored);
+      replay.emplace(store, projection, dir.file(), options.batch_size);
+    }
+    replay->extend_to(target);
+
+    auto conn = detail::open_live_with_shadow(read_model.path(), dir.file());
+    CheckReport report;
+    report.projection = projection.name;
+    bool moved = false;
+    conn->begin_deferred();
+    try {
+      const std::int64_t live = detail::checkpoint_position(*conn, projection.name);
+      if (live != target) {
+        moved = true;
+        target = live;
+      } else {
+        report.checkpoint = target;
+        report.tables = replay->tables();
+        detail::compare_tables(*conn, replay->tables(), options.max_samples, report);
+      }
+      conn->commit();
+    } catch (...) {
+      conn->rollback_quietly();
+      throw;
+    }
+    if (moved) continue;
+    report.replay_failures = replay->failures();
+    return report;
+  }
+  throw StorageError("check of '" + projection.name + "': the live checkpoint moved during " +
+                     std::to_string(kMaxRounds) + " comparisons in a row; try again");
+}
+
+}  // namespace annals

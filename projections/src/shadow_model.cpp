@@ -1,0 +1,240 @@
+// Shadow tables (see shadow_model.hpp). The comparison is SQL run by SQLite
+// over both files, so neither side is loaded into memory: counts come from
+// count(*) over the differing rows, samples from the same query with LIMIT.
+
+#include "shadow_model.hpp"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+namespace annals::detail {
+
+namespace {
+
+struct Column {
+  std::string name;
+  int pk = 0;  // position in the primary key, 0 when not part of it
+};
+
+std::vector<Column> columns_of(SqlTransaction& tx, const std::string& schema,
+                               const std::string& table) {
+  std::vector<Column> out;
+  for (const auto& row :
+       tx.query("SELECT name, pk FROM pragma_table_info(?1, ?2) ORDER BY cid", {table, schema})) {
+    out.push_back(Column{row[0].as_text(), static_cast<int>(row[1].as_int())});
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
+  return out;
+}
+
+// "l.a, l.b" for prefix "l."
+std::string column_list(const std::vector<Column>& columns, const std::string& prefix) {
+  std::vector<std::string> parts;
+  for (const auto& c : columns) parts.push_back(prefix + quote_identifier(c.name));
+  return join(parts, ", ");
+}
+
+// "s.a IS l.a AND s.b IS l.b" over `columns`.
+std::string same(const std::vector<Column>& columns) {
+  std::vector<std::string> parts;
+  for (const auto& c : columns) {
+    const auto q = quote_identifier(c.name);
+    parts.push_back("s." + q + " IS l." + q);
+  }
+  return join(parts, " AND ");
+}
+
+SqlRow slice(const SqlRow& row, std::size_t from, std::size_t n) {
+  return SqlRow(row.begin() + static_cast<std::ptrdiff_t>(from),
+                row.begin() + static_cast<std::ptrdiff_t>(from + n));
+}
+
+void compare_keyed(SqlTransaction& tx, const std::string& table, const std::vector<Column>& columns,
+                   std::size_t max_samples, CheckReport& report) {
+  std::vector<Column> key;
+  for (const auto& c : columns) {
+    if (c.pk > 0) key.push_back(c);
+  }
+  std::sort(key.begin(), key.end(), [](const Column& a, const Column& b) { return a.pk < b.pk; });
+  std::vector<std::string> names;
+  for (const auto& c : columns) names.push_back(c.name);
+  const std::string t = quote_identifier(table);
+  const auto room = [&] { return max_samples - std::min(max_samples, report.samples.size()); };
+
+  // Keys on one side only.
+  const auto one_side = [&](const std::string& here, const std::string& there,
+                            RowDifference::Kind kind, std::int64_t& count) {
+    const std::string rows = "SELECT " + column_list(columns, "l.") + " FROM " + here + "." + t +
+                             " AS l WHERE NOT EXISTS (SELECT 1 FROM " + there + "." + t +
+                             " AS s WHERE " + same(key) + ")";
+    const std::int64_t n = tx.query_int("SELECT count(*) FROM (" + rows + ")").value_or(0);
+    count += n;
+    if (n == 0 || room() == 0) return;
+    for (auto& row : tx.query(rows + " LIMIT " + std::to_string(room()))) {
+      RowDifference d{table, kind, names, {}, {}};
+      (kind == RowDifference::Kind::only_in_live ? d.live : d.replay) = std::move(row);
+      report.samples.push_back(std::move(d));
+    }
+  };
+  one_side("main", "shadow", RowDifference::Kind::only_in_live, report.only_in_live);
+  one_side("shadow", "main", RowDifference::Kind::only_in_replay, report.only_in_replay);
+
+  // Keys on both sides whose rows differ.
+  const std::string rows = "SELECT " + column_list(columns, "l.") + ", " +
+                           column_list(columns, "s.") + " FROM main." + t + " AS l JOIN shadow." +
+                           t + " AS s ON " + same(key) + " WHERE NOT (" + same(columns) + ")";
+  const std::int64_t n = tx.query_int("SELECT count(*) FROM (" + rows + ")").value_or(0);
+  report.differing += n;
+  if (n == 0 || room() == 0) return;
+  for (const auto& row : tx.query(rows + " LIMIT " + std::to_string(room()))) {
+    report.samples.push_back(RowDifference{table, RowDifference::Kind::differing, names,
+                                           slice(row, 0, columns.size()),
+                                           slice(row, columns.size(), columns.size())});
+  }
+}
+
+// Without a primary key: whole rows as a multiset. d > 0: the live table holds
+// the row d times more than the replay; d < 0: the replay -d times more.
+void compare_multiset(SqlTransaction& tx, const std::string& table,
+                      const std::vector<Column>& columns, std::size_t max_samples,
+                      CheckReport& report) {
+  const std::string t = quote_identifier(table);
+  const std::string cols = column_list(columns, "");
+  const std::string groups = "SELECT " + cols + ", sum(side) AS annals_d FROM (SELECT " + cols +
+                             ", 1 AS side FROM main." + t + " UNION ALL SELECT " + cols +
+                             ", -1 FROM shadow." + t + ") GROUP BY " + cols +
+                             " HAVING annals_d <> 0";
+  const auto counts = tx.query(
+      "SELECT coalesce(sum(CASE WHEN annals_d > 0 THEN annals_d END), 0), "
+      "coalesce(sum(CASE WHEN annals_d < 0 THEN -annals_d END), 0) FROM (" +
+      groups + ")");
+  report.only_in_live += counts[0][0].as_int();
+  report.only_in_replay += counts[0][1].as_int();
+  const std::size_t room = max_samples - std::min(max_samples, report.samples.size());
+  if (room == 0 || (counts[0][0].as_int() == 0 && counts[0][1].as_int() == 0)) return;
+  std::vector<std::string> names;
+  for (const auto& c : columns) names.push_back(c.name);
+  for (const auto& row : tx.query(groups + " LIMIT " + std::to_string(room))) {
+    const bool live = row.back().as_int() > 0;
+    RowDifference d{table,
+                    live ? RowDifference::Kind::only_in_live : RowDifference::Kind::only_in_replay,
+                    names,
+                    {},
+                    {}};
+    (live ? d.live : d.replay) = slice(row, 0, columns.size());
+    report.samples.push_back(std::move(d));
+  }
+}
+
+}  // namespace
+
+ShadowDir::ShadowDir(const std::filesystem::path& near) {
+  const auto parent = near.has_parent_path() ? near.parent_path() : std::filesystem::path(".");
+  std::string pattern = (parent / ("." + near.filename().string() + ".shadow-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    const int error = errno;
+    throw StorageError("cannot create a shadow directory '" + pattern + "' beside read model '" +
+                       near.string() + "': " + std::generic_category().message(error));
+  }
+  dir_ = pattern;
+}
+
+ShadowDir::~ShadowDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+std::string quote_identifier(const std::string& name) {
+  std::string out = "\"";
+  for (const char c : name) {
+    out += c;
+    if (c == '"') out += '"';
+  }
+  return out + "\"";
+}
+
+std::vector<std::string> projection_tables(SqlTransaction& tx) {
+  std::vector<std::string> out;
+  for (const auto& row : tx.query(
+           "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
+           "ESCAPE '\\' AND name NOT IN ('projection_checkpoints', 'projection_parked_events') "
+           "ORDER BY name")) {
+    out.push_back(row[0].as_text());
+  }
+  return out;
+}
+
+std::unique_ptr<SqlConnection> open_live_with_shadow(const std::filesystem::path& live,
+                                                     const std::filesystem::path& shadow) {
+  try {
+    auto conn = std::make_unique<SqlConnection>(live, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                                kShadowBusyTimeout);
+    conn->exec("ATTACH DATABASE ?1 AS shadow", {shadow.string()});
+    return conn;
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "opening read model '" + live.string() + "' with its shadow tables");
+  }
+}
+
+void compare_tables(SqlTransaction& tx, const std::vector<std::string>& tables,
+                    std::size_t max_samples, CheckReport& report) {
+  for (const auto& table : tables) {
+    const auto replay = columns_of(tx, "shadow", table);
+    const auto live = columns_of(tx, "main", table);
+    report.replay_rows +=
+        tx.query_int("SELECT count(*) FROM shadow." + quote_identifier(table)).value_or(0);
+    if (live.empty()) {
+      report.schema_differences.push_back("table '" + table +
+                                          "' is missing from the live read model");
+      continue;
+    }
+    report.live_rows +=
+        tx.query_int("SELECT count(*) FROM main." + quote_identifier(table)).value_or(0);
+    std::vector<std::string> live_names, replay_names;
+    for (const auto& c : live) live_names.push_back(c.name);
+    for (const auto& c : replay) replay_names.push_back(c.name);
+    if (live_names != replay_names) {
+      report.schema_differences.push_back("table '" + table + "' has other columns (live: " +
+                                          join(live_names, ", ") +
+                                          "; replay: " + join(replay_names, ", ") + ")");
+      continue;
+    }
+    const bool keyed = std::any_of(replay.begin(), replay.end(), [](const Column& c) { return c.pk > 0; });
+    if (keyed) {
+      compare_keyed(tx, table, replay, max_samples, report);
+    } else {
+      compare_multiset(tx, table, replay, max_samples, report);
+    }
+  }
+}
+
+void replace_tables(SqlTransaction& tx, const std::vector<std::string>& tables) {
+  for (const auto& table : tables) {
+    const std::string t = quote_identifier(table);
+    const auto definition =
+        tx.query_text("SELECT sql FROM shadow.sqlite_master WHERE type = 'table' AND name = ?1",
+                      {table});
+    if (!definition) continue;
+    tx.exec("DROP TABLE IF EXISTS main." + t);
+    tx.exec(*definition);  // unqualified: creates it in main
+    tx.exec("INSERT INTO main." + t + " SELECT * FROM shadow." + t);
+    // Indexes after the rows (faster), triggers last (the copy fires none).
+    for (const auto& row : tx.query(
+             "SELECT sql FROM shadow.sqlite_master WHERE tbl_name = ?1 AND type IN "
+             "('index', 'trigger') AND sql IS NOT NULL ORDER BY type = 'trigger', name",
+             {table})) {
+      tx.exec(row[0].as_text());
+    }
+  }
+}
+
+}  // namespace annals::detail

@@ -22,6 +22,7 @@
 #include "annals/core/stream_id.hpp"
 #include "annals/core/upcaster.hpp"
 
+#include "annals/store/commit_watcher.hpp"
 #include "annals/store/cursor.hpp"
 #include "annals/store/event_export.hpp"
 #include "annals/store/event_store.hpp"
@@ -40,6 +41,7 @@
 #include "annals/projections/executor.hpp"
 #include "annals/projections/inline_projection.hpp"
 #include "annals/projections/projection.hpp"
+#include "annals/projections/projection_check.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/projections/projection_status.hpp"
 #include "annals/projections/rebuild_request.hpp"

@@ -36,13 +36,13 @@ class InlineProjection::Impl {
     }
     read_model_.write([&](SqlTransaction& tx) {
       if (projection_.setup) projection_.setup(tx);
-      detail::ensure_checkpoint(tx, projection_.name);
-      detail::save_state(tx, projection_.name, ProjectionState::live);
+      detail::ensure_checkpoint(tx, projection_.name, now());
+      detail::save_state(tx, projection_.name, ProjectionState::live, now());
       // A rebuild requested through the read model (annals rebuild NAME): the
       // way on for a checkpoint that construction would refuse.
       if (projection_.reset && detail::rebuild_requested(tx, projection_.name)) {
         projection_.reset(tx);
-        detail::save_position(tx, projection_.name, 0);
+        detail::save_position(tx, projection_.name, 0, now());
         detail::clear_rebuild_request(tx, projection_.name);
       }
       catch_up(tx, store_.head_position());
@@ -53,6 +53,8 @@ class InlineProjection::Impl {
 
   ~Impl() { hook_.reset(); }
 
+  Timestamp now() const { return read_model_.clock().now(); }
+
   void rebuild() {
     if (!projection_.reset) {
       throw InvalidArgument("projection '" + projection_.name +
@@ -60,7 +62,7 @@ class InlineProjection::Impl {
     }
     read_model_.write([&](SqlTransaction& tx) {
       projection_.reset(tx);
-      detail::save_position(tx, projection_.name, 0);
+      detail::save_position(tx, projection_.name, 0, now());
       detail::clear_rebuild_request(tx, projection_.name);
       catch_up(tx, store_.head_position());
     });
@@ -88,7 +90,7 @@ class InlineProjection::Impl {
       throw detail::checkpoint_beyond_head(projection_.name, checkpoint, up_to);
     }
     if (catch_up(tx, checkpoint, up_to) != checkpoint) {
-      detail::save_position(tx, projection_.name, up_to);
+      detail::save_position(tx, projection_.name, up_to, now());
     }
   }
 
@@ -102,7 +104,7 @@ class InlineProjection::Impl {
       if (e.position > checkpoint && projection_.filter.matches(e)) projection_.apply(tx, e);
     }
     const std::int64_t last = std::max(checkpoint, events.back().position);
-    if (last != saved) detail::save_position(tx, projection_.name, last);
+    if (last != saved) detail::save_position(tx, projection_.name, last, now());
   }
 
   SqliteEventStore& store_;

@@ -78,7 +78,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
     read_model_.write([&](SqlTransaction& tx) {
       if (projection_.setup) projection_.setup(tx);
-      detail::ensure_checkpoint(tx, projection_.name);
+      detail::ensure_checkpoint(tx, projection_.name, now());
     });
     const auto record = read_model_.checkpoint_record(projection_.name);
     if (record) {
@@ -143,6 +143,9 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
     if (was_running && !failed) start_locked();
   }
+
+  // The read model's clock stamps its bookkeeping (SqliteReadModelOptions::clock).
+  Timestamp now() const { return read_model_.clock().now(); }
 
   bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) const {
     std::unique_lock lock(mu_);
@@ -323,7 +326,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     std::int64_t stored = 0;
     read_model_.write([&](SqlTransaction& tx) {
       stored = detail::checkpoint_position(tx, projection_.name);
-      detail::clear_failure(tx, projection_.name, ProjectionState::stopped);
+      detail::clear_failure(tx, projection_.name, ProjectionState::stopped, now());
     });
     {
       std::lock_guard lock(mu_);
@@ -389,7 +392,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   void record_stopped() noexcept {
     try {
       read_model_.write(
-          [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped); });
+          [&](SqlTransaction& tx) { detail::save_state(tx, projection_.name, ProjectionState::stopped, now()); });
     } catch (...) {
     }
   }
@@ -546,7 +549,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
         if (projection_.reset && detail::rebuild_requested(tx, projection_.name)) {
           projection_.reset(tx);
           detail::clear_parked(tx, projection_.name);
-          detail::save_checkpoint(tx, projection_.name, 0, ProjectionState::catching_up);
+          detail::save_checkpoint(tx, projection_.name, 0, ProjectionState::catching_up, now());
           detail::clear_rebuild_request(tx, projection_.name);
           committed = 0;
           rebuilt = true;
@@ -568,7 +571,8 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
         if (committed >= from) {
           detail::save_checkpoint(tx, projection_.name, committed,
                                   result.at_head && !failed ? ProjectionState::live
-                                                            : ProjectionState::catching_up);
+                                                            : ProjectionState::catching_up,
+                                  now());
         }
       });
     } catch (...) {
@@ -626,9 +630,10 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
         parked.type = event.type;
         parked.error = message;
         parked.attempts = attempt;
-        parked.parked_at = SystemClock().now();
+        parked.parked_at = now();
         detail::park_event(tx, parked);
-        detail::save_checkpoint(tx, projection_.name, event.position, ProjectionState::catching_up);
+        detail::save_checkpoint(tx, projection_.name, event.position, ProjectionState::catching_up,
+                                now());
         committed = event.position;
       });
     } catch (...) {
@@ -656,7 +661,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   void fail(ProjectionFailure failure) noexcept {
     try {
       read_model_.write(
-          [&](SqlTransaction& tx) { detail::save_failure(tx, projection_.name, failure); });
+          [&](SqlTransaction& tx) { detail::save_failure(tx, projection_.name, failure, now()); });
     } catch (...) {  // the read model is what failed: memory must do
     }
     {

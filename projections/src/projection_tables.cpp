@@ -89,9 +89,9 @@ CREATE TABLE IF NOT EXISTS projection_parked_events (
   }
 }
 
-bool request_rebuild(SqlTransaction& tx, const std::string& name) {
+bool request_rebuild(SqlTransaction& tx, const std::string& name, Timestamp now) {
   return tx.exec("UPDATE projection_checkpoints SET rebuild_requested = ?2 WHERE name = ?1",
-                 {name, now_micros()}) > 0;
+                 {name, to_micros(now)}) > 0;
 }
 
 bool rebuild_requested(SqlTransaction& tx, const std::string& name) {
@@ -104,11 +104,11 @@ void clear_rebuild_request(SqlTransaction& tx, const std::string& name) {
   tx.exec("UPDATE projection_checkpoints SET rebuild_requested = NULL WHERE name = ?1", {name});
 }
 
-void ensure_checkpoint(SqlTransaction& tx, const std::string& name) {
+void ensure_checkpoint(SqlTransaction& tx, const std::string& name, Timestamp now) {
   tx.exec(
       "INSERT INTO projection_checkpoints (name, position, state, updated_at) "
       "VALUES (?1, 0, 'stopped', ?2) ON CONFLICT(name) DO NOTHING",
-      {name, now_micros()});
+      {name, to_micros(now)});
 }
 
 namespace {
@@ -178,37 +178,41 @@ std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name) {
 }
 
 void save_checkpoint(SqlTransaction& tx, const std::string& name, std::int64_t position,
-                     ProjectionState state) {
+                     ProjectionState state, Timestamp now) {
   tx.exec(
       "INSERT INTO projection_checkpoints (name, position, state, updated_at) "
       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET position = excluded.position, "
       "state = excluded.state, error = NULL, error_position = NULL, attempts = NULL, "
       "updated_at = excluded.updated_at",
-      {name, position, std::string(to_string(state)), now_micros()});
+      {name, position, std::string(to_string(state)), to_micros(now)});
 }
 
-void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state) {
+void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state,
+                Timestamp now) {
   tx.exec("UPDATE projection_checkpoints SET state = ?2, updated_at = ?3 WHERE name = ?1",
-          {name, std::string(to_string(state)), now_micros()});
+          {name, std::string(to_string(state)), to_micros(now)});
 }
 
-void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state) {
+void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state,
+                   Timestamp now) {
   tx.exec(
       "UPDATE projection_checkpoints SET state = ?2, error = NULL, error_position = NULL, "
       "attempts = NULL, updated_at = ?3 WHERE name = ?1",
-      {name, std::string(to_string(state)), now_micros()});
+      {name, std::string(to_string(state)), to_micros(now)});
 }
 
-void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position) {
+void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position,
+                   Timestamp now) {
   tx.exec("UPDATE projection_checkpoints SET position = ?2, updated_at = ?3 WHERE name = ?1",
-          {name, position, now_micros()});
+          {name, position, to_micros(now)});
 }
 
-void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure) {
+void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure,
+                  Timestamp now) {
   tx.exec(
       "UPDATE projection_checkpoints SET state = 'stopped', error = ?2, error_position = ?3, "
       "attempts = ?4, updated_at = ?5 WHERE name = ?1",
-      {name, failure.message, failure.position, failure.attempts, now_micros()});
+      {name, failure.message, failure.position, failure.attempts, to_micros(now)});
 }
 
 void park_event(SqlTransaction& tx, const ParkedEvent& parked) {

@@ -1,7 +1,8 @@
 #pragma once
 // The bookkeeping tables of projections, as SQL run through an SqlTransaction
 // (a read model's connection, or the store's writer inside an append). The
-// schema is described at the top of projection_tables.cpp.
+// schema is described at the top of projection_tables.cpp. Functions that
+// stamp a time take it (`now`, from the read model's clock).
 
 #include <cstddef>
 #include <cstdint>
@@ -21,13 +22,13 @@ namespace annals::detail {
 void create_projection_tables(SqlTransaction& tx);
 
 // Records a rebuild request for `name`; false when `name` has no checkpoint row.
-bool request_rebuild(SqlTransaction& tx, const std::string& name);
+bool request_rebuild(SqlTransaction& tx, const std::string& name, Timestamp now);
 // Whether a rebuild of `name` was requested and not yet done.
 bool rebuild_requested(SqlTransaction& tx, const std::string& name);
 void clear_rebuild_request(SqlTransaction& tx, const std::string& name);
 
 // Inserts the checkpoint row of `name` at position 0 if it has none.
-void ensure_checkpoint(SqlTransaction& tx, const std::string& name);
+void ensure_checkpoint(SqlTransaction& tx, const std::string& name, Timestamp now);
 
 std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name);
 
@@ -44,19 +45,23 @@ std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name);
 
 // Moves the checkpoint and records the state; clears any failure.
 void save_checkpoint(SqlTransaction& tx, const std::string& name, std::int64_t position,
-                     ProjectionState state);
+                     ProjectionState state, Timestamp now);
 
 // Records the state only (keeps position and failure).
-void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state);
+void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state,
+                Timestamp now);
 
 // Forgets a recorded failure (keeps the position).
-void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state);
+void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state,
+                   Timestamp now);
 
 // Moves the checkpoint only (inline projections, once per append).
-void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position);
+void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position,
+                   Timestamp now);
 
 // Records that the projection stopped on `failure`.
-void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure);
+void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure,
+                  Timestamp now);
 
 void park_event(SqlTransaction& tx, const ParkedEvent& parked);
 std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name);

@@ -10,7 +10,7 @@ namespace annals {
 
 void request_rebuild(SqliteReadModel& read_model, const std::string& name) {
   bool known = false;
-  read_model.write([&](SqlTransaction& tx) { known = detail::request_rebuild(tx, name); });
+  read_model.write([&](SqlTransaction& tx) { known = detail::request_rebuild(tx, name, read_model.clock().now()); });
   if (!known) {
     throw InvalidArgument("read model '" + read_model.path().string() +
                           "' has no projection named '" + name + "' (no checkpoint row)");

@@ -12,6 +12,5 @@ std::string message_of(const std::exception_ptr& error) {
   }
 }
 
-std::int64_t now_micros() { return to_micros(SystemClock().now()); }
 
 }  // namespace annals::detail

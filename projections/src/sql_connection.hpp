@@ -40,7 +40,5 @@ std::exception_ptr in_savepoint(SqlTransaction& tx, Fn&& fn) {
 // The message of an exception_ptr's exception.
 std::string message_of(const std::exception_ptr& error);
 
-// Microseconds since the epoch, now.
-std::int64_t now_micros();
 
 }  // namespace annals::detail

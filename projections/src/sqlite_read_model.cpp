@@ -24,7 +24,9 @@ namespace annals {
 class SqliteReadModel::Impl {
  public:
   Impl(const std::filesystem::path& path, SqliteReadModelOptions options)
-      : path_(path), options_(options) {
+      : path_(path),
+        options_(options),
+        clock_(options.clock ? options.clock : SystemClock::shared()) {
     const bool exists = detail::file_exists(path_, "read model file");
     if (options_.read_only) {
       if (!exists) throw StorageError("read model file '" + path_.string() + "' does not exist");
@@ -115,6 +117,7 @@ class SqliteReadModel::Impl {
 
   const std::filesystem::path path_;
   const SqliteReadModelOptions options_;
+  const std::shared_ptr<const Clock> clock_;
 
  private:
   // The reader connection: query_only on a writable open; on a read-only one
@@ -168,6 +171,8 @@ SqliteReadModel::SqliteReadModel(const std::filesystem::path& path, SqliteReadMo
 SqliteReadModel::~SqliteReadModel() = default;
 
 const std::filesystem::path& SqliteReadModel::path() const noexcept { return impl_->path_; }
+
+const Clock& SqliteReadModel::clock() const noexcept { return *impl_->clock_; }
 
 void SqliteReadModel::write(const std::function<void(SqlTransaction&)>& fn) { impl_->write(fn); }
 

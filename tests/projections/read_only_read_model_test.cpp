@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "annals/core/error.hpp"
+#include "annals/projections/inline_projection.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
@@ -102,6 +103,32 @@ TEST(ReadOnlyReadModel, AFileThatIsNotADatabaseIsAStorageErrorSayingSo) {
   } catch (const StorageError& e) {
     EXPECT_NE(std::string(e.what()).find("not an SQLite database"), std::string::npos) << e.what();
   }
+}
+
+TEST(ReadModelClock, RunnersAndInlineProjectionsStampTheirBookkeepingWithTheReadModelsClock) {
+  TempDir dir;
+  SqliteEventStore store(dir / "store.db", testing::fast());
+  store.append("s-1", ExpectedVersion::any(), {event("test.Ok"), event("test.Poison")});
+  const Timestamp then = parse_timestamp("2031-07-04T12:00:00Z");
+  auto clock = std::make_shared<ManualClock>(then);
+  SqliteReadModel views(dir / "views.db", {.clock = clock});
+  EXPECT_EQ(views.clock().now(), then);
+  ProjectionRunnerOptions parking;
+  parking.max_attempts = 1;
+  parking.on_poison = PoisonPolicy::park;
+  ProjectionRunner runner(store, views, counting("a"), parking);
+  runner.catch_up();
+  EXPECT_EQ(views.checkpoint_record("a")->updated_at, then);
+  ASSERT_EQ(views.parked_count("a"), 1);
+  EXPECT_EQ(views.parked_events("a").front().parked_at, then);
+
+  Projection quiet = counting("b");
+  quiet.filter = EventFilter::for_types({"test.Ok"});
+  InlineProjection inline_projection(store, quiet, {.clock = clock});
+  clock->advance(std::chrono::seconds(90));
+  store.append("s-1", ExpectedVersion::any(), {event("test.Ok")});
+  const SqliteReadModel on_store(store.path(), {.read_only = true});
+  EXPECT_EQ(on_store.checkpoint_record("b")->updated_at, then + std::chrono::seconds(90));
 }
 
 }  // namespace

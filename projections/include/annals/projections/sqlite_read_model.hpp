@@ -44,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "annals/core/clock.hpp"
 #include "annals/projections/projection_status.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 
@@ -65,6 +66,10 @@ struct SqliteReadModelOptions {
   /// is read as it is on disk (SQLite's immutable mode) when it has no
   /// write-ahead log to replay. Default: false.
   bool read_only = false;
+  /// What the bookkeeping is stamped with: checkpoint updated_at, parked_at,
+  /// rebuild requests (of runners and inline projections on this read model;
+  /// tests and audits fix or step it). Default: the system clock.
+  std::shared_ptr<const Clock> clock{};
 };
 
 /// A projection's checkpoint row, as stored.
@@ -114,6 +119,10 @@ class SqliteReadModel {
   /// The first column of the first row; nullopt for no row or NULL. Throws: StorageError.
   std::optional<std::int64_t> query_int(std::string_view sql,
                                         const std::vector<SqlValue>& params = {}) const;
+
+  /// The clock of SqliteReadModelOptions::clock (the system clock if none
+  /// was given).
+  const Clock& clock() const noexcept;
 
   /// The checkpoint of projection `name`; 0 when it has none.
   /// Throws: StorageError.

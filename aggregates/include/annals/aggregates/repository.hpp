@@ -24,6 +24,7 @@
 #include "annals/aggregates/checked_read.hpp"
 #include "annals/aggregates/errors.hpp"
 #include "annals/core/clock.hpp"
+#include "annals/core/personal_data.hpp"
 #include "annals/core/upcaster.hpp"
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
@@ -58,6 +59,13 @@ struct RepositoryOptions {
   /// snapshot checks the events after it, not the snapshot, which is a cache
   /// (docs/aggregates.md). Default: true.
   bool check_history = true;
+  /// Keys of data subjects: saves encrypt the personal fields of events under
+  /// the key of the aggregate's stream id (or the event's data_subject()),
+  /// loads decrypt them, and a forgotten subject's fields load as
+  /// placeholders (annals/core/personal_data.hpp). Not owned; must outlive
+  /// the repository. Required to save events with personal fields
+  /// (InvalidArgument without it). Default: none.
+  KeyStore* keys = nullptr;
 };
 
 /// Saves several aggregates (of any types) in one atomic multi-stream append:
@@ -69,6 +77,12 @@ struct RepositoryOptions {
 template <class... As>
 std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
                                         As&... aggregates);
+
+/// As above, encrypting personal fields with `keys` (see RepositoryOptions::keys;
+/// may be null when no event has personal fields).
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, KeyStore* keys,
+                                        const CommandContext& context, As&... aggregates);
 
 template <class A>
 class Repository {
@@ -134,7 +148,7 @@ class Repository {
   AppendResult save(A& a, const CommandContext& context = {}) {
     const std::int64_t before = a.version_loaded();
     if (a.pending_events().empty()) return AppendResult{before, 0, 0};
-    auto results = save_together(store_, context, a);
+    auto results = save_together(store_, options_.keys, context, a);
     maybe_snapshot(a, before);
     return results.front();
   }
@@ -146,7 +160,7 @@ class Repository {
     std::vector<StreamAppend> batch;
     for (A* a : aggregates) {
       before.push_back(a->version_loaded());
-      if (!a->pending_events().empty()) batch.push_back(to_append(*a, context));
+      if (!a->pending_events().empty()) batch.push_back(to_append(*a, context, options_.keys));
     }
     if (batch.empty()) return {};
     auto results = store_.append(std::move(batch));
@@ -201,7 +215,8 @@ class Repository {
 
  private:
   template <class... As>
-  friend std::vector<AppendResult> save_together(EventStore&, const CommandContext&, As&...);
+  friend std::vector<AppendResult> save_together(EventStore&, KeyStore*, const CommandContext&,
+                                                 As&...);
 
   A replay(const std::string& id, std::int64_t version) const {
     A a(id);
@@ -243,7 +258,9 @@ class Repository {
   }
 
   void apply_recorded(A& a, const RecordedEvent& recorded) const {
-    auto event = try_decode<Events>(recorded, options_.upcasters);
+    auto event = options_.keys != nullptr
+                     ? try_decode<Events>(recorded, *options_.keys, options_.upcasters)
+                     : try_decode<Events>(recorded, options_.upcasters);
     if (event) {
       detail::AggregateAccess::replay(a, *event, recorded.version);
     } else if (options_.skip_unknown_events) {
@@ -272,12 +289,26 @@ class Repository {
     }
   }
 
-  static StreamAppend to_append(const A& a, const CommandContext& context) {
+  static StreamAppend to_append(const A& a, const CommandContext& context, KeyStore* keys) {
     const Json metadata = context.to_metadata();
     StreamAppend part{a.stream_id(), ExpectedVersion::exactly(a.version_loaded()), {}};
     part.events.reserve(a.pending_events().size());
     for (const auto& event : a.pending_events()) {
-      part.events.push_back(std::visit([&](const auto& e) { return encode(e, metadata); }, event));
+      part.events.push_back(std::visit(
+          [&]<class E>(const E& e) {
+            if constexpr (detail::HasPersonalFields<E>) {
+              if (keys == nullptr) {
+                throw InvalidArgument("cannot save event of type '" + std::string(E::type_name) +
+                                      "' to '" + a.stream_id() +
+                                      "': it has personal fields and the repository has no "
+                                      "KeyStore (RepositoryOptions::keys)");
+              }
+              return encode(e, *keys, a.stream_id(), metadata);
+            } else {
+              return encode(e, metadata);
+            }
+          },
+          event));
     }
     return part;
   }
@@ -290,11 +321,17 @@ class Repository {
 template <class... As>
 std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
                                         As&... aggregates) {
+  return save_together(store, static_cast<KeyStore*>(nullptr), context, aggregates...);
+}
+
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, KeyStore* keys,
+                                        const CommandContext& context, As&... aggregates) {
   std::vector<StreamAppend> batch;
   (
       [&] {
         if (!aggregates.pending_events().empty()) {
-          batch.push_back(Repository<As>::to_append(aggregates, context));
+          batch.push_back(Repository<As>::to_append(aggregates, context, keys));
         }
       }(),
       ...);

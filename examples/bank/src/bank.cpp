@@ -116,6 +116,8 @@ Bank::~Bank() = default;
 
 annals::SqliteEventStore& Bank::store() noexcept { return *store_; }
 
+const annals::KeyStore& Bank::keys() const noexcept { return *keys_; }
+
 annals::CommandContext Bank::context(std::string correlation_id) const {
   if (correlation_id.empty()) correlation_id = annals::new_event_id();
   return annals::CommandContext{.correlation_id = std::move(correlation_id),

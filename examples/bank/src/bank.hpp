@@ -180,6 +180,8 @@ class Bank {
   annals::VerifyResult verify() const;
 
   annals::SqliteEventStore& store() noexcept;
+  /// The key store of owners' names (for projections that decode them).
+  const annals::KeyStore& keys() const noexcept;
 
  private:
   struct ReadModels;

@@ -8,7 +8,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <variant>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -319,6 +321,22 @@ TEST_F(Shred, ForgottenAndUnknownKeysAreToldApart) {
   // Another object on the same file (another process) sees the same.
   SqliteKeyStore again(dir / "k", {.read_only = true});
   EXPECT_EQ(again.find(key.key_id()).state, KeyState::forgotten);
+}
+
+TEST_F(Shred, KeyStoresOnOneFileAgreeOnOneKeyPerSubjectUnderConcurrency) {
+  TempDir dir;
+  constexpr int kThreads = 8;
+  std::vector<std::string> ids(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // One object (one connection) per thread, as separate processes would have.
+      SqliteKeyStore keys(dir / "k", {.create_if_missing = true});
+      ids[static_cast<std::size_t>(t)] = keys.key_for("person-1").key_id();
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& id : ids) EXPECT_EQ(id, ids.front());
 }
 
 TEST_F(Shred, AForgottenKeyLeavesNoTraceOfItsBytesInTheKeyStoreFile) {

@@ -2,7 +2,8 @@
 # The bank demo: a short session at the `bank` command line, on a fresh
 # SQLite file. Opens two accounts, pays money in, transfers, has an overdraft
 # refused, then reads balances, a statement, a balance in the past, the
-# ledger, the integrity check and a seal of the head.
+# ledger, the integrity check, a seal of the head, and the erasure of an
+# owner's name (forget).
 #   bash examples/bank/demo.sh BANK_PROGRAM [FILE]     (FILE defaults to bank-demo.db)
 # The file is replaced on every run, so the demo can run again and again.
 set -euo pipefail
@@ -16,7 +17,7 @@ if [ -e "$file" ] && [ "$(head -c 15 "$file")" != "SQLite format 3" ]; then
   echo "demo: '$file' exists and is not an SQLite database; choose another file" >&2
   exit 2
 fi
-rm -f -- "$file" "$file-wal" "$file-shm"
+rm -f -- "$file" "$file-wal" "$file-shm" "$file.keys"
 
 step() { printf '\n== %s\n' "$*"; }
 # Shows the command, then runs it.
@@ -90,6 +91,12 @@ cat "$seal"
 bank deposit alice 5.00
 echo "(the bank grew after the seal; verify checks the sealed head is still there)"
 bank verify --seal "$seal" --key "$key"
+
+step "Erasure: Bob asks to be forgotten; the key of his name is destroyed (docs/privacy.md)"
+bank forget bob
+bank accounts
+bank verify
+echo "(his balance, the ledger and the hash chain are unchanged; his name reads [erased])"
 
 echo
 echo "Explore further:  $bank_program --db $file --help"

@@ -25,6 +25,7 @@
 #include <annals/core/clock.hpp>
 #include <annals/aggregates/errors.hpp>
 #include <annals/core/error.hpp>
+#include <annals/core/personal_data.hpp>
 #include <annals/store/seal.hpp>
 #include <annals/version.hpp>
 
@@ -79,6 +80,7 @@ class JsonArrayPrinter {
 
 struct Command {
   std::string db = "bank.db";
+  std::string keys;  // --keys: the key store of owners' names (default <db>.keys)
   bool json = false;
   std::string account;
   std::string to_account;
@@ -108,7 +110,8 @@ enum class Access { create, write, read };
 bank::Bank open_bank(const Command& c, Access access = Access::write) {
   return bank::Bank(c.db, bank::BankOptions{.create = access == Access::create,
                                             .read_only = access == Access::read,
-                                            .actor = actor()});
+                                            .actor = actor(),
+                                            .key_store = c.keys});
 }
 
 // After a command that wrote events: brings the read models up to date, so
@@ -180,6 +183,17 @@ int run_close(const Command& c) {
   return 0;
 }
 
+// forget: erases the owner's name (GDPR art. 17) by destroying its key.
+int run_forget(const Command& c) {
+  bank::Bank b = open_bank(c);
+  const bool had_key = b.forget(c.account);
+  std::cout << "forgot the owner of account " << c.account
+            << (had_key ? ": its key is destroyed" : ": its key was already destroyed")
+            << "; the name now reads " << annals::kErasedText
+            << " (balances, ledger and hash chain unchanged)\n";
+  return 0;
+}
+
 int run_balance(const Command& c) {
   const bank::Bank b = open_bank(c, Access::read);
   const auto as_of = time_option(c.as_of);
@@ -226,7 +240,8 @@ int run_statement(const Command& c) {
     std::cout << ", \"account\": " << Json(s.account) << ", \"currency\": " << Json(s.currency)
               << ", \"opening_balance_cents\": " << s.opening_balance
               << ", \"closing_balance_cents\": " << s.closing_balance
-              << ", \"movements\": " << s.movements << "}\n";
+              << ", \"movements\": " << s.movements << ", \"owner\": " << Json(s.owner)
+              << "}\n";
     return 0;
   }
   bool header = false;
@@ -249,6 +264,7 @@ int run_statement(const Command& c) {
               << bank::format_cents(l.balance) << "\n";
   });
   begin();
+  std::cout << "owner: " << bank::printable(s.owner) << "\n";
   std::cout << "opening balance " << money(s.opening_balance, s.currency) << ", closing balance "
             << money(s.closing_balance, s.currency) << ", " << s.movements << " movement"
             << (s.movements == 1 ? "" : "s") << "\n";
@@ -515,7 +531,7 @@ CLI::Validator positive_whole_number() {
 std::string command_word(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (arg == "--db") {
+    if (arg == "--db" || arg == "--keys") {
       ++i;
     } else if (arg.empty() || arg[0] != '-') {
       return std::string(arg);
@@ -540,6 +556,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "bank " + std::string(annals::kVersion), "print the version and exit");
   app.fallthrough();  // --db may come before or after the command
   app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
+  app.add_option("--keys", c.keys,
+                 "the key store of owners' names (default: the --db file with .keys added)");
 
   const auto command = [&](const char* name, const char* help, auto run) {
     CLI::App* sub = app.add_subcommand(name, help);
@@ -573,6 +591,11 @@ int main(int argc, char** argv) {
 
   CLI::App* close = command("close", "close an account (at a zero balance only)", run_close);
   close->add_option("ACCOUNT", c.account, "account id")->required();
+
+  CLI::App* forget = command(
+      "forget", "erase an account owner's name (destroys its key; history and balances stay)",
+      run_forget);
+  forget->add_option("ACCOUNT", c.account, "account id")->required();
 
   CLI::App* balance = command("balance", "an account's balance, now or in the past", run_balance);
   balance->add_option("ACCOUNT", c.account, "account id")->required();

@@ -18,6 +18,7 @@
 #include "annals/core/event_id.hpp"
 #include "annals/core/expected_version.hpp"
 #include "annals/core/metrics.hpp"
+#include "annals/core/personal_data.hpp"
 #include "annals/core/registration.hpp"
 #include "annals/core/stream_id.hpp"
 #include "annals/core/upcaster.hpp"
@@ -30,6 +31,8 @@
 #include "annals/store/seal.hpp"
 #include "annals/store/snapshot_store.hpp"
 #include "annals/store/sqlite_event_store.hpp"
+#include "annals/store/sqlite_key_store.hpp"
+#include "annals/store/sqlite_scrub.hpp"
 
 #include "annals/aggregates/aggregate.hpp"
 #include "annals/aggregates/checked_read.hpp"

@@ -9,6 +9,7 @@
 #include <annals/core/event_id.hpp>
 #include <annals/projections/projection_runner.hpp>
 #include <annals/projections/sqlite_read_model.hpp>
+#include <annals/store/sqlite_scrub.hpp>
 
 #include "errors.hpp"
 #include "projections.hpp"
@@ -46,6 +47,15 @@ std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path
   return std::make_unique<annals::SqliteEventStore>(file, store_options);
 }
 
+std::unique_ptr<annals::SqliteKeyStore> open_keys(const annals::SqliteEventStore& store,
+                                                  const BankOptions& options) {
+  return std::make_unique<annals::SqliteKeyStore>(
+      options.key_store.empty() ? annals::SqliteKeyStore::default_path(store.path())
+                                : options.key_store,
+      annals::SqliteKeyStoreOptions{.create_if_missing = options.create,
+                                    .read_only = options.read_only});
+}
+
 std::string text_or_empty(const annals::SqlValue& v) { return v.is_null() ? "" : v.as_text(); }
 
 std::string describe(const AccountEvent& event) {
@@ -77,9 +87,9 @@ std::string describe(const AccountEvent& event) {
 // The read models live in the store's own file, opened after the store (so
 // the file is already an Annals store), with one durable runner each.
 struct Bank::ReadModels {
-  explicit ReadModels(annals::SqliteEventStore& store)
+  ReadModels(annals::SqliteEventStore& store, const annals::KeyStore& keys)
       : views(store.path()),
-        accounts(store, views, accounts_projection()),
+        accounts(store, views, accounts_projection(keys)),
         ledger(store, views, ledger_projection()) {}
 
   annals::SqliteReadModel views;
@@ -90,11 +100,15 @@ struct Bank::ReadModels {
 Bank::Bank(const std::filesystem::path& file, BankOptions options)
     : options_(std::move(options)),
       store_(open_store(file, options_)),
-      accounts_(*store_, annals::RepositoryOptions{.max_retries = options_.max_retries}) {}
+      keys_(open_keys(*store_, options_)),
+      accounts_(*store_,
+                annals::RepositoryOptions{.max_retries = options_.max_retries, .keys = keys_.get()}) {}
 
 Bank::~Bank() = default;
 
 annals::SqliteEventStore& Bank::store() noexcept { return *store_; }
+
+const annals::KeyStore& Bank::keys() const noexcept { return *keys_; }
 
 annals::CommandContext Bank::context(std::string correlation_id) const {
   if (correlation_id.empty()) correlation_id = annals::new_event_id();
@@ -218,14 +232,15 @@ StatementSummary Bank::statement(const std::string& id, std::optional<annals::Ti
   // above: the first finds any event that cannot be replayed (so a failing
   // statement shows no line at all), the second hands out the lines.
   const auto walk = [&](const std::function<void(const StatementLine&)>* emit) {
-    StatementSummary summary{id, {}, 0, 0, 0};
+    StatementSummary summary{id, {}, {}, 0, 0, 0};
     Cents balance = 0;
     // Checked like a replay: a statement never shows a forged movement.
     for (const annals::RecordedEvent& recorded :
          annals::read_stream_checked(*store_, stream, 1, static_cast<std::uint64_t>(last))) {
-      const auto event = annals::decode<AccountEvent>(recorded);
+      const auto event = annals::decode<AccountEvent>(recorded, *keys_);
       if (const auto* opened = std::get_if<AccountOpened>(&event)) {
         summary.currency = opened->currency;
+        summary.owner = opened->owner;
       }
       if (to && recorded.recorded_at > *to) break;
       const Cents after = replayed_balance(balance, event, id, recorded.version);
@@ -262,8 +277,25 @@ void Bank::history(const std::string& id,
   for (const annals::RecordedEvent& recorded : store_->read_stream(stream)) event(recorded);
 }
 
+bool Bank::forget(const std::string& id) {
+  check_account_id(id);
+  const std::string stream = accounts_.stream_id(id);
+  if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
+  const bool had_key = keys_->forget(stream);
+  // The read model copied the name when the account was opened: overwrite
+  // it with what a rebuild would now write, then rewrite the file so that
+  // neither its free space nor its WAL keeps the old bytes.
+  catch_up();
+  read_models_->views.write([&](annals::SqlTransaction& tx) {
+    tx.exec("UPDATE bank_accounts SET owner = ?2 WHERE account = ?1",
+            {id, std::string(annals::kErasedText)});
+  });
+  annals::scrub_sqlite_file(store_->path());
+  return had_key;
+}
+
 std::int64_t Bank::catch_up() {
-  if (!read_models_) read_models_ = std::make_unique<ReadModels>(*store_);
+  if (!read_models_) read_models_ = std::make_unique<ReadModels>(*store_, *keys_);
   std::int64_t slowest = -1;
   for (annals::ProjectionRunner* runner : {&read_models_->accounts, &read_models_->ledger}) {
     const std::int64_t checkpoint = runner->catch_up();
@@ -346,7 +378,7 @@ Explanation Bank::explain(const std::string& id,
   Cents balance = 0;
   for (const annals::RecordedEvent& recorded :
        annals::read_stream_checked(*store_, stream, 1, static_cast<std::uint64_t>(upto))) {
-    const auto event = annals::decode<AccountEvent>(recorded);
+    const auto event = annals::decode<AccountEvent>(recorded, *keys_);
     if (const auto* opened = std::get_if<AccountOpened>(&event)) x.currency = opened->currency;
     const Cents after = replayed_balance(balance, event, id, recorded.version);
     Cents change = 0;

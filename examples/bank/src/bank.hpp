@@ -17,7 +17,9 @@
 /// new state, so two processes withdrawing at once never overdraw an account.
 /// Refusals (BankError) are never retried.
 ///
-/// Files: everything lives in one SQLite file, events and read models alike.
+/// Files: events and read models live in one SQLite file; the keys that
+/// encrypt owners' names live beside it in "<file>.keys" (or
+/// BankOptions::key_store), never inside it (docs/privacy.md).
 ///
 /// Thread safety: one Bank may be used from several threads for commands and
 /// aggregate queries; the read-model queries (for_each_account, for_each_ledger_row)
@@ -35,6 +37,7 @@
 #include <annals/core/clock.hpp>
 #include <annals/projections/projection_check.hpp>
 #include <annals/store/sqlite_event_store.hpp>
+#include <annals/store/sqlite_key_store.hpp>
 
 #include "account.hpp"
 #include "money.hpp"
@@ -59,6 +62,9 @@ struct BankOptions {
   int max_retries = 50;
   /// Source of recorded_at (tests fix time). Default: the system clock.
   std::shared_ptr<const annals::Clock> clock{};
+  /// The key store of owners' names. Default: empty, meaning "<file>.keys".
+  /// Created (mode 0600) only with `create`; opened read-only with `read_only`.
+  std::filesystem::path key_store{};
 };
 
 /// What transfer() did.
@@ -81,6 +87,7 @@ struct StatementLine {
 /// The frame of a statement.
 struct StatementSummary {
   std::string account;
+  std::string owner;  ///< annals::kErasedText after forget()
   std::string currency;
   Cents opening_balance = 0;  ///< before the first movement in the window
   Cents closing_balance = 0;  ///< after the last movement in the window
@@ -158,6 +165,17 @@ class Bank {
   TransferResult transfer(const std::string& from, const std::string& to, Cents amount,
                           const std::string& reference);
   Account close(const std::string& id);
+  /// Erases the owner's name of account `id`: destroys its key in the key
+  /// store, so the name reads annals::kErasedText wherever it is decoded
+  /// (aggregate, statement, read model), sets the accounts read model's row
+  /// to that, and scrubs the bank's file (annals::scrub_sqlite_file) so the
+  /// old name survives neither in its free space nor in its WAL. Events,
+  /// balances, the ledger and the hash chain are unchanged. Idempotent: run
+  /// again after an interruption, it finishes the job. Returns true when the
+  /// account still had a key, false when it was already forgotten.
+  /// Throws: UnknownAccount, InvalidInput; annals::KeyStoreError (nothing
+  /// changed); annals::StorageError.
+  bool forget(const std::string& id);
 
   // Queries on the aggregates. Throws: UnknownAccount, InvalidInput,
   // annals::HistoryIntegrityError (history() excepted: it shows events as stored).
@@ -200,6 +218,8 @@ class Bank {
   annals::VerifyResult verify() const;
 
   annals::SqliteEventStore& store() noexcept;
+  /// The key store of owners' names (for projections that decode them).
+  const annals::KeyStore& keys() const noexcept;
 
  private:
   struct ReadModels;
@@ -210,6 +230,7 @@ class Bank {
 
   BankOptions options_;
   std::unique_ptr<annals::SqliteEventStore> store_;
+  std::unique_ptr<annals::SqliteKeyStore> keys_;
   annals::Repository<Account> accounts_;
   std::unique_ptr<ReadModels> read_models_;  // opened by the first read-model query
 };

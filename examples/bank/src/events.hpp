@@ -6,8 +6,13 @@
 ///
 /// Amounts are Cents (integer minor units) of the account's currency.
 ///
+/// Personal data: the owner's name (AccountOpened::owner) is encrypted under
+/// the key of the account's stream ("account-<id>"), so `bank forget` can
+/// erase it (annals/core/personal_data.hpp); it then reads "[erased]".
+///
 /// Thread safety: plain value types.
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -21,6 +26,8 @@ namespace bank {
 struct AccountOpened {
   static constexpr std::string_view type_name = "bank.AccountOpened";
   static constexpr int schema_version = 1;
+  /// Encrypted per account; the data subject is the account's stream.
+  static constexpr std::array<std::string_view, 1> personal_fields{"owner"};
   std::string owner;
   std::string currency;
   Cents overdraft_limit = 0;  ///< how far below zero the balance may go

@@ -17,7 +17,7 @@ std::string account_of(const annals::RecordedEvent& e) {
 
 }  // namespace
 
-annals::Projection accounts_projection() {
+annals::Projection accounts_projection(const annals::KeyStore& keys) {
   return annals::Projection{
       .name = kAccountsProjection,
       .filter = annals::EventFilter::for_category(std::string(Account::category)),
@@ -31,8 +31,8 @@ annals::Projection accounts_projection() {
                 " opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
           },
       .apply =
-          [](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
-            const auto event = annals::decode<AccountEvent>(e);
+          [&keys](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
+            const auto event = annals::decode<AccountEvent>(e, keys);
             const std::string account = account_of(e);
             const auto at = annals::to_micros(e.recorded_at);
             if (const auto* opened = std::get_if<AccountOpened>(&event)) {

@@ -19,6 +19,7 @@
 /// Thread safety: the functions build values; the runner calls a projection's
 /// functions from one thread at a time.
 
+#include <annals/core/personal_data.hpp>
 #include <annals/projections/projection.hpp>
 
 namespace bank {
@@ -28,8 +29,10 @@ inline constexpr const char* kAccountsProjection = "bank.accounts";
 /// Name of the ledger projection.
 inline constexpr const char* kLedgerProjection = "bank.ledger";
 
-/// The balances read model (table bank_accounts).
-annals::Projection accounts_projection();
+/// The balances read model (table bank_accounts). Owners' names are
+/// decrypted with `keys` (which must outlive the projection); a forgotten
+/// owner is annals::kErasedText.
+annals::Projection accounts_projection(const annals::KeyStore& keys);
 
 /// The transactions ledger (table bank_ledger).
 annals::Projection ledger_projection();

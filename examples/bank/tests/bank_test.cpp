@@ -246,7 +246,7 @@ TEST_F(BankTest, RebuildingTheReadModelsGivesTheSameRows) {
   const auto live = dump();
   {
     annals::SqliteReadModel views(file_);
-    annals::ProjectionRunner accounts(bank_.store(), views, bank::accounts_projection());
+    annals::ProjectionRunner accounts(bank_.store(), views, bank::accounts_projection(bank_.keys()));
     annals::ProjectionRunner ledger(bank_.store(), views, bank::ledger_projection());
     accounts.rebuild();
     ledger.rebuild();

@@ -210,7 +210,8 @@ case "$case_name" in
   history_shows_every_event_with_its_metadata)
     setup_two_accounts
     ok history alice
-    expect_out '^@1 v1 .* bank.AccountOpened \{"currency":"EUR","overdraft_limit":0,"owner":"Alice"\} \{"actor":'
+    # The owner's name is personal data: stored encrypted (docs/privacy.md).
+    expect_out '^@1 v1 .* bank.AccountOpened \{"currency":"EUR","overdraft_limit":0,"owner":\{"annals_personal":1,"ciphertext":"[^"]+","key_id":"[0-9a-f]{32}","nonce":"[^"]+","tag":"[^"]+"\}\} \{"actor":'
     expect_out '^@3 v2 .* bank.Deposited \{"amount":10000\}'
     ok history bob --json
     expect_out '"position":2,"recorded_at":"[0-9T:.-]+Z","schema_version":1'
@@ -326,6 +327,70 @@ case "$case_name" in
     grep -q 'invalid account id .bad\\nid.' <<<"$err" || fail "bad id: $err"
     bank balance "$(printf 'y%.0s' $(seq 1 5000))"
     [ "${#err}" -lt 300 ] || fail "a 5000-byte id was echoed at length ${#err}"
+    ;;
+  forget_erases_the_owner_and_keeps_the_money)
+    # Issue 16: the owner's name is personal data; forget destroys its key.
+    name="Zelda Quixotic-Vanderberg"
+    ok open alice --owner "$name"
+    ok open bob --owner "Bob"
+    ok deposit alice 100.00
+    ok transfer alice bob 30.00 --reference rent
+    ok accounts
+    expect_out "^alice +$name +70.00 EUR"
+    ok ledger
+    ledger_before="$out"
+    # The read model holds the name in clear until forget (the search works).
+    grep -qaF "$name" "$db" "$db-wal" 2>/dev/null || fail "the name is not in the file before forget"
+    [ "$(stat -c %a "$db.keys")" = 600 ] || fail "the key store is not mode 0600"
+    ok forget alice
+    expect_out "^forgot the owner of account alice: its key is destroyed; the name now reads \[erased\]"
+    ok statement alice
+    expect_out '^owner: \[erased\]$'
+    expect_out '^opening balance 0.00 EUR, closing balance 70.00 EUR, 2 movements$'
+    ok statement alice --json
+    expect_out '"owner": "\[erased\]"\}$'
+    ok balance alice --json
+    expect_out '"owner": "\[erased\]"'
+    balance_is alice "70.00 EUR (version 3)"
+    ok accounts
+    expect_out "^alice +\[erased\] +70.00 EUR +0.00 EUR +open$"
+    expect_out "^bob +Bob +30.00 EUR"
+    ok ledger
+    [ "$out" = "$ledger_before" ] || fail "the ledger changed: $out"
+    ok verify
+    expect_out "^verify: ok \(5 events checked, hash chain intact\)$"
+    for f in "$db" "$db-wal" "$db.keys" "$db.keys-journal"; do
+      if [ -e "$f" ] && grep -qaF "$name" "$f"; then fail "the name is still in $f"; fi
+    done
+    ok history alice
+    ! grep -qF "$name" <<<"$out" || fail "history shows the name"
+    # Again: nothing left to destroy, still exit 0; unknown accounts refused.
+    ok forget alice
+    expect_out "its key was already destroyed"
+    refused 1 "unknown account 'carol'" forget carol
+    # The account goes on working.
+    ok deposit alice 5.00
+    balance_is alice "75.00 EUR (version 4)"
+    ;;
+  a_lost_or_unreadable_key_store_is_a_clear_error)
+    ok open alice --owner "Alice Martin"
+    ok deposit alice 10.00
+    mv "$db.keys" "$work/keys-backup"
+    bank statement alice
+    [ "$code" -eq 3 ] || fail "statement without its key store exited $code: $err"
+    grep -qF "key store '$db.keys' does not exist" <<<"$err" || fail "statement: $err"
+    [ -z "$out" ] || fail "a failing statement printed '$out'"
+    refused 3 "key store '.*' does not exist" deposit alice 1.00
+    refused 3 "key store '.*' does not exist" forget alice
+    [ ! -e "$db.keys" ] || fail "a command created an empty key store"
+    # --keys names a key store elsewhere.
+    ok --keys "$work/keys-backup" statement alice
+    expect_out '^owner: Alice Martin$'
+    # A damaged key store: an error naming it, never garbage.
+    head -c 4096 /dev/urandom >"$db.keys"
+    bank statement alice
+    [ "$code" -eq 3 ] || fail "statement with a damaged key store exited $code: $err"
+    grep -qF "key store '$db.keys'" <<<"$err" || fail "statement: $err"
     ;;
   overflow_on_replay_is_an_error_naming_the_stream_and_version)
     # Issue 12, item 12: a stored Deposited that overflows the balance.

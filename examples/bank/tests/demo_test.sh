@@ -35,6 +35,10 @@ for run in 1 2; do  # a second run on the same file starts afresh
   has "^verify: ok \(7 events checked"
   has '^\{"annals_seal":1,.*"head_position":7,'
   has "^verify: ok \(8 events checked, hash chain intact; the seal of position 7 holds, signature trusted\)$"
+  has "^forgot the owner of account bob: its key is destroyed"
+  has "^bob +\[erased\] +-10.00 EUR +50.00 EUR +open$"
+  has "^verify: ok \(8 events checked, hash chain intact\)$"
+  ! grep -qaF "Bob Chen" "$db" "$db.keys" || fail "Bob's name is still in the bank's files"
   # The file holds what the demo said, as the program reads it back.
   [ "$("$bank_program" --db "$db" balance bob --json | grep -c '"balance_cents": -1000')" = 1 ] ||
     fail "bob's stored balance is not -10.00"

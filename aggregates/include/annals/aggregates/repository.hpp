@@ -28,6 +28,7 @@
 #include "annals/aggregates/checked_read.hpp"
 #include "annals/aggregates/errors.hpp"
 #include "annals/core/clock.hpp"
+#include "annals/core/personal_data.hpp"
 #include "annals/core/upcaster.hpp"
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
@@ -67,6 +68,13 @@ struct RepositoryOptions {
   /// snapshot checks the events after it, not the snapshot, which is a cache
   /// (docs/aggregates.md). Default: true.
   bool check_history = true;
+  /// Keys of data subjects: saves encrypt the personal fields of events under
+  /// the key of the aggregate's stream id (or the event's data_subject()),
+  /// loads decrypt them, and a forgotten subject's fields load as
+  /// placeholders (annals/core/personal_data.hpp). Not owned; must outlive
+  /// the repository. Required to save events with personal fields
+  /// (InvalidArgument without it). Default: none.
+  KeyStore* keys = nullptr;
 };
 
 /// Saves several aggregates (of any types) in one atomic multi-stream append:
@@ -79,6 +87,12 @@ struct RepositoryOptions {
 template <class... As>
 std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
                                         As&... aggregates);
+
+/// As above, encrypting personal fields with `keys` (see RepositoryOptions::keys;
+/// may be null when no event has personal fields).
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, KeyStore* keys,
+                                        const CommandContext& context, As&... aggregates);
 
 template <class A>
 class Repository;
@@ -96,7 +110,7 @@ struct Saving {
 /// does). All repositories must use the same store.
 ///   save_together(context, accounts.saving(account), ledgers.saving(ledger));
 /// Throws: as above; InvalidArgument (nothing written) when the repositories
-/// use different stores.
+/// use different stores or different key stores.
 template <class... As>
 std::vector<AppendResult> save_together(const CommandContext& context, Saving<As>... parts);
 
@@ -167,7 +181,7 @@ class Repository {
   AppendResult save(A& a, const CommandContext& context = {}) {
     const std::int64_t before = a.version_loaded();
     if (a.pending_events().empty()) return AppendResult{before, 0, 0};
-    auto results = save_together(store_, context, a);
+    auto results = save_together(store_, options_.keys, context, a);
     maybe_snapshot(a, before);
     return results.front();
   }
@@ -182,7 +196,7 @@ class Repository {
     std::vector<StreamAppend> batch;
     for (A* a : aggregates) {
       before.push_back(a->version_loaded());
-      if (!a->pending_events().empty()) batch.push_back(to_append(*a, context));
+      if (!a->pending_events().empty()) batch.push_back(to_append(*a, context, options_.keys));
     }
     if (batch.empty()) return {};
     auto results = store_.append(std::move(batch));
@@ -257,7 +271,8 @@ class Repository {
 
  private:
   template <class... As>
-  friend std::vector<AppendResult> save_together(EventStore&, const CommandContext&, As&...);
+  friend std::vector<AppendResult> save_together(EventStore&, KeyStore*, const CommandContext&,
+                                                 As&...);
   template <class... As>
   friend std::vector<AppendResult> save_together(const CommandContext&, Saving<As>...);
 
@@ -361,7 +376,9 @@ class Repository {
   }
 
   void apply_recorded(A& a, const RecordedEvent& recorded) const {
-    auto event = try_decode<Events>(recorded, options_.upcasters);
+    auto event = options_.keys != nullptr
+                     ? try_decode<Events>(recorded, *options_.keys, options_.upcasters)
+                     : try_decode<Events>(recorded, options_.upcasters);
     if (event) {
       detail::AggregateAccess::replay(a, *event, recorded.version);
     } else if (options_.skip_unknown_events) {
@@ -390,12 +407,26 @@ class Repository {
     }
   }
 
-  static StreamAppend to_append(const A& a, const CommandContext& context) {
+  static StreamAppend to_append(const A& a, const CommandContext& context, KeyStore* keys) {
     const Json metadata = context.to_metadata();
     StreamAppend part{a.stream_id(), ExpectedVersion::exactly(a.version_loaded()), {}};
     part.events.reserve(a.pending_events().size());
     for (const auto& event : a.pending_events()) {
-      part.events.push_back(std::visit([&](const auto& e) { return encode(e, metadata); }, event));
+      part.events.push_back(std::visit(
+          [&]<class E>(const E& e) {
+            if constexpr (detail::HasPersonalFields<E>) {
+              if (keys == nullptr) {
+                throw InvalidArgument("cannot save event of type '" + std::string(E::type_name) +
+                                      "' to '" + a.stream_id() +
+                                      "': it has personal fields and the repository has no "
+                                      "KeyStore (RepositoryOptions::keys)");
+              }
+              return encode(e, *keys, a.stream_id(), metadata);
+            } else {
+              return encode(e, metadata);
+            }
+          },
+          event));
     }
     return part;
   }
@@ -407,11 +438,17 @@ class Repository {
 template <class... As>
 std::vector<AppendResult> save_together(EventStore& store, const CommandContext& context,
                                         As&... aggregates) {
+  return save_together(store, static_cast<KeyStore*>(nullptr), context, aggregates...);
+}
+
+template <class... As>
+std::vector<AppendResult> save_together(EventStore& store, KeyStore* keys,
+                                        const CommandContext& context, As&... aggregates) {
   std::vector<StreamAppend> batch;
   (
       [&] {
         if (!aggregates.pending_events().empty()) {
-          batch.push_back(Repository<As>::to_append(aggregates, context));
+          batch.push_back(Repository<As>::to_append(aggregates, context, keys));
         }
       }(),
       ...);
@@ -424,22 +461,19 @@ std::vector<AppendResult> save_together(EventStore& store, const CommandContext&
 template <class... As>
 std::vector<AppendResult> save_together(const CommandContext& context, Saving<As>... parts) {
   static_assert(sizeof...(As) > 0, "save_together: nothing to save");
-  const EventStore* store = nullptr;
-  bool same_store = true;
-  (
-      [&] {
-        const EventStore* own = &parts.repository.store_;
-        if (store != nullptr && store != own) same_store = false;
-        store = own;
-      }(),
-      ...);
+  const auto& first = std::get<0>(std::tie(parts...)).repository;
+  const bool same_store = ((&parts.repository.store_ == &first.store_) && ...);
+  const bool same_keys = ((parts.repository.options_.keys == first.options_.keys) && ...);
   if (!same_store) {
     throw InvalidArgument("save_together: the repositories use different stores; one atomic "
                           "append needs one store");
   }
+  if (!same_keys) {
+    throw InvalidArgument("save_together: the repositories use different key stores "
+                          "(RepositoryOptions::keys); one append encrypts with one");
+  }
   const std::tuple before{parts.aggregate.version_loaded()...};
-  auto results = save_together(std::get<0>(std::tie(parts...)).repository.store_, context,
-                               parts.aggregate...);
+  auto results = save_together(first.store_, first.options_.keys, context, parts.aggregate...);
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (std::get<I>(std::tie(parts...)).repository.maybe_snapshot(
          std::get<I>(std::tie(parts...)).aggregate, std::get<I>(before)),

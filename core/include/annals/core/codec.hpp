@@ -28,6 +28,7 @@
 /// Thread safety: the functions are reentrant.
 
 #include <concepts>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,12 @@ concept NlohmannConvertible = requires(const E& e, Json& j, const Json& cj) {
 /// without to_json/from_json.
 template <class E>
 concept FieldlessEvent = std::is_empty_v<E> && std::is_default_constructible_v<E>;
+/// E marks some of its fields as personal data (`static constexpr` range of
+/// field names `personal_fields`; see annals/core/personal_data.hpp).
+template <class E>
+concept HasPersonalFields = requires {
+  { *std::begin(E::personal_fields) } -> std::convertible_to<std::string_view>;
+};
 }  // namespace detail
 
 /// A typed event: a type name, a schema version, and either nlohmann
@@ -111,12 +118,11 @@ std::optional<V> try_fast_decode(const RecordedEvent& event) {
 template <class V>
 concept EventVariant = detail::is_typed_variant<V>::value;
 
-/// Converts a typed event into EventData. Its event_id is left empty: the
-/// store generates a UUIDv7 at append. Set one (new_event_id()) before the
-/// append to make it retryable.
+namespace detail {
+/// The JSON object of a typed event, as it is.
 /// Throws: SerializationError if to_json fails or does not give an object.
 template <TypedEvent E>
-EventData encode(const E& event, const Json& metadata = Json::object()) {
+Json payload_of(const E& event) {
   Json payload;
   try {
     if constexpr (detail::NlohmannConvertible<E>) {
@@ -132,7 +138,23 @@ EventData encode(const E& event, const Json& metadata = Json::object()) {
     throw SerializationError("event of type '" + std::string(E::type_name) +
                              "' must encode to a JSON object, got " + payload.type_name());
   }
-  return EventData::from_json(std::string(E::type_name), payload, metadata, E::schema_version);
+  return payload;
+}
+}  // namespace detail
+
+/// Converts a typed event into EventData. Its event_id is left empty: the
+/// store generates a UUIDv7 at append. Set one (new_event_id()) before the
+/// append to make it retryable. An event type that marks personal fields does not compile here: encode it with a
+/// KeyStore (annals/core/personal_data.hpp), so that its personal data is
+/// never stored in clear by mistake.
+/// Throws: SerializationError if to_json fails or does not give an object.
+template <TypedEvent E>
+EventData encode(const E& event, const Json& metadata = Json::object()) {
+  static_assert(!detail::HasPersonalFields<E>,
+                "this event type marks personal fields: encode it with a KeyStore "
+                "(annals/core/personal_data.hpp)");
+  return EventData::from_json(std::string(E::type_name), detail::payload_of(event), metadata,
+                              E::schema_version);
 }
 
 /// Decodes a recorded event into the variant alternative named by its type, or

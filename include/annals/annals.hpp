@@ -49,4 +49,5 @@
 #include "annals/projections/projection_status.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
+#include "annals/projections/check_request.hpp"
 #include "annals/version.hpp"

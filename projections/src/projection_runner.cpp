@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/projections/check_request.hpp"
 #include "projection_metrics.hpp"
 #include "projection_tables.hpp"
 #include "shadow_model.hpp"
@@ -439,7 +440,9 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       // Polling for other processes: one indexed query when nothing changed.
       try {
         // A head below the checkpoint is news too: step() stops on it.
-        if (store_.head_position() != checkpoint() || rebuild_pending()) return true;
+        if (store_.head_position() != checkpoint() || rebuild_pending() || check_pending()) {
+          return true;
+        }
       } catch (...) {
         return true;  // let step() meet the error and count it
       }
@@ -481,6 +484,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // Throws: IntegrityError when the checkpoint is beyond the store's head and
   // no rebuild is requested.
   StepResult step() {
+    serve_check_request();
     // A rebuild request (rebuild_request.hpp) is served blue/green, as
     // rebuild() is; the check inside the batch's transaction below stays for
     // a request that arrives after this look.
@@ -684,6 +688,38 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   std::int64_t checkpoint() const {
     std::lock_guard lock(mu_);
     return checkpoint_;
+  }
+
+  // A check request (check_request.hpp) pending?
+  bool check_pending() const {
+    return read_model_
+        .query_int("SELECT count(*) FROM projection_checks WHERE name = ?1 AND checked_at IS NULL",
+                   {projection_.name})
+        .value_or(0) > 0;
+  }
+
+  // Runs a pending check request between two batches (the live model does not
+  // move meanwhile) and records its report, or the error that stopped it.
+  // Best effort: a read model that fails here fails the step that follows.
+  void serve_check_request() noexcept {
+    try {
+      const auto pending = read_model_.query(
+          "SELECT requested_at FROM projection_checks WHERE name = ?1 AND checked_at IS NULL",
+          {projection_.name});
+      if (pending.empty()) return;
+      Json result;
+      try {
+        result = check_report_json(check_projection(store_, read_model_, projection_));
+      } catch (const std::exception& e) {
+        result = Json{{"error", e.what()}};
+      }
+      read_model_.write([&](SqlTransaction& tx) {
+        tx.exec("UPDATE projection_checks SET checked_at = ?3, result = ?4 "
+                "WHERE name = ?1 AND requested_at = ?2",
+                {projection_.name, pending[0][0].as_int(), to_micros(now()), result.dump()});
+      });
+    } catch (...) {
+    }
   }
 
   // Is a rebuild request pending that this runner can honour? (One indexed

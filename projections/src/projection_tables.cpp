@@ -18,6 +18,9 @@
 //     error TEXT, attempts INTEGER,      -- last error, tries so far
 //     parked_at INTEGER)                 -- microseconds since the epoch, UTC
 //
+//   projection_checks(name TEXT PRIMARY KEY, requested_at INTEGER, checked_at INTEGER,
+//                     result TEXT)       -- check requests (check_request.hpp)
+//
 // rebuild_requested was added after the first release of these tables:
 // create_projection_tables adds it to a table that lacks it (ALTER TABLE ADD
 // COLUMN keeps every row; the new column is NULL, "no request").
@@ -78,6 +81,12 @@ CREATE TABLE IF NOT EXISTS projection_parked_events (
   attempts  INTEGER NOT NULL,
   parked_at INTEGER NOT NULL,
   PRIMARY KEY (name, position)
+);
+CREATE TABLE IF NOT EXISTS projection_checks (
+  name         TEXT    PRIMARY KEY,
+  requested_at INTEGER NOT NULL,
+  checked_at   INTEGER,
+  result       TEXT
 );
 )sql");
   const bool has_request_column =

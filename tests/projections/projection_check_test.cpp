@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "annals/core/error.hpp"
+#include "annals/projections/check_request.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "projection_fixtures.hpp"
@@ -189,6 +190,25 @@ TEST(Check, AProjectionTheReadModelDoesNotHoldIsRefused) {
   Projection nameless = ledger_projection();
   nameless.name.clear();
   EXPECT_THROW(check_projection(store, model, nameless), InvalidArgument);
+}
+
+TEST(CheckRequest, ARunnerServesAPendingRequestAndRecordsTheReport) {
+  Checked c;
+  c.model.write([](SqlTransaction& tx) { tx.exec("DELETE FROM ledger_rows WHERE position = 2"); });
+  const std::int64_t at = request_check(c.model, "ledger");
+  auto record = check_record(c.model, "ledger");
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->requested_at, at);
+  EXPECT_FALSE(record->checked_at);
+  c.runner.catch_up();
+  record = check_record(c.model, "ledger");
+  ASSERT_TRUE(record->checked_at);
+  EXPECT_EQ(record->result.at("equal"), false);
+  EXPECT_EQ(record->result.at("only_in_replay"), 1);
+  EXPECT_EQ(record->result.at("samples").at(0).at("replay").at(0), 2);
+  EXPECT_GT(request_check(c.model, "ledger"), at);  // a new request, pending again
+  EXPECT_FALSE(check_record(c.model, "ledger")->checked_at);
+  EXPECT_THROW(request_check(c.model, "nobody"), InvalidArgument);
 }
 
 TEST(BlueGreenRebuild, AReaderDuringARebuildOf100000EventsSeesTheOldModelOrTheNewNeverAPart) {

@@ -196,6 +196,19 @@ int run(int argc, const char* const* argv, Io& io) {
       ->check(positive_whole_number());
   b->callback([&] { action = [&] { return run_rebuild(rebuild, io); }; });
 
+  CheckCommand check;
+  auto* ck = add("check", "Have the runner of a projection compare its read model with a replay; exit 4 when they differ",
+                 check.db);
+  ck->add_option("name", check.name, "The projection's name")->required();
+  ck->add_option("--read-model", check.read_model, "The read model file (default: the store file)");
+  ck->add_flag("--last", check.last, "Print the last recorded report; request no check");
+  ck->add_flag("--json", check.json, "The report as one JSON object");
+  ck->add_option("--timeout", check.timeout_seconds, "Give up after this many seconds")
+      ->check(non_negative_seconds());
+  ck->add_option("--poll-interval", check.poll_ms, "Milliseconds between looks (default 200)")
+      ->check(positive_whole_number());
+  ck->callback([&] { action = [&] { return run_check(check, io); }; });
+
   ServeCommand serve;
   auto* sv = add("serve", "Serve a read-only web page on the store (docs/tools.md)", serve.db);
   sv->add_option("--read-model", serve.read_model, "The read model file (default: the store file)");

@@ -134,4 +134,20 @@ struct RebuildCommand {
 /// wait, returns once a runner has replayed up to the head.
 int run_rebuild(const RebuildCommand& c, Io& io);
 
+struct CheckCommand {
+  std::filesystem::path db;
+  std::string name;
+  std::filesystem::path read_model;  ///< empty: the store's own file
+  bool last = false;                 ///< print the last recorded report; request nothing
+  bool json = false;
+  double timeout_seconds = 0;  ///< 0: no limit
+  int poll_ms = 200;
+};
+/// Records a check request (annals/projections/check_request.hpp) and waits
+/// for a runner of the projection to record the report; prints it. kExitOk
+/// when the read model equals the replay, kExitIntegrity when it differs;
+/// ToolError(kExitFailure) for an unknown projection, a failed check, a
+/// timeout, or no runner running (state "stopped": not waiting).
+int run_check(const CheckCommand& c, Io& io);
+
 }  // namespace annals::tool

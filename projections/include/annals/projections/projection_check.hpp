@@ -26,7 +26,11 @@
 /// The live model is only read: nothing in it changes.
 ///
 /// Thread safety: may run from any thread while runners of the same read model
-/// run; the projection's functions are called on the calling thread.
+/// run. The projection's functions are called on the calling thread, possibly
+/// while a runner's thread calls them too: functions that keep state of their
+/// own outside the transaction must not be checked this way while their
+/// runner runs; ask that runner with request_check() (check_request.hpp),
+/// which it serves on its own thread.
 
 #include <cstddef>
 #include <cstdint>

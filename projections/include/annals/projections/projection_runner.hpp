@@ -183,7 +183,8 @@ class ProjectionRunner {
 
   /// Replays the history into shadow tables up to the live checkpoint and
   /// compares them row by row with the live read model (check_projection in
-  /// projection_check.hpp). Changes nothing; may run while the runner runs.
+  /// projection_check.hpp) on the calling thread. Changes nothing; may run
+  /// while the runner runs (see check_projection about projections with state).
   /// Throws: as check_projection.
   CheckReport check(const CheckOptions& options = {}) const;
 

@@ -37,15 +37,23 @@ done
 [ -n "$port" ] || fail "annals serve printed no address"
 
 # GET /metrics over bash's /dev/tcp (no HTTP client needed); the body only.
-scrape() {
-  local response
-  exec 3<>"/dev/tcp/127.0.0.1/$port"
-  printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
-  response="$(cat <&3 | tr -d '\r')"
+# A connection the loaded machine refuses or resets is tried again, twice.
+get_metrics() {
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 || return 1
+  tr -d '\r' <&3
   exec 3<&-
+}
+scrape() {
+  local response="" attempt
+  for attempt in 1 2 3; do
+    response="$( (get_metrics) 2>"$work/scrape.err" || true)"
+    case "$response" in "HTTP/1.1 200"*) break ;; esac
+    sleep 0.2
+  done
   case "$response" in
     "HTTP/1.1 200"*) ;;
-    *) fail "GET /metrics answered: $(printf '%s' "$response" | head -1)" ;;
+    *) fail "GET /metrics answered '$(printf '%s' "$response" | head -1)' ($(cat "$work/scrape.err"); server: $(cat "$work/serve.err"))" ;;
   esac
   printf '%s\n' "${response#*$'\n\n'}"
 }

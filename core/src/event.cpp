@@ -108,6 +108,18 @@ Json RecordedEvent::payload_json() const { return parse_stored(*this, payload, "
 Json RecordedEvent::metadata_json() const { return parse_stored(*this, metadata, "metadata"); }
 
 namespace {
+std::string metadata_string(const RecordedEvent& event, const char* key) {
+  const Json metadata = event.metadata_json();
+  if (!metadata.is_object()) return {};
+  const auto it = metadata.find(key);
+  return it != metadata.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace
+
+std::string RecordedEvent::correlation_id() const { return metadata_string(*this, "correlation_id"); }
+std::string RecordedEvent::causation_id() const { return metadata_string(*this, "causation_id"); }
+
+namespace {
 
 // A SAX consumer that accepts everything and records only the kind of the
 // top-level value; validating this way builds no DOM. Not derived from

@@ -3,6 +3,11 @@
 // delivers the queue in order, which gives per-subscriber ordering and
 // one-at-a-time delivery on any executor, and lets a handler publish (through
 // an append) without re-entering itself: the new batch just joins the queue.
+//
+// Each queued batch carries how many of its events pass the subscriber's
+// filter: the queue's bound counts those, and with a metrics registry the
+// queue-depth gauge goes up by that at publish and down by one per event
+// handled or dropped.
 
 #include "annals/projections/dispatcher.hpp"
 
@@ -12,7 +17,9 @@
 #include <cmath>
 #include <string>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -24,6 +31,39 @@ namespace annals {
 namespace detail {
 
 using Batch = std::shared_ptr<const std::vector<RecordedEvent>>;
+
+// What a dispatcher reports for the subscribers of one name (docs/operations.md).
+// The registry is shared so that a subscriber outliving its dispatcher can
+// still report its drops.
+struct SubscriberMetrics {
+  SubscriberMetrics(std::shared_ptr<MetricsRegistry> r, const std::string& name)
+      : registry(std::move(r)),
+        depth(registry->gauge("annals_dispatcher_queue_depth",
+                              "Events queued for the subscriber (passing its filter) and not yet handled.",
+                              {{"subscriber", name}})),
+        delivered(registry->counter("annals_dispatcher_delivered_total",
+                                    "Handler calls that returned.", {{"subscriber", name}})),
+        failures(registry->counter("annals_dispatcher_handler_failures_total",
+                                   "Handler calls that threw (each also goes to the error handler).",
+                                   {{"subscriber", name}})),
+        dropped(registry->counter("annals_dispatcher_dropped_total",
+                                  "Events never handed to the subscriber: dropped by its overflow "
+                                  "policy, or still queued when the subscription ended.",
+                                  {{"subscriber", name}})) {}
+
+  // `n` events that were queued (counted in the depth) leave undelivered.
+  void drop_queued(std::uint64_t n) noexcept {
+    if (n == 0) return;
+    dropped.add(n);
+    depth.add(-static_cast<double>(n));
+  }
+
+  std::shared_ptr<MetricsRegistry> registry;
+  Gauge& depth;
+  Counter& delivered;
+  Counter& failures;
+  Counter& dropped;
+};
 
 // A published batch in a subscriber's queue, with how many of its events pass
 // the subscriber's filter (what the queue's bound counts).
@@ -37,6 +77,7 @@ struct Subscriber {
   EventFilter filter;
   EventHandler handler;
   SubscriptionOptions options;
+  std::unique_ptr<SubscriberMetrics> metrics;  // null: nobody listens
 
   std::mutex mu;
   std::condition_variable idle;   // running became false
@@ -58,6 +99,7 @@ struct Subscriber {
   void deactivate() {
     std::unique_lock lock(mu);
     active.store(false);
+    if (metrics) metrics->drop_queued(queued);
     queue.clear();
     queued = 0;
     space.notify_all();
@@ -103,9 +145,13 @@ struct Subscriber {
 
 class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
  public:
-  DispatcherCore(std::shared_ptr<Executor> executor, DeliveryErrorHandler on_error)
+  DispatcherCore(std::shared_ptr<Executor> executor, DeliveryErrorHandler on_error,
+                 std::shared_ptr<MetricsRegistry> metrics)
       : executor_(executor ? std::move(executor) : std::make_shared<InlineExecutor>()),
-        on_error_(std::move(on_error)) {}
+        on_error_(std::move(on_error)),
+        metrics_(std::move(metrics)) {}
+
+  const std::shared_ptr<MetricsRegistry>& metrics() const noexcept { return metrics_; }
 
   void add(std::shared_ptr<Subscriber> subscriber) {
     std::lock_guard lock(mu_);
@@ -181,9 +227,11 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
       }
       if (drop) {
         subscriber.stats.dropped += item.events;
+        if (subscriber.metrics) subscriber.metrics->dropped.add(item.events);
         const bool first = !std::exchange(subscriber.dropping, true);
         if (options.on_overflow == Overflow::fail) {
           subscriber.stats.failed = true;
+          if (subscriber.metrics) subscriber.metrics->drop_queued(subscriber.queued);
           subscriber.active.store(false);
           subscriber.queue.clear();
           subscriber.queued = 0;
@@ -205,6 +253,7 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
       }
     }
     subscriber.dropping = false;
+    if (subscriber.metrics) subscriber.metrics->depth.add(static_cast<double>(item.events));
     subscriber.queued += item.events;
     subscriber.stats.max_queued_seen = std::max(subscriber.stats.max_queued_seen, subscriber.queued);
     subscriber.queue.push_back(std::move(item));
@@ -222,19 +271,28 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
       subscriber->runner = std::this_thread::get_id();
       lock.unlock();
       std::uint64_t delivered = 0;
+      SubscriberMetrics* const metrics = subscriber->metrics.get();
       for (const RecordedEvent& event : *item.batch) {
         if (!subscriber->active.load()) break;
         if (!subscriber->filter.matches(event)) continue;
         if (!subscriber->take_token()) break;
         ++delivered;
+        bool failed = true;
         try {
           subscriber->handler(event);
+          failed = false;
         } catch (const std::exception& e) {
           report(*subscriber, event.position, e.what());
         } catch (...) {
           report(*subscriber, event.position, "a non-standard exception");
         }
+        if (metrics) {
+          (failed ? metrics->failures : metrics->delivered).add();
+          metrics->depth.add(-1);
+        }
       }
+      // The subscription ended mid-batch: the rest was never handed over.
+      if (metrics) metrics->drop_queued(item.events - delivered);
       lock.lock();
       subscriber->stats.delivered += delivered;
       subscriber->running = false;
@@ -254,14 +312,17 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
 
   std::shared_ptr<Executor> executor_;
   DeliveryErrorHandler on_error_;
+  std::shared_ptr<MetricsRegistry> metrics_;
   std::mutex mu_;
   std::vector<std::shared_ptr<Subscriber>> subscribers_;
 };
 
 }  // namespace detail
 
-Dispatcher::Dispatcher(std::shared_ptr<Executor> executor, DeliveryErrorHandler on_error)
-    : core_(std::make_shared<detail::DispatcherCore>(std::move(executor), std::move(on_error))) {}
+Dispatcher::Dispatcher(std::shared_ptr<Executor> executor, DeliveryErrorHandler on_error,
+                       std::shared_ptr<MetricsRegistry> metrics)
+    : core_(std::make_shared<detail::DispatcherCore>(std::move(executor), std::move(on_error),
+                                                     std::move(metrics))) {}
 
 Dispatcher::~Dispatcher() = default;
 
@@ -283,6 +344,10 @@ Subscription Dispatcher::subscribe(std::string name, EventFilter filter, EventHa
   subscriber->filter = std::move(filter);
   subscriber->handler = std::move(handler);
   subscriber->options = options;
+  if (core_->metrics()) {
+    subscriber->metrics =
+        std::make_unique<detail::SubscriberMetrics>(core_->metrics(), subscriber->name);
+  }
   core_->add(subscriber);
   std::weak_ptr<detail::DispatcherCore> weak = core_;
   return Subscription([weak, subscriber = std::move(subscriber)] {

@@ -506,6 +506,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     std::int64_t head = 0;
     try {
       head = store_.head_position();
+      if (metrics_) metrics_->saw_head(head, from - 1);
       if (from - 1 > head) {
         // Only a pending rebuild request (honoured in the transaction below)
         // may move such a checkpoint: back to 0.

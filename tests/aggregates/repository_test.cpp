@@ -226,6 +226,8 @@ TYPED_TEST(RepositoryTest, CommandContextEndsUpInEveryEventsMetadata) {
     EXPECT_EQ(metadata["correlation_id"], "corr-1");
     EXPECT_EQ(metadata["causation_id"], "cmd-9");
     EXPECT_EQ(metadata["actor"], "alice");
+    EXPECT_EQ(recorded.correlation_id(), "corr-1");  // what a projection or dispatcher handler reads
+    EXPECT_EQ(recorded.causation_id(), "cmd-9");
   }
   this->accounts_.update("1", [](Account& acc) { acc.deposit(1); }, {.actor = "bob"});
   const auto last =

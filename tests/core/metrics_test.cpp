@@ -107,5 +107,19 @@ TEST(Metrics, ConcurrentUpdatesAreAllCounted) {
   EXPECT_EQ(s.sum, 80000.0);
 }
 
+TEST(Metrics, AGaugeMovedByManyThreadsAtOnceKeepsEveryAddition) {
+  MetricsRegistry m;
+  Gauge& depth = m.gauge("annals_queue_depth", "Queued.");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) depth.add(2);
+      for (int i = 0; i < 10000; ++i) depth.add(-1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(depth.value(), 40000.0);
+}
+
 }  // namespace
 }  // namespace annals

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <span>
+#include <stdexcept>
 #include <thread>
 
 #include "store/store_fixtures.hpp"
@@ -263,6 +265,80 @@ TEST(Dispatcher, HandlersMaySubscribeUnsubscribeAndAppendWithoutDeadlock) {
   // "late" has subscribed: it sees it, and the reactor (gone) does not see order-2.
   EXPECT_EQ(log, (std::vector<std::string>{"reactor:order-1", "late:invoice-1", "late:order-2"}));
   EXPECT_EQ(store.head_position(), 3);
+}
+
+TEST(Dispatcher, WithMetricsItReportsQueueDepthDeliveriesFailuresAndDropsPerSubscriber) {
+  auto manual = std::make_shared<ManualExecutor>();
+  auto metrics = std::make_shared<MetricsRegistry>();
+  Dispatcher dispatcher(manual, {}, metrics);
+  auto deposits = dispatcher.subscribe("deposits", EventFilter::for_types({"bank.Deposited"}),
+                                       [](const RecordedEvent& e) {
+                                         if (e.position == 3) throw std::runtime_error("bad deposit");
+                                       });
+  auto gone = dispatcher.subscribe("gone", [](const RecordedEvent&) {});
+  const MetricLabels d{{"subscriber", "deposits"}}, g{{"subscriber", "gone"}};
+  const auto depth = [&](const MetricLabels& l) {
+    return metrics->gauge("annals_dispatcher_queue_depth", "", l).value();
+  };
+  const auto count = [&](const char* name, const MetricLabels& l) {
+    return metrics->counter(name, "", l).value();
+  };
+  const std::vector<RecordedEvent> batch{recorded(1, "account-1", "bank.Opened"),
+                                         recorded(2, "account-1", "bank.Deposited"),
+                                         recorded(3, "account-1", "bank.Deposited")};
+  dispatcher.publish(batch);
+  dispatcher.publish(std::span(batch).first(2));
+  EXPECT_EQ(depth(d), 3.0);  // only the events its filter passes
+  EXPECT_EQ(depth(g), 5.0);
+  gone.reset();  // five events queued for it will never be handed over
+  EXPECT_EQ(count("annals_dispatcher_dropped_total", g), 5u);
+  EXPECT_EQ(depth(g), 0.0);
+  manual->run_pending();
+  EXPECT_EQ(depth(d), 0.0);
+  EXPECT_EQ(count("annals_dispatcher_delivered_total", d), 2u);
+  EXPECT_EQ(count("annals_dispatcher_handler_failures_total", d), 1u);
+  EXPECT_EQ(count("annals_dispatcher_dropped_total", d), 0u);
+  EXPECT_EQ(count("annals_dispatcher_delivered_total", g), 0u);
+  const std::string text = metrics->prometheus_text();
+  for (const char* line : {"annals_dispatcher_queue_depth{subscriber=\"deposits\"} 0\n",
+                           "annals_dispatcher_delivered_total{subscriber=\"deposits\"} 2\n",
+                           "annals_dispatcher_handler_failures_total{subscriber=\"deposits\"} 1\n",
+                           "annals_dispatcher_dropped_total{subscriber=\"gone\"} 5\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\nin:\n" << text;
+  }
+}
+
+TEST(Dispatcher, ASubscriptionEndingInsideItsHandlerCountsTheRestOfTheBatchAsDropped) {
+  auto metrics = std::make_shared<MetricsRegistry>();
+  Dispatcher dispatcher(nullptr, {}, metrics);
+  Subscription self;
+  int calls = 0;
+  self = dispatcher.subscribe("once", [&](const RecordedEvent&) {
+    ++calls;
+    self.reset();
+  });
+  const std::vector<RecordedEvent> batch{recorded(1, "a-1", "x.Y"), recorded(2, "a-1", "x.Y"),
+                                         recorded(3, "a-1", "x.Y")};
+  dispatcher.publish(batch);
+  EXPECT_EQ(calls, 1);
+  const MetricLabels once{{"subscriber", "once"}};
+  EXPECT_EQ(metrics->counter("annals_dispatcher_delivered_total", "", once).value(), 1u);
+  EXPECT_EQ(metrics->counter("annals_dispatcher_dropped_total", "", once).value(), 2u);
+  EXPECT_EQ(metrics->gauge("annals_dispatcher_queue_depth", "", once).value(), 0.0);
+}
+
+TEST(Dispatcher, HandlersReadTheCorrelationAndCausationIdsOfTheCommand) {
+  InMemoryEventStore store;
+  Dispatcher dispatcher;
+  auto wiring = dispatcher.connect(store);
+  std::vector<std::string> seen;
+  auto sub = dispatcher.subscribe("log", [&](const RecordedEvent& e) {
+    seen.push_back(e.correlation_id() + "/" + e.causation_id());
+  });
+  EventData deposited = event("bank.Deposited");
+  deposited.metadata = R"({"actor":"ada","correlation_id":"transfer-7","causation_id":"cmd-3"})";
+  store.append("account-1", ExpectedVersion::any(), {deposited, event("bank.Noted")});
+  EXPECT_EQ(seen, (std::vector<std::string>{"transfer-7/cmd-3", "/"}));
 }
 
 }  // namespace

@@ -120,8 +120,12 @@ int run(int argc, const char* const* argv, Io& io) {
   r->add_flag("--backward", read.backward, "Newest first");
   r->add_option("--limit", read.limit, "At most this many events")->check(positive_whole_number());
   r->add_flag("--json", read.json, "Export lines (JSON Lines)");
+  std::string read_correlation;
+  auto* read_corr_opt = r->add_option("--correlation", read_correlation,
+                                      "Only events whose metadata has this correlation_id");
   r->callback([&] {
     if (from_opt->count() > 0) read.from = read_from;
+    if (read_corr_opt->count() > 0) read.correlation = read_correlation;
     action = [&] { return run_read(read, io); };
   });
 
@@ -137,8 +141,12 @@ int run(int argc, const char* const* argv, Io& io) {
       ->check(non_negative_seconds());
   t->add_option("--poll-interval", tail.poll_ms, "With --follow: milliseconds between looks (default 200)")
       ->check(positive_whole_number());
+  std::string tail_correlation;
+  auto* tail_corr_opt = t->add_option("--correlation", tail_correlation,
+                                      "Only events whose metadata has this correlation_id");
   t->callback([&] {
     if (tail_from_opt->count() > 0) tail.from = tail_from;
+    if (tail_corr_opt->count() > 0) tail.correlation = tail_correlation;
     if (max_opt->count() > 0) tail.max_events = tail_max;
     action = [&] { return run_tail(tail, io); };
   });

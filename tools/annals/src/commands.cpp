@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -142,12 +143,29 @@ int run_streams(const StreamsCommand& c, Io& io) {
 
 // ---- read ------------------------------------------------------------------------
 
+namespace {
+
+// Refuses an empty --correlation (no event carries an empty correlation id).
+void check_correlation(const std::optional<std::string>& correlation) {
+  if (correlation && correlation->empty()) {
+    throw ToolError(kExitUsage, "--correlation needs a non-empty id");
+  }
+}
+
+// Does `e` pass --correlation (when given)?
+bool correlated(const RecordedEvent& e, const std::optional<std::string>& correlation) {
+  return !correlation || e.correlation_id() == *correlation;
+}
+
+}  // namespace
+
 int run_read(const ReadCommand& c, Io& io) {
   try {
     validate_stream_id(c.stream);
   } catch (const InvalidArgument& e) {
     throw ToolError(kExitUsage, e.what());
   }
+  check_correlation(c.correlation);
   const auto store = open_for_reading(c.db);
   if (store->stream_version(c.stream) == 0) {
     throw ToolError(kExitFailure,
@@ -158,8 +176,14 @@ int run_read(const ReadCommand& c, Io& io) {
   if (from < (c.backward ? 0 : 1)) {
     throw ToolError(kExitUsage, "--from " + std::to_string(from) + ": versions start at 1");
   }
-  for (const RecordedEvent& e : store->read_stream(c.stream, from, direction, c.limit)) {
+  // With --correlation the limit counts the events printed, not those read.
+  std::uint64_t printed = 0;
+  for (const RecordedEvent& e :
+       store->read_stream(c.stream, from, direction, c.correlation ? kNoLimit : c.limit)) {
+    if (printed >= c.limit) break;
+    if (!correlated(e, c.correlation)) continue;
     print_event(io.out, e, c.json);
+    ++printed;
   }
   return kExitOk;
 }
@@ -169,20 +193,37 @@ int run_read(const ReadCommand& c, Io& io) {
 int run_tail(const TailCommand& c, Io& io) {
   if (c.from && *c.from < 1) throw ToolError(kExitUsage, "--from: positions start at 1");
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
+  check_correlation(c.correlation);
   const auto store = open_for_reading(c.db);
   // Watching before the first look at the head: a commit in between is not
   // missed. Commits of any process wake it; --poll-interval is the longest
   // sleep, and the only wake-up where pushes do not work (CommitWatcher).
   std::optional<CommitWatcher> watcher;
   if (c.follow) watcher.emplace(c.db);
-  std::int64_t next = c.from.value_or(std::max<std::int64_t>(1, store->head_position() - 9));
+  std::int64_t next = 1;
+  if (c.from) {
+    next = *c.from;
+  } else if (!c.correlation) {
+    next = std::max<std::int64_t>(1, store->head_position() - 9);
+  } else {
+    // The positions of the last 10 correlated events, kept in a ring.
+    std::array<std::int64_t, 10> last{};
+    std::size_t seen = 0;
+    std::int64_t end = 0;
+    for (const RecordedEvent& e : store->read_all(1)) {
+      end = e.position;
+      if (correlated(e, c.correlation)) last[seen++ % last.size()] = e.position;
+    }
+    next = seen == 0 ? end + 1 : last[seen < last.size() ? 0 : seen % last.size()];
+  }
   std::int64_t printed = 0;
   const auto limit_reached = [&] { return c.max_events && printed >= *c.max_events; };
   const auto print_new = [&] {
     for (const RecordedEvent& e : store->read_all(next)) {
       if (limit_reached()) break;
-      print_event(io.out, e, c.json);
       next = e.position + 1;
+      if (!correlated(e, c.correlation)) continue;
+      print_event(io.out, e, c.json);
       ++printed;
     }
     io.out.flush();

@@ -45,8 +45,11 @@ struct ReadCommand {
   bool backward = false;
   std::uint64_t limit = kNoLimit;
   bool json = false;
+  std::optional<std::string> correlation;  ///< only events whose metadata has this correlation_id
 };
-/// One stream's events. Throws ToolError(kExitFailure) if the stream does not exist.
+/// One stream's events (with a correlation id: only those carrying it, up to
+/// `limit` of them). Throws ToolError(kExitFailure) if the stream does not
+/// exist, ToolError(kExitUsage) for an empty correlation id.
 int run_read(const ReadCommand& c, Io& io);
 
 struct TailCommand {
@@ -57,9 +60,13 @@ struct TailCommand {
   std::optional<std::int64_t> max_events;  ///< stop after printing this many
   double timeout_seconds = 0;              ///< --follow stops after this long; 0: never
   int poll_ms = 200;                       ///< how often --follow looks for new events
+  std::optional<std::string> correlation;  ///< only events whose metadata has this correlation_id
 };
 /// Events in position order from `from`; with follow, new ones as they are
-/// committed, by any process (polls the head position).
+/// committed, by any process (polls the head position). With a correlation
+/// id only the events carrying it are printed and counted; without `from`
+/// the last 10 of those (found by one streaming pass over the store).
+/// Throws ToolError(kExitUsage) for an empty correlation id.
 int run_tail(const TailCommand& c, Io& io);
 
 struct StatsCommand {

@@ -66,6 +66,14 @@ struct RecordedEvent {
   /// JSON or is nested deeper than kMaxJsonDepth.
   Json payload_json() const;
   Json metadata_json() const;
+
+  /// The string under "correlation_id" / "causation_id" in the metadata
+  /// (written there by aggregates' CommandContext), for a handler to log or
+  /// group by; empty when the key is absent or its value is not a string.
+  /// Parses the metadata on each call.
+  /// Throws: SerializationError as metadata_json().
+  std::string correlation_id() const;
+  std::string causation_id() const;
 };
 
 /// Deepest nesting of objects and arrays accepted in a payload or metadata,

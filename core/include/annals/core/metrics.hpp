@@ -52,6 +52,13 @@ class Counter {
 class Gauge {
  public:
   void set(double v) noexcept { value_.store(v, std::memory_order_relaxed); }
+  /// Adds `d` (negative to subtract) atomically, for a gauge that several
+  /// reporters move together (the events queued for subscribers of one name).
+  void add(double d) noexcept {
+    double old = value_.load(std::memory_order_relaxed);
+    while (!value_.compare_exchange_weak(old, old + d, std::memory_order_relaxed)) {
+    }
+  }
   double value() const noexcept { return value_.load(std::memory_order_relaxed); }
 
  private:

@@ -23,6 +23,11 @@
 /// the subscription), and a rate limit can slow a subscriber down on purpose.
 /// The executor's own queue holds at most one task per subscriber.
 ///
+/// Given a MetricsRegistry, the dispatcher reports per subscriber name the
+/// events queued and not yet handled, the handler calls that returned or
+/// threw, and the events dropped undelivered because the subscription ended
+/// (docs/operations.md); without one it measures nothing.
+///
 /// Thread safety: every member may be called from any thread. The executor
 /// and the dispatcher must outlive the subscriptions' handlers' runs: destroy
 /// (or reset) subscriptions before the dispatcher, and the dispatcher before
@@ -38,6 +43,7 @@
 #include <string>
 #include <string_view>
 
+#include "annals/core/metrics.hpp"
 #include "annals/projections/executor.hpp"
 #include "annals/store/event_store.hpp"
 
@@ -109,8 +115,12 @@ class Dispatcher {
   /// `executor` runs handlers (inline when null); `on_error` receives handler
   /// failures (ignored when empty). Under a thread pool `on_error` may be called
   /// from several threads at once (for different subscribers); it must not throw.
+  /// `metrics`: the registry to report into (none when null); dispatchers
+  /// sharing a registry add up into the same metrics, as do subscribers
+  /// sharing a name.
   explicit Dispatcher(std::shared_ptr<Executor> executor = nullptr,
-                      DeliveryErrorHandler on_error = {});
+                      DeliveryErrorHandler on_error = {},
+                      std::shared_ptr<MetricsRegistry> metrics = nullptr);
   ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;

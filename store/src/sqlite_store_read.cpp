@@ -215,9 +215,13 @@ Cursor<RecordedEvent> SqliteEventStore::read_all(std::int64_t from_position,
     sql += " AND +stream_id >= ?4";
     if (!prefix_high.empty()) sql += " AND +stream_id < ?5";
   }
-  std::string category = filter.category;
-  if (!category.empty()) {
-    sql += " AND (+stream_id = ?6 OR (+stream_id >= ?6 || '-' AND +stream_id < ?6 || '.'))";
+  // The bounds come from the rule itself (stream_category_bounds), so the
+  // SQL cannot drift from stream_category().
+  CategoryBounds category;
+  if (!filter.category.empty()) {
+    category = stream_category_bounds(filter.category);
+    sql += category.none ? " AND 0"
+                         : " AND (+stream_id = ?6 OR (+stream_id >= ?7 AND +stream_id < ?8))";
   }
   sql += " ORDER BY position LIMIT ?2";
   auto bind = [types_json, prefix_low, prefix_high, category](sqlite3_stmt* st, std::int64_t cursor,
@@ -227,7 +231,11 @@ Cursor<RecordedEvent> SqliteEventStore::read_all(std::int64_t from_position,
     if (!types_json.empty()) detail::bind_static_text(st, 3, types_json);
     if (!prefix_low.empty()) detail::bind_static_text(st, 4, prefix_low);
     if (!prefix_high.empty()) detail::bind_static_text(st, 5, prefix_high);
-    if (!category.empty()) detail::bind_static_text(st, 6, category);
+    if (!category.exact.empty()) {
+      detail::bind_static_text(st, 6, category.exact);
+      detail::bind_static_text(st, 7, category.from);
+      detail::bind_static_text(st, 8, category.to);
+    }
   };
   auto advance = [](const RecordedEvent& e) { return e.position + 1; };
   return Cursor<RecordedEvent>(

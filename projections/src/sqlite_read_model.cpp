@@ -70,14 +70,9 @@ class SqliteReadModel::Impl {
       std::atomic<std::thread::id>& id;
       ~Clear() { id.store(std::thread::id()); }
     } clear{writing_thread_};
-    writer_->begin_immediate();
-    try {
-      fn(*writer_);
-      writer_->commit();
-    } catch (...) {
-      writer_->rollback_quietly();
-      throw;
-    }
+    detail::SqliteTransaction tx(*writer_, detail::SqliteTransaction::Mode::immediate);
+    fn(*writer_);
+    tx.commit();
   }
 
   void read(const std::function<void(SqlTransaction&)>& fn) {
@@ -104,14 +99,9 @@ class SqliteReadModel::Impl {
       std::atomic<std::thread::id>& id;
       ~Clear() { id.store(std::thread::id()); }
     } clear{reading_thread_};
-    reader_->begin_deferred();
-    try {
-      fn(*reader_);
-      reader_->commit();
-    } catch (...) {
-      reader_->rollback_quietly();
-      throw;
-    }
+    detail::SqliteTransaction tx(*reader_, detail::SqliteTransaction::Mode::deferred);
+    fn(*reader_);
+    tx.commit();
   }
 
   const std::filesystem::path path_;

@@ -14,7 +14,7 @@
 #include "annals/core/error.hpp"
 #include "sqlite_schema.hpp"
 #include "sqlite_store_impl.hpp"
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals {
 

@@ -24,7 +24,7 @@
 #include "annals/store/sqlite_event_store.hpp"
 #include "commit_listeners.hpp"
 #include "sqlite_schema.hpp"
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 #include "store_metrics.hpp"
 #include "transaction_hooks.hpp"
 
@@ -125,7 +125,8 @@ class SqliteEventStore::Impl final : public detail::GroupWriter {
   std::vector<AppendResult> apply(std::vector<StreamAppend>& batch,
                                   const std::vector<bool>& generated_first_ids,
                                   std::vector<RecordedEvent>* committed);
-  DuplicateEventId duplicate_of(const std::string& event_id, const std::string& stream_id);
+  std::optional<DuplicateEventId> duplicate_of(const std::string& event_id,
+                                               const std::string& stream_id);
   std::optional<AppendResult> retry_of(const StreamAppend& part);
 
   std::optional<Connection> writer_;  // guarded by being the group leader

@@ -287,17 +287,19 @@ std::vector<AppendResult> SqliteEventStore::Impl::apply(
           insert.exec();
         } catch (const SQLite::Exception& e) {
           insert.tryReset();  // reset() would throw this same error again
-          // The schema's INSERT trigger (or, failing it, the UNIQUE index)
-          // names the key that is taken.
+          // A key is taken: the schema's INSERT trigger (RAISE(ABORT) gives
+          // SQLITE_CONSTRAINT_TRIGGER) or, failing it, a UNIQUE or PRIMARY
+          // KEY index refused the row. Which key is told by the table, not
+          // by the message text.
           const int code = e.getExtendedErrorCode();
-          const bool taken = code == SQLITE_CONSTRAINT_UNIQUE || code == SQLITE_CONSTRAINT_TRIGGER;
-          if (taken && std::strstr(e.what(), "event_id") != nullptr) {
-            throw duplicate_of(event.event_id, part.stream_id);
-          }
-          if (taken && std::strstr(e.what(), "stream_id") != nullptr) {
-            // (stream_id, version) taken: another writer got there first.
-            throw WrongExpectedVersion(part.stream_id, part.expected,
-                                       version_on(*writer_, part.stream_id));
+          if (code == SQLITE_CONSTRAINT_TRIGGER || code == SQLITE_CONSTRAINT_UNIQUE ||
+              code == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            if (auto duplicate = duplicate_of(event.event_id, part.stream_id)) throw *duplicate;
+            const std::int64_t stored = version_on(*writer_, part.stream_id);
+            if (stored >= version) {
+              // (stream_id, version) taken: another writer got there first.
+              throw WrongExpectedVersion(part.stream_id, part.expected, stored);
+            }
           }
           throw;
         }
@@ -313,17 +315,16 @@ std::vector<AppendResult> SqliteEventStore::Impl::apply(
   return results;
 }
 
-DuplicateEventId SqliteEventStore::Impl::duplicate_of(const std::string& event_id,
-                                                      const std::string& stream_id) {
+// The error for `event_id` if it is stored already; nullopt if it is not.
+std::optional<DuplicateEventId> SqliteEventStore::Impl::duplicate_of(const std::string& event_id,
+                                                                     const std::string& stream_id) {
   auto& st = writer_->statement("SELECT stream_id, version FROM events WHERE event_id = ?1");
   ResetOnExit reset(st);
   st.bind(1, event_id);
-  if (st.executeStep()) {
-    return DuplicateEventId(event_id, stream_id,
-                            "stored in stream '" + st.getColumn(0).getString() + "' at version " +
-                                std::to_string(st.getColumn(1).getInt64()));
-  }
-  return DuplicateEventId(event_id, stream_id, "stored elsewhere");
+  if (!st.executeStep()) return std::nullopt;
+  return DuplicateEventId(event_id, stream_id,
+                          "stored in stream '" + st.getColumn(0).getString() + "' at version " +
+                              std::to_string(st.getColumn(1).getInt64()));
 }
 
 // The first result, if `part` repeats an earlier append; nullopt if its first

@@ -1,4 +1,4 @@
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 #include <SQLiteCpp/Column.h>
 #include <fcntl.h>

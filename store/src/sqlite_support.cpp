@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -39,8 +40,14 @@ void create_private_file(const std::filesystem::path& path, std::string_view wha
 }
 
 void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params) {
+  // SQLite numbers a $N parameter by where it first appears, not by N: look
+  // $N up by name, so that params[N-1] binds to it in any order (ADR 0009).
+  // ?N (and a text without $N) binds by number.
+  char name[24];
   for (std::size_t i = 0; i < params.size(); ++i) {
-    const int index = static_cast<int>(i) + 1;
+    std::snprintf(name, sizeof name, "$%zu", i + 1);
+    const int named = st.getIndex(name);
+    const int index = named > 0 ? named : static_cast<int>(i) + 1;
     const SqlValue& v = params[i];
     if (v.is_null()) {
       st.bind(index);

@@ -32,15 +32,8 @@ class SqliteReadModel::Impl {
     if (!exists) detail::create_private_file(path_, "read model file");
     try {
       writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_.busy_timeout);
-      const std::string mode = detail::retry_while_busy(options_.busy_timeout, [&] {
-        return writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
-      });
-      if (mode != "wal") {
-        throw StorageError("read model file '" + path_.string() +
-                           "' cannot use write-ahead logging (journal mode is " + mode + ")");
-      }
-      writer_->db().exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
-                                                                   : "PRAGMA synchronous = NORMAL");
+      detail::use_wal(writer_->db(), path_, "read model file", options_.synchronous,
+                      options_.busy_timeout);
     } catch (const SQLite::Exception& e) {
       const std::string doing = "opening read model '" + path_.string() + "'";
       if (e.getErrorCode() == SQLITE_NOTADB) {

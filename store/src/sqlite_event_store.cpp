@@ -47,15 +47,8 @@ SqliteEventStore::Impl::Impl(const std::filesystem::path& path, SqliteStoreOptio
   }
   detail::open_schema(writer_->db(), path_);
   try {
-    const std::string mode = detail::retry_while_busy(options_.busy_timeout, [&] {
-      return writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
-    });
-    if (mode != "wal") {
-      throw StorageError("store file '" + path_.string() +
-                         "' cannot use write-ahead logging (journal mode is " + mode + ")");
-    }
-    writer_->db().exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
-                                                                 : "PRAGMA synchronous = NORMAL");
+    detail::use_wal(writer_->db(), path_, "store file", options_.synchronous,
+                    options_.busy_timeout);
   } catch (const SQLite::Exception& e) {
     throw storage_error(e, "configuring '" + path_.string() + "'");
   }

@@ -39,6 +39,18 @@ void create_private_file(const std::filesystem::path& path, std::string_view wha
   }
 }
 
+void use_wal(SQLite::Database& db, const std::filesystem::path& path, std::string_view what,
+             Synchronous synchronous, std::chrono::milliseconds busy_timeout) {
+  const std::string mode = retry_while_busy(
+      busy_timeout, [&] { return db.execAndGet("PRAGMA journal_mode = WAL").getString(); });
+  if (mode != "wal") {
+    throw StorageError(std::string(what) + " '" + path.string() +
+                       "' cannot use write-ahead logging (journal mode is " + mode + ")");
+  }
+  db.exec(synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
+                                           : "PRAGMA synchronous = NORMAL");
+}
+
 void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params) {
   // SQLite numbers a $N parameter by where it first appears, not by N: look
   // $N up by name, so that params[N-1] binds to it in any order (ADR 0009).

@@ -102,6 +102,15 @@ decltype(auto) retry_while_busy(std::chrono::milliseconds timeout, Fn&& fn) {
   }
 }
 
+/// Puts `db` (the file `path`, named `what` in errors: "store file") in WAL
+/// mode, retrying the SQLITE_BUSY of a new file's switch within
+/// `busy_timeout`, and sets its synchronous mode. The one place a writable
+/// store or read model connection is configured.
+/// Throws: StorageError when the file cannot use WAL; SQLite::Exception for
+/// other SQLite errors (callers translate it, naming what they open).
+void use_wal(SQLite::Database& db, const std::filesystem::path& path, std::string_view what,
+             Synchronous synchronous, std::chrono::milliseconds busy_timeout);
+
 /// Binds params[i] to ?i+1.
 void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params);
 

@@ -7,7 +7,7 @@
 # Extra arguments go to ctest (e.g. -R Conformance, -L sqlite).
 # Tests labelled "soak" (long runs) are skipped unless ANNALS_SOAK=1.
 # ANNALS_TEST_TARGETS="a b" builds only those targets (select their tests
-# with -R; the others would show as *_NOT_BUILT).
+# with a label, -L tsan, or -R; the others would show as *_NOT_BUILT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -102,4 +102,16 @@ std::string_view stream_category(std::string_view stream_id) noexcept {
   return dash == std::string_view::npos ? stream_id : stream_id.substr(0, dash);
 }
 
+CategoryBounds stream_category_bounds(std::string_view category) {
+  CategoryBounds bounds;
+  if (category.empty() || category.find('-') != std::string_view::npos) {
+    bounds.none = true;
+    return bounds;
+  }
+  bounds.exact = std::string(category);
+  bounds.from = bounds.exact + '-';
+  bounds.to = bounds.exact + '.';
+  return bounds;
+}
+
 }  // namespace annals

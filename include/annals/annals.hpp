@@ -21,6 +21,7 @@
 #include "annals/core/personal_data.hpp"
 #include "annals/core/registration.hpp"
 #include "annals/core/stream_id.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "annals/core/upcaster.hpp"
 
 #include "annals/store/commit_watcher.hpp"
@@ -30,6 +31,7 @@
 #include "annals/store/in_memory_event_store.hpp"
 #include "annals/store/seal.hpp"
 #include "annals/store/snapshot_store.hpp"
+#include "annals/store/sql_transaction.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 #include "annals/store/sqlite_key_store.hpp"
 #include "annals/store/sqlite_scrub.hpp"

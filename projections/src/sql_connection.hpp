@@ -14,7 +14,7 @@
 
 #include "annals/core/error.hpp"
 #include "annals/store/sqlite_event_store.hpp"
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals::detail {
 

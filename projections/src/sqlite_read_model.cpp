@@ -39,15 +39,8 @@ class SqliteReadModel::Impl {
     if (!exists) detail::create_private_file(path_, "read model file");
     try {
       writer_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options_.busy_timeout);
-      const std::string mode = detail::retry_while_busy(options_.busy_timeout, [&] {
-        return writer_->db().execAndGet("PRAGMA journal_mode = WAL").getString();
-      });
-      if (mode != "wal") {
-        throw StorageError("read model file '" + path_.string() +
-                           "' cannot use write-ahead logging (journal mode is " + mode + ")");
-      }
-      writer_->db().exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
-                                                                   : "PRAGMA synchronous = NORMAL");
+      detail::use_wal(writer_->db(), path_, "read model file", options_.synchronous,
+                      options_.busy_timeout);
     } catch (const SQLite::Exception& e) {
       const std::string doing = "opening read model '" + path_.string() + "'";
       if (e.getErrorCode() == SQLITE_NOTADB) {
@@ -80,14 +73,9 @@ class SqliteReadModel::Impl {
       std::atomic<std::thread::id>& id;
       ~Clear() { id.store(std::thread::id()); }
     } clear{writing_thread_};
-    writer_->begin_immediate();
-    try {
-      fn(*writer_);
-      writer_->commit();
-    } catch (...) {
-      writer_->rollback_quietly();
-      throw;
-    }
+    detail::SqliteTransaction tx(*writer_, detail::SqliteTransaction::Mode::immediate);
+    fn(*writer_);
+    tx.commit();
   }
 
   void read(const std::function<void(SqlTransaction&)>& fn) {
@@ -105,14 +93,9 @@ class SqliteReadModel::Impl {
       std::atomic<std::thread::id>& id;
       ~Clear() { id.store(std::thread::id()); }
     } clear{reading_thread_};
-    reader_->begin_deferred();
-    try {
-      fn(*reader_);
-      reader_->commit();
-    } catch (...) {
-      reader_->rollback_quietly();
-      throw;
-    }
+    detail::SqliteTransaction tx(*reader_, detail::SqliteTransaction::Mode::deferred);
+    fn(*reader_);
+    tx.commit();
   }
 
   const std::filesystem::path path_;

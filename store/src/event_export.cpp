@@ -32,7 +32,7 @@
 #include "annals/core/stream_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 #include "sqlite_schema.hpp"
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals {
 
@@ -299,6 +299,13 @@ bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t
   }
 }
 
+// Whether an event with id `event_id` is stored in `db`.
+bool event_id_stored(SQLite::Database& db, const std::string& event_id) {
+  SQLite::Statement st(db, "SELECT 1 FROM events WHERE event_id = ?1");
+  st.bind(1, event_id);
+  return st.executeStep();
+}
+
 // Gives the store being imported into (inside the import's transaction) the
 // id an export's header carries.
 void adopt_store_id(SQLite::Database& db, const std::string& name, const std::string& id) {
@@ -503,7 +510,11 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
         insert.exec();
       } catch (const SQLite::Exception& ex) {
         insert.tryReset();
-        if (std::string_view(ex.what()).find("event_id") != std::string_view::npos) {
+        // A taken key (the INSERT trigger, or a UNIQUE index): the table, not
+        // the message, tells whether it is the event id.
+        const int code = ex.getExtendedErrorCode();
+        const bool taken = code == SQLITE_CONSTRAINT_TRIGGER || code == SQLITE_CONSTRAINT_UNIQUE;
+        if (taken && event_id_stored(*db, e.event_id)) {
           throw InvalidArgument(at + ": field 'event_id' " + e.event_id +
                                 " is already used by an earlier line");
         }

@@ -22,7 +22,7 @@
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
 #include "annals/store/sqlite_event_store.hpp"
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals {
 
@@ -376,8 +376,8 @@ Seal seal(SqliteEventStore& store, const SealKey* key, const Clock& clock) {
   try {
     detail::SqlConnection conn(store.path(), SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                                std::chrono::milliseconds(30'000));
-    conn.begin_immediate();
-    try {
+    detail::SqliteTransaction tx(conn, detail::SqliteTransaction::Mode::immediate);
+    {
       Seal s;
       const auto has_identity = conn.query_int(
           "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'store_identity'");
@@ -417,11 +417,8 @@ Seal seal(SqliteEventStore& store, const SealKey* key, const Clock& clock) {
       if (key != nullptr) insert.bind(5, key->key_id());
       insert.bind(6, to_seal_json(s));
       insert.exec();
-      conn.commit();
+      tx.commit();
       return s;
-    } catch (...) {
-      conn.rollback_quietly();
-      throw;
     }
   } catch (const SQLite::Exception& e) {
     throw detail::storage_error(e, where);

@@ -7,7 +7,7 @@
 #include "annals/core/stream_id.hpp"
 #include <SQLiteCpp/Transaction.h>
 
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals {
 

@@ -57,6 +57,7 @@
 
 #include "sqlite_schema.hpp"
 
+#include <SQLiteCpp/Transaction.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -326,8 +327,8 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
   // Creating or migrating: take the write lock, then look again, since another
   // process may have done it while we were deciding.
   try {
-    db.exec("BEGIN IMMEDIATE");
-    try {
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    {
       id = read_identity(db);
       const bool still_empty = id.application_id == 0 && id.user_version == 0 && id.objects == 0;
       if (still_empty) {
@@ -340,13 +341,7 @@ void open_schema(SQLite::Database& db, const std::filesystem::path& path) {
         db.exec(migration_to(to));
         db.exec("PRAGMA user_version = " + std::to_string(to));
       }
-      db.exec("COMMIT");
-    } catch (...) {
-      try {
-        db.exec("ROLLBACK");
-      } catch (...) {
-      }
-      throw;
+      tx.commit();
     }
   } catch (const SQLite::Exception& e) {
     throw StorageError("cannot create the Annals schema in " + name + ": " + e.what(),
@@ -385,8 +380,8 @@ std::vector<GuardProblem> restore_guards(SQLite::Database& db, const std::filesy
   const std::string name = "'" + path.string() + "'";
   std::vector<GuardProblem> restored;
   try {
-    db.exec("BEGIN IMMEDIATE");
-    try {
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    {
       restored = guard_problems(db);  // again, under the write lock
       const int version = user_version(db);
       for (const Guard& guard : guards_of_version(version)) {
@@ -404,13 +399,7 @@ std::vector<GuardProblem> restore_guards(SQLite::Database& db, const std::filesy
             "SELECT 1, (SELECT coalesce(max(position), 0) FROM events) "
             "WHERE NOT EXISTS (SELECT 1 FROM events_high_water)");
       }
-      db.exec("COMMIT");
-    } catch (...) {
-      try {
-        db.exec("ROLLBACK");
-      } catch (...) {
-      }
-      throw;
+      tx.commit();
     }
   } catch (const SQLite::Exception& e) {
     throw StorageError("cannot restore the append-only guards of " + name + ": " + e.what(),

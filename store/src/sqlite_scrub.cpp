@@ -1,6 +1,6 @@
 #include "annals/store/sqlite_scrub.hpp"
 
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 namespace annals {
 

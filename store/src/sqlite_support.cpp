@@ -1,4 +1,4 @@
-#include "sqlite_support.hpp"
+#include "annals/store/internal/sqlite_support.hpp"
 
 #include <cctype>
 
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -40,9 +41,27 @@ void create_private_file(const std::filesystem::path& path, std::string_view wha
   }
 }
 
+void use_wal(SQLite::Database& db, const std::filesystem::path& path, std::string_view what,
+             Synchronous synchronous, std::chrono::milliseconds busy_timeout) {
+  const std::string mode = retry_while_busy(
+      busy_timeout, [&] { return db.execAndGet("PRAGMA journal_mode = WAL").getString(); });
+  if (mode != "wal") {
+    throw StorageError(std::string(what) + " '" + path.string() +
+                       "' cannot use write-ahead logging (journal mode is " + mode + ")");
+  }
+  db.exec(synchronous == Synchronous::full ? "PRAGMA synchronous = FULL"
+                                           : "PRAGMA synchronous = NORMAL");
+}
+
 void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params) {
+  // SQLite numbers a $N parameter by where it first appears, not by N: look
+  // $N up by name, so that params[N-1] binds to it in any order (ADR 0010).
+  // ?N (and a text without $N) binds by number.
+  char name[24];
   for (std::size_t i = 0; i < params.size(); ++i) {
-    const int index = static_cast<int>(i) + 1;
+    std::snprintf(name, sizeof name, "$%zu", i + 1);
+    const int named = st.getIndex(name);
+    const int index = named > 0 ? named : static_cast<int>(i) + 1;
     const SqlValue& v = params[i];
     if (v.is_null()) {
       st.bind(index);

@@ -1,8 +1,8 @@
 #pragma once
 // SQLite plumbing shared by the store and the projections module: files,
 // errors, statement reset, and SqlValue binding. Private to the Annals build
-// (projections includes it through a build-only include path); never installed,
-// so SQLiteCpp stays out of the public headers.
+// (target annals::store_internal, which projections links at build time only);
+// never installed, so SQLiteCpp stays out of the public headers.
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
@@ -66,8 +66,8 @@ struct StatementFinalizer {
   void operator()(sqlite3_stmt* st) const noexcept { sqlite3_finalize(st); }
 };
 /// A statement prepared on the C API. The read hot path uses these: SQLiteCpp's
-/// getColumn() builds a Column holding a shared_ptr per value read, which cost
-/// read_all a quarter of its instructions (docs/performance.md).
+/// getColumn() builds a Column holding a shared_ptr per value read, too costly
+/// per value there (ADR 0004).
 using RawStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
 /// ResetOnExit for a RawStatement.
@@ -111,6 +111,15 @@ decltype(auto) retry_while_busy(std::chrono::milliseconds timeout, Fn&& fn) {
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
 }
+
+/// Puts `db` (the file `path`, named `what` in errors: "store file") in WAL
+/// mode, retrying the SQLITE_BUSY of a new file's switch within
+/// `busy_timeout`, and sets its synchronous mode. The one place a writable
+/// store or read model connection is configured.
+/// Throws: StorageError when the file cannot use WAL; SQLite::Exception for
+/// other SQLite errors (callers translate it, naming what they open).
+void use_wal(SQLite::Database& db, const std::filesystem::path& path, std::string_view what,
+             Synchronous synchronous, std::chrono::milliseconds busy_timeout);
 
 /// Binds params[i] to ?i+1.
 void bind_values(SQLite::Statement& st, const std::vector<SqlValue>& params);
@@ -172,6 +181,40 @@ class SqlConnection final : public SqlTransaction {
   SQLite::Database db_;
   Cache<std::unique_ptr<SQLite::Statement>> cache_;
   Cache<RawStatement> raw_cache_;
+};
+
+/// A transaction on an SqlConnection, the way SQLiteCpp's Transaction works:
+/// it begins in the constructor and rolls back in the destructor unless
+/// commit() was called. The destructor never throws.
+/// Throws (constructor, commit): StorageError naming the connection's file.
+/// Thread safety: as its connection, one thread at a time.
+class SqliteTransaction {
+ public:
+  enum class Mode {
+    deferred,   ///< BEGIN: a read, or a write that may wait for the lock later
+    immediate,  ///< BEGIN IMMEDIATE, retrying SQLITE_BUSY within the busy timeout
+  };
+  SqliteTransaction(SqlConnection& conn, Mode mode) : conn_(conn) {
+    if (mode == Mode::immediate) {
+      conn_.begin_immediate();
+    } else {
+      conn_.begin_deferred();
+    }
+  }
+  ~SqliteTransaction() {
+    if (!committed_) conn_.rollback_quietly();
+  }
+  SqliteTransaction(const SqliteTransaction&) = delete;
+  SqliteTransaction& operator=(const SqliteTransaction&) = delete;
+
+  void commit() {
+    conn_.commit();
+    committed_ = true;
+  }
+
+ private:
+  SqlConnection& conn_;
+  bool committed_ = false;
 };
 
 }  // namespace annals::detail

@@ -1,0 +1,308 @@
+// SqliteEventStore's reads: a pool of reader connections (each read takes one
+// for a page and gives it back, so a cursor never pins a snapshot between
+// pages) and paged queries on the C API, which the read hot path uses (see
+// detail::RawStatement).
+
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+
+#include <cstring>
+#include <functional>
+
+#include "annals/core/error.hpp"
+#include "annals/core/stream_id.hpp"
+#include "append_input.hpp"
+#include "sqlite_store_impl.hpp"
+
+namespace annals {
+
+namespace {
+
+using detail::ResetOnExit;
+using detail::storage_error;
+
+constexpr const char* kColumns =
+    "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
+    "recorded_at, hash";
+
+std::string text_column(sqlite3_stmt* st, int column) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, column));
+  return text == nullptr
+             ? std::string()
+             : std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(st, column)));
+}
+
+// On the C API: see detail::RawStatement.
+RecordedEvent read_row(sqlite3_stmt* st) {
+  RecordedEvent e;
+  e.position = sqlite3_column_int64(st, 0);
+  e.stream_id = text_column(st, 1);
+  e.version = sqlite3_column_int64(st, 2);
+  e.event_id = text_column(st, 3);
+  e.type = text_column(st, 4);
+  e.schema_version = sqlite3_column_int(st, 5);
+  e.payload = text_column(st, 6);
+  e.metadata = text_column(st, 7);
+  e.recorded_at = from_micros(sqlite3_column_int64(st, 8));
+  const void* hash = sqlite3_column_blob(st, 9);
+  if (hash != nullptr && sqlite3_column_bytes(st, 9) == static_cast<int>(e.hash.size())) {
+    std::memcpy(e.hash.data(), hash, e.hash.size());
+  }
+  return e;
+}
+
+// A row of kColumns followed by the predecessor's position and hash (NULL
+// when no event is stored at position - 1): see read_stream_linked().
+LinkedEvent read_linked_row(sqlite3_stmt* st) {
+  LinkedEvent linked{read_row(st), std::nullopt};
+  if (linked.event.position == 1) {
+    linked.previous_hash = EventHash{};
+  } else if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+    EventHash previous{};
+    const void* hash = sqlite3_column_blob(st, 11);
+    if (hash != nullptr && sqlite3_column_bytes(st, 11) == static_cast<int>(previous.size())) {
+      std::memcpy(previous.data(), hash, previous.size());
+    }
+    linked.previous_hash = previous;
+  }
+  return linked;
+}
+
+// Runs one paged query. `bind` binds everything but the cursor and the limit;
+// `advance` moves the cursor past the last row read; `Read` turns a row
+// into a T.
+// `Owner` is SqliteEventStore::Impl (private to the store, so not named here).
+template <class Owner, class T = RecordedEvent, T (*Read)(sqlite3_stmt*) = read_row>
+class QuerySource final : public Cursor<T>::Source {
+ public:
+  using Bind = std::function<void(sqlite3_stmt*, std::int64_t cursor, std::int64_t limit)>;
+  using Advance = std::function<std::int64_t(const T&)>;
+
+  QuerySource(const Owner& impl, std::string sql, std::int64_t cursor, Bind bind, Advance advance)
+      : impl_(impl),
+        sql_(std::move(sql)),
+        cursor_(cursor),
+        bind_(std::move(bind)),
+        advance_(std::move(advance)) {}
+
+  bool fetch(std::vector<T>& out, std::size_t max) override {
+    auto lease = impl_.reader();
+    try {
+      sqlite3_stmt* st = lease->raw_statement(sql_);
+      detail::RawResetOnExit reset(st);
+      bind_(st, cursor_, static_cast<std::int64_t>(max));
+      std::size_t got = 0;
+      int rc;
+      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out.push_back(Read(st));
+        ++got;
+      }
+      if (rc != SQLITE_DONE) detail::check_rc(st, rc);
+      if (got > 0) cursor_ = advance_(out.back());
+      return got == max;
+    } catch (const SQLite::Exception& e) {
+      throw storage_error(e, "reading '" + impl_.path_.string() + "'");
+    }
+  }
+
+ private:
+  const Owner& impl_;
+  std::string sql_;
+  std::int64_t cursor_;
+  Bind bind_;
+  Advance advance_;
+};
+
+}  // namespace
+
+SqliteEventStore::Impl::Lease SqliteEventStore::Impl::reader() const {
+  {
+    detail::MutexLock lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      auto conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return Lease(*this, std::move(conn));
+    }
+  }
+  try {
+    auto conn = std::make_unique<Connection>(reader_target(), reader_flags(), options_.busy_timeout,
+                                             options_.vfs);
+    conn->db().exec("PRAGMA query_only = 1");
+    return Lease(*this, std::move(conn));
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "opening a reader on '" + path_.string() + "'");
+  }
+}
+
+void SqliteEventStore::Impl::release_reader(std::unique_ptr<Connection> conn) const {
+  detail::MutexLock lock(readers_mu_);
+  if (idle_readers_.size() < options_.max_idle_readers) idle_readers_.push_back(std::move(conn));
+}
+
+std::int64_t SqliteEventStore::Impl::version_on(Connection& conn, const std::string& stream_id) {
+  auto& st = conn.statement(
+      "SELECT version FROM events WHERE stream_id = ?1 ORDER BY version DESC LIMIT 1");
+  ResetOnExit reset(st);
+  st.bind(1, stream_id);
+  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
+}
+
+Cursor<RecordedEvent> SqliteEventStore::read_stream(const std::string& stream_id,
+                                                    std::int64_t from_version, Direction direction,
+                                                    std::uint64_t max_count) const {
+  detail::validate_read_stream(stream_id, from_version, direction);
+  const bool forward = direction == Direction::forward;
+  std::string sql =
+      std::string("SELECT ") + kColumns + " FROM events WHERE stream_id = ?1 AND " +
+      (forward ? "version >= ?2 ORDER BY version" : "version <= ?2 ORDER BY version DESC") +
+      " LIMIT ?3";
+  auto bind = [stream_id](sqlite3_stmt* st, std::int64_t cursor, std::int64_t limit) {
+    detail::bind_static_text(st, 1, stream_id);
+    detail::check_rc(st, sqlite3_bind_int64(st, 2, cursor));
+    detail::check_rc(st, sqlite3_bind_int64(st, 3, limit));
+  };
+  auto advance = [forward](const RecordedEvent& e) {
+    return forward ? e.version + 1 : e.version - 1;
+  };
+  return Cursor<RecordedEvent>(
+      std::make_unique<QuerySource<Impl>>(*impl_, std::move(sql), from_version, bind, advance),
+      impl_->options_.read_page_size, max_count);
+}
+
+Cursor<LinkedEvent> SqliteEventStore::read_stream_linked(const std::string& stream_id,
+                                                         std::int64_t from_version,
+                                                         std::uint64_t max_count) const {
+  detail::validate_read_stream(stream_id, from_version, Direction::forward);
+  // Positions are dense, so the predecessor is the row at position - 1: one
+  // primary-key lookup per row, in the same statement.
+  // The columns of kColumns, then the predecessor's (read_linked_row).
+  std::string sql =
+      "SELECT e.position, e.stream_id, e.version, e.event_id, e.type, e.schema_version,"
+      " e.payload, e.metadata, e.recorded_at, e.hash, p.position, p.hash"
+      " FROM events e LEFT JOIN events p ON p.position = e.position - 1"
+      " WHERE e.stream_id = ?1 AND e.version >= ?2 ORDER BY e.version LIMIT ?3";
+  auto bind = [stream_id](sqlite3_stmt* st, std::int64_t cursor, std::int64_t limit) {
+    detail::bind_static_text(st, 1, stream_id);
+    detail::check_rc(st, sqlite3_bind_int64(st, 2, cursor));
+    detail::check_rc(st, sqlite3_bind_int64(st, 3, limit));
+  };
+  auto advance = [](const LinkedEvent& e) { return e.event.version + 1; };
+  return Cursor<LinkedEvent>(std::make_unique<QuerySource<Impl, LinkedEvent, read_linked_row>>(
+                                 *impl_, std::move(sql), from_version, bind, advance),
+                             impl_->options_.read_page_size, max_count);
+}
+
+Cursor<RecordedEvent> SqliteEventStore::read_all(std::int64_t from_position,
+                                                 const EventFilter& filter,
+                                                 std::uint64_t max_count) const {
+  if (from_position < 1) {
+    throw InvalidArgument("read_all from position " + std::to_string(from_position) +
+                          ": positions start at 1");
+  }
+  // Filters use unary + on the columns so SQLite walks the primary key in
+  // position order instead of an index it would then have to sort: each page
+  // then costs the rows it scans, never the whole category.
+  std::string sql = std::string("SELECT ") + kColumns + " FROM events WHERE position >= ?1";
+  std::string types_json;
+  if (!filter.types.empty()) {
+    sql += " AND +type IN (SELECT value FROM json_each(?3))";
+    types_json = Json(filter.types).dump();
+  }
+  std::string prefix_low, prefix_high;
+  if (!filter.stream_prefix.empty()) {
+    prefix_low = filter.stream_prefix;
+    prefix_high = detail::prefix_upper_bound(filter.stream_prefix);
+    sql += " AND +stream_id >= ?4";
+    if (!prefix_high.empty()) sql += " AND +stream_id < ?5";
+  }
+  // The bounds come from the rule itself (stream_category_bounds), so the
+  // SQL cannot drift from stream_category().
+  CategoryBounds category;
+  if (!filter.category.empty()) {
+    category = stream_category_bounds(filter.category);
+    sql += category.none ? " AND 0"
+                         : " AND (+stream_id = ?6 OR (+stream_id >= ?7 AND +stream_id < ?8))";
+  }
+  sql += " ORDER BY position LIMIT ?2";
+  auto bind = [types_json, prefix_low, prefix_high, category](sqlite3_stmt* st, std::int64_t cursor,
+                                                              std::int64_t limit) {
+    detail::check_rc(st, sqlite3_bind_int64(st, 1, cursor));
+    detail::check_rc(st, sqlite3_bind_int64(st, 2, limit));
+    if (!types_json.empty()) detail::bind_static_text(st, 3, types_json);
+    if (!prefix_low.empty()) detail::bind_static_text(st, 4, prefix_low);
+    if (!prefix_high.empty()) detail::bind_static_text(st, 5, prefix_high);
+    if (!category.exact.empty()) {
+      detail::bind_static_text(st, 6, category.exact);
+      detail::bind_static_text(st, 7, category.from);
+      detail::bind_static_text(st, 8, category.to);
+    }
+  };
+  auto advance = [](const RecordedEvent& e) { return e.position + 1; };
+  return Cursor<RecordedEvent>(
+      std::make_unique<QuerySource<Impl>>(*impl_, std::move(sql), from_position, bind, advance),
+      impl_->options_.read_page_size, max_count);
+}
+
+std::int64_t SqliteEventStore::stream_version(const std::string& stream_id) const {
+  validate_stream_id(stream_id);
+  auto lease = impl_->reader();
+  try {
+    return impl_->version_on(*lease, stream_id);
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "reading the version of stream '" + stream_id + "'");
+  }
+}
+
+std::int64_t SqliteEventStore::head_position() const {
+  auto lease = impl_->reader();
+  try {
+    auto& st = lease->statement("SELECT coalesce(max(position), 0) FROM events");
+    ResetOnExit reset(st);
+    st.executeStep();
+    return st.getColumn(0).getInt64();
+  } catch (const SQLite::Exception& e) {
+    throw storage_error(e, "reading the head position");
+  }
+}
+
+Cursor<std::string> SqliteEventStore::list_streams(const std::string& prefix) const {
+  // Seeks from one stream id to the next through the (stream_id, version)
+  // index: the cost grows with the number of streams, not of events.
+  class Source final : public Cursor<std::string>::Source {
+   public:
+    Source(const Impl& impl, std::string prefix) : impl_(impl), prefix_(std::move(prefix)) {}
+    bool fetch(std::vector<std::string>& out, std::size_t max) override {
+      auto lease = impl_.reader();
+      try {
+        auto& first = lease->statement(
+            "SELECT stream_id FROM events WHERE stream_id >= ?1 ORDER BY stream_id LIMIT 1");
+        auto& next = lease->statement(
+            "SELECT stream_id FROM events WHERE stream_id > ?1 ORDER BY stream_id LIMIT 1");
+        while (out.size() < max) {
+          auto& st = started_ ? next : first;
+          ResetOnExit reset(st);
+          st.bind(1, started_ ? last_ : prefix_);
+          if (!st.executeStep()) return false;
+          std::string id = st.getColumn(0).getString();
+          if (!id.starts_with(prefix_)) return false;
+          started_ = true;
+          last_ = id;
+          out.push_back(std::move(id));
+        }
+        return true;
+      } catch (const SQLite::Exception& e) {
+        throw storage_error(e, "listing streams");
+      }
+    }
+
+   private:
+    const Impl& impl_;
+    std::string prefix_;
+    std::string last_;
+    bool started_ = false;
+  };
+  return Cursor<std::string>(std::make_unique<Source>(*impl_, prefix),
+                             impl_->options_.read_page_size, kNoLimit);
+}
+
+}  // namespace annals

@@ -270,8 +270,23 @@ class PostgresEventStore::Impl {
     throw StorageError(std::string("PostgreSQL: ") + what + ": " + msg);
   }
 
+  // Creates the tables unless they exist; an application role that may only
+  // read and append opens an existing store without needing CREATE rights.
   void create_schema() {
     auto l = lease();
+    auto exists = exec(l.get(), "look for the store's tables",
+                       "SELECT to_regclass('annals_meta') IS NOT NULL");
+    if (PQgetvalue(exists.get(), 0, 0)[0] != 0) {
+      auto version = exec(l.get(), "read the schema version",
+                          "SELECT value FROM annals_meta WHERE key = 'schema_version'");
+      const std::string v = PQntuples(version.get()) == 0 ? "" : get_bytes(version.get(), 0, 0);
+      if (v != "1") {
+        throw StorageError("PostgreSQL: schema '" + options_.schema +
+                           "' holds annals tables of layout '" + v +
+                           "', this library reads layout 1");
+      }
+      return;
+    }
     exec_script(l.get(), "create the schema",
                 "BEGIN; SELECT pg_advisory_xact_lock(7382761305); " +
                     schema_sql(options_.schema) + "COMMIT;");

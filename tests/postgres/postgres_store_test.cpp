@@ -113,6 +113,32 @@ TEST(PostgresStore, UpdateDeleteAndTruncateOfEventsFailForTheOwner) {
   EXPECT_TRUE(store.verify().ok);
 }
 
+TEST(PostgresStore, AnAppendOnlyRoleAppendsAndReadsButCannotChangeEvents) {
+  const std::string& url = annals::testing::postgres_url();
+  if (url.find("://") != std::string::npos) GTEST_SKIP() << "needs a key=value connection string";
+  const std::string schema = annals::testing::fresh_schema();
+  const std::string role = schema + "_app";
+  PostgresEventStore owner(url, in_schema(schema));
+  // The GRANTs docs/postgres.md gives an application role.
+  ASSERT_EQ(run_sql(schema, "CREATE ROLE " + role + " LOGIN;"
+                            "GRANT USAGE ON SCHEMA " + schema + " TO " + role + ";"
+                            "GRANT SELECT, INSERT ON events TO " + role + ";"
+                            "GRANT SELECT, INSERT, UPDATE ON streams, annals_head TO " + role + ";"
+                            "GRANT SELECT ON annals_meta TO " + role + ";"
+                            "GRANT SELECT, INSERT, UPDATE, DELETE ON snapshots TO " + role + ";"),
+            "");
+  PostgresEventStore app(url + " user=" + role, in_schema(schema));
+  app.append("account-1", ExpectedVersion::no_stream(), {event(1), event(2)});
+  EXPECT_EQ(app.read_all().next()->version, 1);
+  EXPECT_EQ(app.store_id(), owner.store_id());
+  const std::string as_app = "SET ROLE " + role + ";";
+  EXPECT_NE(run_sql(schema, as_app + "UPDATE events SET type = 'x'"), "");
+  EXPECT_NE(run_sql(schema, as_app + "DELETE FROM events"), "");
+  EXPECT_NE(run_sql(schema, as_app + "TRUNCATE events"), "");
+  EXPECT_EQ(owner.head_position(), 2);
+  EXPECT_TRUE(owner.verify().ok);
+}
+
 TEST(PostgresStore, ABadSchemaNameOrPageSizeIsRefusedNamingTheOption) {
   for (const std::string& bad : std::vector<std::string>{"", "1abc", "a-b", "x\"; DROP TABLE events; --",
                                 std::string(64, 'a')}) {

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
   clang libclang-rt-14-dev
   libcpp-httplib-dev
+  postgresql libpq-dev
   chromium chromium-driver fonts-dejavu-core
 )
 # The browser tests install playwright-core with npm; a Node.js from elsewhere

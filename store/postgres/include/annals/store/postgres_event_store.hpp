@@ -1,0 +1,94 @@
+#pragma once
+/// PostgresEventStore: the EventStore and SnapshotStore contracts on a
+/// PostgreSQL server (15 or newer), for services that run on several machines
+/// and share one store. Same API, same hash chain and same promises as the
+/// SQLite store (the conformance kit checks both); see docs/postgres.md and
+/// docs/adr/0011-postgres-libpq-and-head-row-lock.md.
+///
+/// Global order: every append takes a row lock on the one row of
+/// annals_head and holds it to its commit, so positions are dense and commits
+/// happen in position order. A reader following read_all() from a checkpoint
+/// therefore never misses an event that commits later with a smaller position.
+///
+/// Append-only: triggers refuse UPDATE, DELETE and TRUNCATE on the events
+/// table for every role, the owner included.
+///
+/// Thread safety: every member may be called concurrently from many threads;
+/// the store keeps a small pool of connections. Appends of one store object are
+/// serialized in-process (they serialize on the head row anyway). Cursors hold
+/// no connection and no transaction between pages, and must not outlive the
+/// store.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "annals/core/clock.hpp"
+#include "annals/store/event_store.hpp"
+#include "annals/store/snapshot_store.hpp"
+
+namespace annals {
+
+struct PostgresStoreOptions {
+  /// recorded_at comes from this clock; the system clock when null.
+  std::shared_ptr<const Clock> clock;
+  /// The schema that holds the store's tables, created if missing (an
+  /// identifier of ASCII letters, digits and '_', not starting with a digit,
+  /// at most 63 bytes). Several stores can live in one database under
+  /// different schemas.
+  std::string schema = "public";
+  /// Events per page of a cursor (at least 1).
+  std::size_t read_page_size = 256;
+  /// Most idle connections kept open for reuse.
+  std::size_t max_idle_connections = 4;
+};
+
+class PostgresEventStore final : public EventStore, public SnapshotStore {
+ public:
+  /// Connects to the server `connection` names (a libpq connection string,
+  /// "host=... dbname=..." or "postgresql://user@host/db") and creates the
+  /// schema if it is missing (in one transaction under an advisory lock, so
+  /// processes opening a new store at once agree).
+  /// Throws: InvalidArgument (bad schema name, page size 0), StorageError
+  /// (cannot connect, cannot create the tables, tables of another layout).
+  explicit PostgresEventStore(const std::string& connection, PostgresStoreOptions options = {});
+  ~PostgresEventStore() override;
+
+  PostgresEventStore(const PostgresEventStore&) = delete;
+  PostgresEventStore& operator=(const PostgresEventStore&) = delete;
+
+  using EventStore::append;
+  /// As EventStore::append. A failure of the connection at the commit throws
+  /// StorageError saying the outcome is unknown: retry with the same event ids
+  /// (an idempotent retry never duplicates).
+  std::vector<AppendResult> append(std::vector<StreamAppend> batch) override;
+  Cursor<RecordedEvent> read_stream(const std::string& stream_id, std::int64_t from_version = 1,
+                                    Direction direction = Direction::forward,
+                                    std::uint64_t max_count = kNoLimit) const override;
+  Cursor<LinkedEvent> read_stream_linked(const std::string& stream_id,
+                                         std::int64_t from_version = 1,
+                                         std::uint64_t max_count = kNoLimit) const override;
+  Cursor<RecordedEvent> read_all(std::int64_t from_position = 1, const EventFilter& filter = {},
+                                 std::uint64_t max_count = kNoLimit) const override;
+  std::int64_t stream_version(const std::string& stream_id) const override;
+  std::int64_t head_position() const override;
+  Cursor<std::string> list_streams(const std::string& prefix = {}) const override;
+  std::string store_id() const override;
+  /// Listeners hear the appends made through this object (in-process), after
+  /// their commit, in position order.
+  CommitListenerHandle add_commit_listener(CommitListener listener) override;
+
+  void save_snapshot(const Snapshot& snapshot) override;
+  std::optional<Snapshot> load_snapshot(const std::string& stream_id,
+                                        std::int64_t max_version = kStreamEnd) const override;
+  void delete_snapshots(const std::string& stream_id = {}) override;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace annals

@@ -268,6 +268,7 @@ std::vector<AppendResult> SqliteEventStore::Impl::apply(
     try {
       if (auto retry = generated_first_ids[s] ? std::nullopt : retry_of(part)) {
         results[s] = *retry;
+        if (metrics_) metrics_->idempotent_retries.add();
         continue;
       }
       const std::int64_t actual = version_on(*writer_, part.stream_id);

@@ -19,6 +19,8 @@ struct StoreMetrics {
       : appends(r.counter("annals_store_appends_total", "Appends that returned a result (idempotent retries included).")),
         events(r.counter("annals_store_appended_events_total", "Events in the appends counted by annals_store_appends_total.")),
         conflicts(r.counter("annals_store_conflicts_total", "Appends refused with WrongExpectedVersion.")),
+        idempotent_retries(r.counter("annals_store_idempotent_retries_total",
+                                     "Streams of appends answered from an earlier append with the same event ids (nothing written).")),
         failures(r.counter("annals_store_append_failures_total", "Appends with valid input that threw anything but WrongExpectedVersion.")),
         latency(r.histogram("annals_store_append_seconds", "Time append() took, successful or not.", kLatencyBuckets)),
         commit_events(r.histogram("annals_store_commit_events", "Events in the appends of one group-commit transaction (idempotent retries included).",
@@ -53,6 +55,7 @@ struct StoreMetrics {
   Counter& appends;
   Counter& events;
   Counter& conflicts;
+  Counter& idempotent_retries;
   Counter& failures;
   Histogram& latency;
   Histogram& commit_events;

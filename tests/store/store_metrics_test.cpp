@@ -56,6 +56,26 @@ TEST(StoreMetrics, AppendsEventsConflictsAndLatencyAreCounted) {
   EXPECT_NE(text.find("annals_store_append_seconds_count 4\n"), std::string::npos) << text;
 }
 
+TEST(StoreMetrics, IdempotentRetriesAreCountedPerStreamAndWriteNothing) {
+  TempDir dir;
+  auto metrics = std::make_shared<MetricsRegistry>();
+  SqliteStoreOptions options = fast();
+  options.metrics = metrics;
+  SqliteEventStore store(dir / "s.db", options);
+  EventData a = event();
+  a.event_id = new_event_id();
+  EventData b = event();
+  b.event_id = new_event_id();
+  const std::vector<StreamAppend> batch{{"s-1", ExpectedVersion::no_stream(), {a}},
+                                        {"s-2", ExpectedVersion::no_stream(), {b}}};
+  store.append(batch);
+  EXPECT_EQ(value(*metrics, "annals_store_idempotent_retries_total"), 0u);
+  store.append(batch);  // the same ids at the same place: answered, not written
+  store.append("s-1", ExpectedVersion::no_stream(), {a});
+  EXPECT_EQ(value(*metrics, "annals_store_idempotent_retries_total"), 3u);
+  EXPECT_EQ(store.head_position(), 2);
+}
+
 TEST(StoreMetrics, GroupCommitsAddUpToEveryEventAppended) {
   TempDir dir;
   auto metrics = std::make_shared<MetricsRegistry>();

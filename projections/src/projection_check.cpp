@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include <memory>
 #include <optional>
 
 #include "projection_tables.hpp"
@@ -119,7 +120,9 @@ CheckReport check_projection(EventStore& store, const SqliteReadModel& read_mode
                           "' has no projection named '" + projection.name + "'");
   }
   detail::ShadowDir dir(read_model.path());
-  std::optional<ShadowReplay> replay;
+  // A unique_ptr, not an optional: GCC 12 at -O2 takes the optional's
+  // payload for maybe-uninitialized (a false -Wmaybe-uninitialized).
+  std::unique_ptr<ShadowReplay> replay;
   std::int64_t target = read_model.checkpoint(projection.name);
   for (int round = 0; round < kMaxRounds; ++round) {
     const std::int64_t head = store.head_position();
@@ -128,7 +131,7 @@ CheckReport check_projection(EventStore& store, const SqliteReadModel& read_mode
       replay.reset();
       std::error_code ignored;
       std::filesystem::remove(dir.file(), ignored);
-      replay.emplace(store, projection, dir.file(), options.batch_size);
+      replay = std::make_unique<ShadowReplay>(store, projection, dir.file(), options.batch_size);
     }
     replay->extend_to(target);
 

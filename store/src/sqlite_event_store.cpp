@@ -8,7 +8,6 @@
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
 
-#include <cctype>
 #include <system_error>
 
 #include "annals/core/error.hpp"
@@ -80,7 +79,7 @@ void SqliteEventStore::Impl::open_read_only(bool exists) {
     const int primary = e.getErrorCode() & 0xff;
     cannot_index = primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN;
   }
-  if (cannot_index && no_pending_log()) {
+  if (cannot_index && detail::no_pending_log(path_)) {
     immutable_ = true;
     try {
       conn = std::make_unique<Connection>(reader_target(), reader_flags(), options_.busy_timeout,
@@ -95,31 +94,10 @@ void SqliteEventStore::Impl::open_read_only(bool exists) {
 }
 
 // True when the store has no -wal file, or an empty one.
-bool SqliteEventStore::Impl::no_pending_log() const {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path_.string() + "-wal", ec);
-  return ec ? !std::filesystem::exists(path_.string() + "-wal", ec) : size == 0;
-}
-
 // What reader connections open: the file, or an immutable URI of it.
 std::filesystem::path SqliteEventStore::Impl::reader_target() const {
   if (!immutable_) return path_;
-  // A URI path keeps unreserved characters and '/'; every other byte is
-  // percent-encoded, so '?', '#' and '%' in a file name stay part of it.
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  const std::string absolute = std::filesystem::absolute(path_).string();
-  std::string uri = "file:";
-  for (const char ch : absolute) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
-      uri += ch;
-    } else {
-      uri += '%';
-      uri += kHex[c >> 4];
-      uri += kHex[c & 0xf];
-    }
-  }
-  return uri + "?immutable=1";
+  return detail::immutable_uri(path_);
 }
 
 int SqliteEventStore::Impl::reader_flags() const {

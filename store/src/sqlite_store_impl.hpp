@@ -109,7 +109,6 @@ class SqliteEventStore::Impl final : public detail::GroupWriter {
 
   // Opening (sqlite_event_store.cpp).
   void open_read_only(bool exists);
-  bool no_pending_log() const;
   std::filesystem::path reader_target() const;
   int reader_flags() const;
 

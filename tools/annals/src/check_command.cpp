@@ -3,10 +3,7 @@
 // for the projection's runner, in whichever process runs it, to record the
 // report; or, with --last, prints the report recorded last.
 
-#include <sqlite3.h>
-
 #include <chrono>
-#include <optional>
 #include <iostream>
 #include <thread>
 
@@ -24,20 +21,9 @@ std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "
 // The projections' names and states in the read model, read without writing
 // the file (an unknown name must not leave tables behind).
 std::vector<std::pair<std::string, std::string>> projections_in(const std::filesystem::path& file) {
-  std::optional<SqliteReadModel> read_model;
-  try {
-    read_model.emplace(file, SqliteReadModelOptions{.read_only = true});
-  } catch (const StorageError& e) {
-    throw ToolError(kExitUnusable, "cannot open " + quoted(file) + ": " + e.what());
-  }
   std::vector<std::pair<std::string, std::string>> out;
-  try {
-    for (const CheckpointRecord& record : read_model->checkpoint_records()) {
-      out.emplace_back(record.name, std::string(to_string(record.state)));
-    }
-  } catch (const StorageError& e) {
-    throw ToolError((e.code() & 0xff) == SQLITE_NOTADB ? kExitUnusable : kExitFailure,
-                    "reading " + quoted(file) + ": " + e.what());
+  for (const CheckpointRecord& record : read_checkpoint_records(file)) {
+    out.emplace_back(record.name, std::string(to_string(record.state)));
   }
   return out;
 }

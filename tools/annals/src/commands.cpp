@@ -88,23 +88,8 @@ std::filesystem::path read_model_path(const std::filesystem::path& db,
 }
 
 // Every checkpoint row, in name order; none when the file has no such table.
-// The read model is opened read-only: looking creates and changes nothing.
 std::vector<CheckpointRow> load_checkpoints(const std::filesystem::path& file) {
-  // A file that cannot be opened, or is not a database at all, is unusable;
-  // a failed query on one that opened is a failure.
-  std::optional<SqliteReadModel> read_model;
-  try {
-    read_model.emplace(file, SqliteReadModelOptions{.read_only = true});
-  } catch (const StorageError& e) {
-    throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
-  }
-  std::vector<CheckpointRecord> records;
-  try {
-    records = read_model->checkpoint_records();
-  } catch (const StorageError& e) {
-    throw ToolError((e.code() & 0xff) == SQLITE_NOTADB ? kExitUnusable : kExitFailure,
-                    "reading " + named(file) + ": " + e.what());
-  }
+  const std::vector<CheckpointRecord> records = read_checkpoint_records(file);
   std::vector<CheckpointRow> rows;
   rows.reserve(records.size());
   for (const CheckpointRecord& record : records) {
@@ -125,6 +110,25 @@ std::vector<CheckpointRow> load_checkpoints(const std::filesystem::path& file) {
 }
 
 }  // namespace
+
+// ---- read models -------------------------------------------------------------------
+
+std::vector<CheckpointRecord> read_checkpoint_records(const std::filesystem::path& file) {
+  // A file that cannot be opened, or is not a database at all, is unusable;
+  // a failed query on one that opened is a failure.
+  std::optional<SqliteReadModel> read_model;
+  try {
+    read_model.emplace(file, SqliteReadModelOptions{.read_only = true});
+  } catch (const StorageError& e) {
+    throw ToolError(kExitUnusable, "cannot open " + named(file) + ": " + e.what());
+  }
+  try {
+    return read_model->checkpoint_records();
+  } catch (const StorageError& e) {
+    throw ToolError((e.code() & 0xff) == SQLITE_NOTADB ? kExitUnusable : kExitFailure,
+                    "reading " + named(file) + ": " + e.what());
+  }
+}
 
 // ---- streams ---------------------------------------------------------------------
 

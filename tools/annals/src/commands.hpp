@@ -16,7 +16,9 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/event_store.hpp"
 #include "store_file.hpp"
 
@@ -36,6 +38,12 @@ struct StreamsCommand {
   bool json = false;
 };
 /// Stream ids (with their versions) in byte order.
+/// Every projection's checkpoint record in the read model `file`, opened
+/// read-only (nothing is created or changed).
+/// Throws: ToolError (kExitUnusable when the file cannot be opened or is not
+/// a database, kExitFailure when reading it fails).
+std::vector<CheckpointRecord> read_checkpoint_records(const std::filesystem::path& file);
+
 int run_streams(const StreamsCommand& c, Io& io);
 
 struct ReadCommand {

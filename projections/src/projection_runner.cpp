@@ -24,13 +24,17 @@
 #include "annals/projections/projection_runner.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "annals/core/error.hpp"
 #include "annals/projections/check_request.hpp"
+#include "annals/store/commit_watcher.hpp"
+#include "annals/store/sqlite_event_store.hpp"
 #include "projection_metrics.hpp"
 #include "projection_tables.hpp"
 #include "shadow_model.hpp"
@@ -262,9 +266,11 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     } else {
       wake_listener_ = store_.add_commit_listener([wake](std::span<const RecordedEvent>) { wake(); });
     }
+    start_watching(wake);
     try {
       worker_ = std::thread([this] { run(); });
     } catch (...) {
+      stop_watching();
       std::lock_guard lock(mu_);
       running_ = false;
       state_ = ProjectionState::stopped;
@@ -349,6 +355,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
     wake_listener_.reset();
     wake_subscription_.reset();
+    stop_watching();
     std::lock_guard lock(mu_);
     running_ = false;
     state_ = ProjectionState::stopped;
@@ -364,6 +371,40 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
       wake_ = true;
     }
     cv_.notify_all();
+  }
+
+  // Commits of other processes to an SQLite store wake the runner through a
+  // CommitWatcher on a thread of its own. A store of another kind, a watcher
+  // that cannot be set up (the directory went away), or watch_commits off:
+  // the runner polls, as before.
+  template <class Wake>
+  void start_watching(const Wake& wake) {
+    stop_watching();  // the watcher of a worker that stopped on a failure
+    const auto* sqlite = dynamic_cast<const SqliteEventStore*>(&store_);
+    if (!options_.watch_commits || sqlite == nullptr) return;
+    try {
+      watcher_ = std::make_unique<CommitWatcher>(sqlite->path());
+    } catch (const std::exception&) {
+      return;
+    }
+    if (!watcher_->pushes()) {
+      watcher_.reset();  // polling is what the worker already does
+      return;
+    }
+    watching_ = true;
+    watcher_thread_ = std::thread([this, wake] {
+      while (watching_.load()) {
+        if (watcher_->wait(options_.poll_interval) && watching_.load()) wake();
+      }
+    });
+  }
+
+  void stop_watching() noexcept {
+    if (!watcher_) return;
+    watching_ = false;
+    watcher_->interrupt();
+    if (watcher_thread_.joinable()) watcher_thread_.join();
+    watcher_.reset();
   }
 
   // The worker thread.
@@ -777,6 +818,11 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   std::thread worker_;
   CommitListenerHandle wake_listener_;
   Subscription wake_subscription_;
+  // Set up by start_locked(), torn down by stop_locked() (start/stop are
+  // serialized by control_mu_): the watcher and the thread that waits on it.
+  std::unique_ptr<CommitWatcher> watcher_;
+  std::thread watcher_thread_;
+  std::atomic<bool> watching_{false};
 };
 
 ProjectionRunner::ProjectionRunner(EventStore& store, SqliteReadModel& read_model,

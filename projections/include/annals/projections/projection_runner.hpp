@@ -97,6 +97,12 @@ struct ProjectionRunnerOptions {
   std::chrono::milliseconds max_retry_backoff{5'000};
   /// Default: PoisonPolicy::stop.
   PoisonPolicy on_poison = PoisonPolicy::stop;
+  /// On an SqliteEventStore, a CommitWatcher (annals/store/commit_watcher.hpp)
+  /// wakes the runner within milliseconds of a commit by any process, so
+  /// poll_interval is only the fallback (and the pace at which rebuild and
+  /// check requests in a separate read-model file are noticed). false: poll
+  /// for other processes' commits. Default: true.
+  bool watch_commits = true;
   /// When set, the runner is woken by a subscription to this dispatcher (for
   /// the projection's filter) instead of a commit listener of its own on the
   /// store. The dispatcher must be connected to the store and outlive the

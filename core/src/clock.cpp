@@ -16,17 +16,17 @@ std::shared_ptr<const Clock> SystemClock::shared() {
 }
 
 Timestamp ManualClock::now() const {
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   return now_;
 }
 
 void ManualClock::set(Timestamp t) {
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   now_ = t;
 }
 
 void ManualClock::advance(std::chrono::microseconds by) {
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   now_ += by;
 }
 

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "annals/core/error.hpp"
+#include "annals/core/thread_annotations.hpp"
 
 namespace annals {
 
@@ -23,9 +24,9 @@ constexpr char kHex[] = "0123456789abcdef";
 // keeps ids strictly increasing at the cost of running slightly ahead of the
 // clock under extreme load.
 struct V7State {
-  std::mutex mu;
-  std::uint64_t last_ms = 0;
-  std::uint32_t counter = 0;
+  detail::Mutex mu;
+  std::uint64_t last_ms ANNALS_GUARDED_BY(mu) = 0;
+  std::uint32_t counter ANNALS_GUARDED_BY(mu) = 0;
 };
 
 V7State& state() {
@@ -79,7 +80,7 @@ std::string new_event_id() {
   std::uint32_t counter;
   {
     auto& s = state();
-    std::lock_guard lock(s.mu);
+    detail::MutexLock lock(s.mu);
     if (now_ms > s.last_ms) {
       s.last_ms = now_ms;
       // Start each millisecond at a random point in the lower half, leaving

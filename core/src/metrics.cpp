@@ -135,7 +135,7 @@ MetricsRegistry::Family& MetricsRegistry::family(const std::string& name, const 
 
 Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
                                   const MetricLabels& labels) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   Family& f = family(name, help, kCounter, labels);
   for (auto& [l, m] : f.members) {
     if (l == labels) return *std::get<std::unique_ptr<Counter>>(m);
@@ -146,7 +146,7 @@ Counter& MetricsRegistry::counter(const std::string& name, const std::string& he
 
 Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
                               const MetricLabels& labels) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   Family& f = family(name, help, kGauge, labels);
   for (auto& [l, m] : f.members) {
     if (l == labels) return *std::get<std::unique_ptr<Gauge>>(m);
@@ -157,7 +157,7 @@ Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
 
 Histogram& MetricsRegistry::histogram(const std::string& name, const std::string& help,
                                       const std::vector<double>& bounds, const MetricLabels& labels) {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   auto histogram = std::make_unique<Histogram>(bounds);  // checks the bounds first
   Family& f = family(name, help, kHistogram, labels);
   if (f.members.empty()) {
@@ -173,7 +173,7 @@ Histogram& MetricsRegistry::histogram(const std::string& name, const std::string
 }
 
 std::string MetricsRegistry::prometheus_text() const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   std::string out;
   for (const auto& [name, f] : families_) {
     static const char* const kinds[] = {"counter", "gauge", "histogram"};

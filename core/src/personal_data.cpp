@@ -112,7 +112,7 @@ DataKey::~DataKey() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
 
 DataKey InMemoryKeyStore::key_for(std::string_view subject) {
   validate_stream_id(subject);
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   const std::string s(subject);
   if (const auto it = by_subject_.find(s); it != by_subject_.end()) return it->second;
   DataKey key = DataKey::generate();
@@ -122,7 +122,7 @@ DataKey InMemoryKeyStore::key_for(std::string_view subject) {
 }
 
 KeyLookup InMemoryKeyStore::find(std::string_view key_id) const {
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   const std::string id(key_id);
   if (forgotten_.count(id) != 0) return KeyLookup{KeyState::forgotten, std::nullopt};
   const auto subject = subject_of_key_.find(id);
@@ -132,7 +132,7 @@ KeyLookup InMemoryKeyStore::find(std::string_view key_id) const {
 
 bool InMemoryKeyStore::forget(std::string_view subject) {
   validate_stream_id(subject);
-  std::lock_guard lock(mutex_);
+  detail::MutexLock lock(mutex_);
   const auto it = by_subject_.find(std::string(subject));
   if (it == by_subject_.end()) return false;
   forgotten_.insert(it->second.key_id());

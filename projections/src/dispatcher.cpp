@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "annals/core/error.hpp"
+#include "annals/core/thread_annotations.hpp"
 
 namespace annals {
 
@@ -79,38 +80,39 @@ struct Subscriber {
   SubscriptionOptions options;
   std::unique_ptr<SubscriberMetrics> metrics;  // null: nobody listens
 
-  std::mutex mu;
+  Mutex mu;
   std::condition_variable idle;   // running became false
   std::condition_variable space;  // the queue shrank, or the subscriber ended
-  std::deque<Queued> queue;
-  std::size_t queued = 0;  // events in `queue`
-  bool scheduled = false;  // a drain task is queued or running
-  bool running = false;    // a handler call is in progress
-  bool dropping = false;   // the last batch offered was dropped (report once per streak)
-  std::thread::id runner;  // the thread making it
+  std::deque<Queued> queue ANNALS_GUARDED_BY(mu);
+  std::size_t queued ANNALS_GUARDED_BY(mu) = 0;  // events in `queue`
+  bool scheduled ANNALS_GUARDED_BY(mu) = false;  // a drain task is queued or running
+  bool running ANNALS_GUARDED_BY(mu) = false;    // a handler call is in progress
+  // The last batch offered was dropped (report once per streak).
+  bool dropping ANNALS_GUARDED_BY(mu) = false;
+  std::thread::id runner ANNALS_GUARDED_BY(mu);  // the thread making it
   std::atomic<bool> active{true};
-  SubscriptionStats stats;  // guarded by mu
+  SubscriptionStats stats ANNALS_GUARDED_BY(mu);
 
   // The rate limit's bucket, used by the one draining thread only.
   double tokens = 0;
   std::chrono::steady_clock::time_point refilled{};
 
   // Stops delivery; waits for a handler call in progress unless we are it.
-  void deactivate() {
-    std::unique_lock lock(mu);
+  void deactivate() ANNALS_EXCLUDES(mu) {
+    MutexLock lock(mu);
     active.store(false);
     if (metrics) metrics->drop_queued(queued);
     queue.clear();
     queued = 0;
     space.notify_all();
     if (running && runner == std::this_thread::get_id()) return;
-    idle.wait(lock, [this] { return !running; });
+    while (running) lock.wait(idle);
   }
 
   // Waits, if the rate limit asks for it, before the next handler call.
   // Called by the draining thread without `mu`; returns false when the
   // subscriber ended while waiting.
-  bool take_token() {
+  bool take_token() ANNALS_EXCLUDES(mu) {
     const double rate = options.max_rate;
     if (rate <= 0) return true;
     const double burst = static_cast<double>(options.burst);
@@ -126,7 +128,7 @@ struct Subscriber {
     refill();
     if (tokens < 1) {
       {
-        std::lock_guard lock(mu);
+        MutexLock lock(mu);
         ++stats.delayed;
       }
       // Short slices, so that reset() never waits long for a limited subscriber.
@@ -153,20 +155,20 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
 
   const std::shared_ptr<MetricsRegistry>& metrics() const noexcept { return metrics_; }
 
-  void add(std::shared_ptr<Subscriber> subscriber) {
-    std::lock_guard lock(mu_);
+  void add(std::shared_ptr<Subscriber> subscriber) ANNALS_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     subscribers_.push_back(std::move(subscriber));
   }
 
-  void remove(const std::shared_ptr<Subscriber>& subscriber) {
-    std::lock_guard lock(mu_);
+  void remove(const std::shared_ptr<Subscriber>& subscriber) ANNALS_EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     std::erase(subscribers_, subscriber);
   }
 
-  std::optional<SubscriptionStats> stats(std::string_view name) {
+  std::optional<SubscriptionStats> stats(std::string_view name) ANNALS_EXCLUDES(mu_) {
     std::shared_ptr<Subscriber> found;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& subscriber : subscribers_) {
         if (subscriber->name == name) {
           found = subscriber;
@@ -175,17 +177,17 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
       }
     }
     if (!found) return std::nullopt;
-    std::lock_guard lock(found->mu);
+    MutexLock lock(found->mu);
     SubscriptionStats stats = found->stats;
     stats.queued = found->queued;
     return stats;
   }
 
-  void publish(std::span<const RecordedEvent> events) {
+  void publish(std::span<const RecordedEvent> events) ANNALS_EXCLUDES(mu_) {
     if (events.empty()) return;
     std::vector<std::shared_ptr<Subscriber>> targets;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       targets = subscribers_;
     }
     Batch batch;  // copied once, shared by every subscriber that wants it
@@ -205,11 +207,11 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
  private:
   // Queues `item` for `subscriber` as its overflow policy allows; true when a
   // drain task must be scheduled.
-  bool offer(Subscriber& subscriber, Queued item) {
-    std::unique_lock lock(subscriber.mu);
+  bool offer(Subscriber& subscriber, Queued item) ANNALS_EXCLUDES(subscriber.mu) {
+    MutexLock lock(subscriber.mu);
     if (!subscriber.active.load()) return false;
     const SubscriptionOptions& options = subscriber.options;
-    const auto fits = [&] {
+    const auto fits = [&]() ANNALS_REQUIRES(subscriber.mu) {
       return subscriber.queued == 0 || subscriber.queued + item.events <= options.max_queued;
     };
     // A handler publishing (by appending) must not wait for itself to drain.
@@ -219,9 +221,13 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
       bool drop = true;
       if (options.on_overflow == Overflow::block) {
         ++subscriber.stats.blocked;
-        const bool room = subscriber.space.wait_for(lock, options.block_timeout, [&] {
-          return !subscriber.active.load() || fits();
-        });
+        const auto deadline = std::chrono::steady_clock::now() + options.block_timeout;
+        bool room = fits();
+        while (subscriber.active.load() && !room &&
+               lock.wait_until(subscriber.space, deadline) == std::cv_status::no_timeout) {
+          room = fits();
+        }
+        room = room || fits();
         if (!subscriber.active.load()) return false;
         drop = !room;
       }
@@ -260,8 +266,8 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
     return !std::exchange(subscriber.scheduled, true);
   }
 
-  void drain(const std::shared_ptr<Subscriber>& subscriber) {
-    std::unique_lock lock(subscriber->mu);
+  void drain(const std::shared_ptr<Subscriber>& subscriber) ANNALS_EXCLUDES(subscriber->mu) {
+    MutexLock lock(subscriber->mu);
     while (subscriber->active.load() && !subscriber->queue.empty()) {
       Queued item = std::move(subscriber->queue.front());
       subscriber->queue.pop_front();
@@ -313,8 +319,8 @@ class DispatcherCore : public std::enable_shared_from_this<DispatcherCore> {
   std::shared_ptr<Executor> executor_;
   DeliveryErrorHandler on_error_;
   std::shared_ptr<MetricsRegistry> metrics_;
-  std::mutex mu_;
-  std::vector<std::shared_ptr<Subscriber>> subscribers_;
+  Mutex mu_;
+  std::vector<std::shared_ptr<Subscriber>> subscribers_ ANNALS_GUARDED_BY(mu_);
 };
 
 }  // namespace detail

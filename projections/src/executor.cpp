@@ -5,7 +5,7 @@
 namespace annals {
 
 void ManualExecutor::submit(std::function<void()> task) {
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   tasks_.push_back(std::move(task));
 }
 
@@ -14,7 +14,7 @@ std::size_t ManualExecutor::run_pending() {
   for (;;) {
     std::function<void()> task;
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       if (tasks_.empty()) return ran;
       task = std::move(tasks_.front());
       tasks_.pop_front();
@@ -25,7 +25,7 @@ std::size_t ManualExecutor::run_pending() {
 }
 
 std::size_t ManualExecutor::pending() const {
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   return tasks_.size();
 }
 
@@ -37,7 +37,7 @@ ThreadPoolExecutor::ThreadPoolExecutor(std::size_t threads) {
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
@@ -46,7 +46,7 @@ ThreadPoolExecutor::~ThreadPoolExecutor() {
 
 void ThreadPoolExecutor::submit(std::function<void()> task) {
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     tasks_.push_back(std::move(task));
   }
   cv_.notify_one();
@@ -56,8 +56,8 @@ void ThreadPoolExecutor::work() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      detail::MutexLock lock(mu_);
+      while (!stopping_ && tasks_.empty()) lock.wait(cv_);
       if (tasks_.empty()) return;  // stopping, and everything submitted has run
       task = std::move(tasks_.front());
       tasks_.pop_front();

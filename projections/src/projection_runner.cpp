@@ -26,7 +26,7 @@
 namespace annals {
 
 void ProjectionRunner::Impl::rebuild() {
-  std::lock_guard control(control_mu_);
+  detail::MutexLock control(control_mu_);
   if (!projection_.reset) {
     throw InvalidArgument("projection '" + projection_.name +
                           "' has no reset function, so it cannot be rebuilt");
@@ -37,12 +37,12 @@ void ProjectionRunner::Impl::rebuild() {
   attempts_ = {};
   bool failed;
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     failed = failure_.has_value();
   }
   if (!failed) catch_up_locked();  // the events appended during the replay
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     failed = failure_.has_value();
   }
   if (was_running && !failed) start_locked();
@@ -53,7 +53,7 @@ ProjectionStatus ProjectionRunner::Impl::status() const {
   s.name = projection_.name;
   bool running;
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     s.state = state_;
     s.checkpoint = checkpoint_;
     s.failure = failure_;
@@ -126,7 +126,7 @@ void ProjectionRunner::Impl::start_locked() {
   if (worker_.joinable()) worker_.join();  // a worker that stopped on a failure
   clear_failure_locked();
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     stop_requested_ = false;
     wake_ = true;
     running_ = true;
@@ -148,7 +148,7 @@ void ProjectionRunner::Impl::start_locked() {
     worker_ = std::thread([this] { run(); });
   } catch (...) {
     stop_watching();
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     running_ = false;
     state_ = ProjectionState::stopped;
     throw;
@@ -197,7 +197,7 @@ void ProjectionRunner::Impl::rebuild_into_shadow_and_swap() {
     throw;
   }
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     checkpoint_ = record ? record->position : 0;
     failure_ = record ? record->failure : std::nullopt;
   }
@@ -213,7 +213,7 @@ void ProjectionRunner::Impl::clear_failure_locked() {
     detail::clear_failure(tx, projection_.name, ProjectionState::stopped, now());
   });
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     checkpoint_ = stored;
     failure_.reset();
   }
@@ -222,7 +222,7 @@ void ProjectionRunner::Impl::clear_failure_locked() {
 
 void ProjectionRunner::Impl::stop_locked() noexcept {
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     stop_requested_ = true;
   }
   cv_.notify_all();
@@ -233,7 +233,7 @@ void ProjectionRunner::Impl::stop_locked() noexcept {
   wake_listener_.reset();
   wake_subscription_.reset();
   stop_watching();
-  std::lock_guard lock(mu_);
+  detail::MutexLock lock(mu_);
   running_ = false;
   state_ = ProjectionState::stopped;
   // The worker is gone: the request has been served. Left set, it would cut

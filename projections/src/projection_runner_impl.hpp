@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "annals/projections/check_request.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/store/commit_watcher.hpp"
@@ -83,25 +84,25 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // ---- control -------------------------------------------------------------
 
   void start() {
-    std::lock_guard control(control_mu_);
+    detail::MutexLock control(control_mu_);
     start_locked();
   }
 
   void stop() noexcept {
     try {
-      std::lock_guard control(control_mu_);
+      detail::MutexLock control(control_mu_);
       stop_locked();
     } catch (...) {  // mutex errors only: nothing sensible is left to do
     }
   }
 
   bool running() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return running_;
   }
 
   std::int64_t catch_up() {
-    std::lock_guard control(control_mu_);
+    detail::MutexLock control(control_mu_);
     if (running()) {
       throw InvalidArgument("projection '" + projection_.name +
                             "': catch_up() while the runner is started");
@@ -116,9 +117,13 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // The read model's clock stamps its bookkeeping (SqliteReadModelOptions::clock).
   Timestamp now() const { return read_model_.clock().now(); }
 
-  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) const {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return checkpoint_ >= position || !running_; });
+  bool wait_for(std::int64_t position, std::chrono::milliseconds timeout) const
+      ANNALS_EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    detail::MutexLock lock(mu_);
+    while (checkpoint_ < position && running_ &&
+           lock.wait_until(cv_, deadline) == std::cv_status::no_timeout) {
+    }
     return checkpoint_ >= position;
   }
 
@@ -141,7 +146,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     int count = 0;
   };
 
-  void start_locked();
+  void start_locked() ANNALS_REQUIRES(control_mu_);
 
   // Blue/green: replays the store into a shadow read model (a runner of its
   // own, with the same retries and poison policy) while the live tables keep
@@ -153,13 +158,13 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
 
   // Forgets a recorded failure, so the failed event gets a fresh set of
   // attempts, and reloads the checkpoint (another runner may have moved it).
-  void clear_failure_locked();
+  void clear_failure_locked() ANNALS_REQUIRES(control_mu_);
 
-  void stop_locked() noexcept;
+  void stop_locked() noexcept ANNALS_REQUIRES(control_mu_);
 
   void wake() {
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       wake_ = true;
     }
     cv_.notify_all();
@@ -213,14 +218,17 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   bool wait_for_news();
 
   // Waits `d` unless stop is requested (then returns false).
-  bool sleep(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu_);
-    return !cv_.wait_for(lock, d, [this] { return stop_requested_; });
+  bool sleep(std::chrono::milliseconds d) ANNALS_EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + d;
+    detail::MutexLock lock(mu_);
+    while (!stop_requested_ && lock.wait_until(cv_, deadline) == std::cv_status::no_timeout) {
+    }
+    return !stop_requested_;
   }
 
   // Throws: IntegrityError when the checkpoint is beyond the store's head
   // (recorded as the projection's failure first).
-  std::int64_t catch_up_locked();
+  std::int64_t catch_up_locked() ANNALS_REQUIRES(control_mu_);
 
   // Throws: IntegrityError when the checkpoint is beyond the store's head and
   // no rebuild is requested.
@@ -253,7 +261,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   std::int64_t checkpoint() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return checkpoint_;
   }
 
@@ -282,7 +290,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
 
   void set_checkpoint(std::int64_t position) {
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       if (metrics_) metrics_->advanced(checkpoint_, position);
       checkpoint_ = position;
     }
@@ -290,12 +298,12 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void set_state(ProjectionState state) {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     state_ = state;
   }
 
   bool stop_requested() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return stop_requested_;
   }
 
@@ -306,16 +314,16 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   const std::unique_ptr<detail::ProjectionMetrics> metrics_ =
       detail::make_projection_metrics(options_.metrics, projection_.name);
 
-  std::mutex control_mu_;  // start, stop, catch_up, rebuild: one at a time
+  detail::Mutex control_mu_;  // start, stop, catch_up, rebuild: one at a time
 
-  mutable std::mutex mu_;
+  mutable detail::Mutex mu_;
   mutable std::condition_variable cv_;  // wakes the worker; signals progress
-  std::int64_t checkpoint_ = 0;
-  std::optional<ProjectionFailure> failure_;
-  ProjectionState state_ = ProjectionState::stopped;
-  bool running_ = false;
-  bool stop_requested_ = false;
-  bool wake_ = false;
+  std::int64_t checkpoint_ ANNALS_GUARDED_BY(mu_) = 0;
+  std::optional<ProjectionFailure> failure_ ANNALS_GUARDED_BY(mu_);
+  ProjectionState state_ ANNALS_GUARDED_BY(mu_) = ProjectionState::stopped;
+  bool running_ ANNALS_GUARDED_BY(mu_) = false;
+  bool stop_requested_ ANNALS_GUARDED_BY(mu_) = false;
+  bool wake_ ANNALS_GUARDED_BY(mu_) = false;
 
   // Used only by the thread that steps (the worker, or catch_up's caller while
   // no worker runs).

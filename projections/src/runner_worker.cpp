@@ -18,7 +18,7 @@ void ProjectionRunner::Impl::run() noexcept {
   }
   bool failed;
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     failed = failure_.has_value();
     running_ = false;
     state_ = ProjectionState::stopped;
@@ -67,9 +67,12 @@ void ProjectionRunner::Impl::follow() {
 bool ProjectionRunner::Impl::wait_for_news() {
   for (;;) {
     {
-      std::unique_lock lock(mu_);
-      const bool woken = cv_.wait_for(lock, options_.poll_interval,
-                                      [this] { return stop_requested_ || wake_; });
+      const auto deadline = std::chrono::steady_clock::now() + options_.poll_interval;
+      detail::MutexLock lock(mu_);
+      while (!stop_requested_ && !wake_ &&
+             lock.wait_until(cv_, deadline) == std::cv_status::no_timeout) {
+      }
+      const bool woken = wake_;
       if (stop_requested_) return false;
       if (woken) {
         wake_ = false;
@@ -125,7 +128,7 @@ detail::StepResult ProjectionRunner::Impl::step() {
     if (rebuild_pending()) {
       rebuild_into_shadow_and_swap();
       attempts_ = {};
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       if (failure_) return StepResult{Outcome::failed, false, {}};
       return StepResult{Outcome::progressed, false, {}};
     }
@@ -297,7 +300,7 @@ void ProjectionRunner::Impl::fail(ProjectionFailure failure) noexcept {
   } catch (...) {  // the read model is what failed: memory must do
   }
   {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     failure_ = std::move(failure);
     state_ = ProjectionState::stopped;
   }

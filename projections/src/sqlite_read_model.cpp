@@ -16,6 +16,7 @@
 #include <optional>
 #include <thread>
 
+#include "annals/core/thread_annotations.hpp"
 #include "projection_tables.hpp"
 #include "sql_connection.hpp"
 
@@ -67,7 +68,7 @@ class SqliteReadModel::Impl {
       throw InvalidArgument("read model '" + path_.string() +
                             "': write() called inside write(); transactions do not nest");
     }
-    std::lock_guard lock(write_mu_);
+    detail::MutexLock lock(write_mu_);
     writing_thread_.store(std::this_thread::get_id());
     struct Clear {
       std::atomic<std::thread::id>& id;
@@ -83,10 +84,11 @@ class SqliteReadModel::Impl {
     // the reader's transaction open: it joins that transaction (the reader
     // keeps no statement running while `fn` runs, as queries return rows).
     if (reading_thread_.load() == std::this_thread::get_id()) {
+      read_mu_.assert_held();  // by this thread, further up its stack
       fn(*reader_);
       return;
     }
-    std::lock_guard lock(read_mu_);
+    detail::MutexLock lock(read_mu_);
     if (!reader_) open_reader();
     reading_thread_.store(std::this_thread::get_id());
     struct Clear {
@@ -106,7 +108,7 @@ class SqliteReadModel::Impl {
   // The reader connection: query_only on a writable open; on a read-only one
   // opened read-only, falling back to immutable mode where SQLite cannot
   // create the -shm file (see SqliteReadModelOptions::read_only).
-  void open_reader() {
+  void open_reader() ANNALS_REQUIRES(read_mu_) {
     const std::string doing = "opening a reader on '" + path_.string() + "'";
     try {
       if (!options_.read_only) {
@@ -140,12 +142,12 @@ class SqliteReadModel::Impl {
     }
   }
 
-  std::mutex write_mu_;
+  detail::Mutex write_mu_;
   std::atomic<std::thread::id> writing_thread_{};
-  std::optional<detail::SqlConnection> writer_;
-  std::mutex read_mu_;
+  std::optional<detail::SqlConnection> writer_ ANNALS_GUARDED_BY(write_mu_);
+  detail::Mutex read_mu_;
   std::atomic<std::thread::id> reading_thread_{};  // inside read(), holding read_mu_
-  std::optional<detail::SqlConnection> reader_;
+  std::optional<detail::SqlConnection> reader_ ANNALS_GUARDED_BY(read_mu_);
 };
 
 SqliteReadModel::SqliteReadModel(const std::filesystem::path& path, SqliteReadModelOptions options)

@@ -7,7 +7,7 @@ namespace annals::detail {
 CommitListenerHandle CommitListeners::add(CommitListener listener) {
   std::uint64_t id;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     id = next_listener_id_++;
     listeners_.emplace_back(id, std::make_shared<CommitListener>(std::move(listener)));
   }
@@ -18,21 +18,21 @@ CommitListenerHandle CommitListeners::add(CommitListener listener) {
 }
 
 void CommitListeners::remove(std::uint64_t id) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
   // Wait for a listener call in flight, unless it is the one removing itself.
   if (deliverer_ == std::this_thread::get_id()) return;
-  cv_.wait(lock, [this] { return !in_call_; });
+  while (in_call_) lock.wait(cv_);
 }
 
 bool CommitListeners::empty() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return listeners_.empty();
 }
 
 std::uint64_t CommitListeners::enqueue(std::vector<RecordedEvent> events) {
   if (events.empty()) return 0;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (listeners_.empty()) return 0;
   queue_.emplace_back(++last_ticket_, std::move(events));
   return last_ticket_;
@@ -40,11 +40,11 @@ std::uint64_t CommitListeners::enqueue(std::vector<RecordedEvent> events) {
 
 void CommitListeners::deliver(std::uint64_t ticket) noexcept {
   if (ticket == 0) return;  // nothing was enqueued: no lock for every append
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (delivered_ < ticket) {
     if (delivering_) {
       if (deliverer_ == std::this_thread::get_id()) return;  // nested: delivered after us
-      cv_.wait(lock);
+      lock.wait(cv_);
       continue;
     }
     delivering_ = true;

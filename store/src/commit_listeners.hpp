@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "annals/core/thread_annotations.hpp"
 #include "annals/store/event_store.hpp"
 
 namespace annals::detail {
@@ -26,7 +27,7 @@ class CommitListeners : public std::enable_shared_from_this<CommitListeners> {
   CommitListenerHandle add(CommitListener listener);
 
   // Cheap check so stores can skip building notification batches.
-  bool empty() const;
+  bool empty() const ANNALS_EXCLUDES(mu_);
 
   // Queues a committed batch; returns its ticket for deliver() (0 when there
   // is nothing to deliver). Call in commit order.
@@ -38,18 +39,19 @@ class CommitListeners : public std::enable_shared_from_this<CommitListeners> {
   void deliver(std::uint64_t ticket) noexcept;
 
  private:
-  void remove(std::uint64_t id);
+  void remove(std::uint64_t id) ANNALS_EXCLUDES(mu_);
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::pair<std::uint64_t, std::shared_ptr<CommitListener>>> listeners_;
-  std::uint64_t next_listener_id_ = 1;
-  std::deque<std::pair<std::uint64_t, std::vector<RecordedEvent>>> queue_;
-  std::uint64_t last_ticket_ = 0;
-  std::uint64_t delivered_ = 0;
-  bool delivering_ = false;
-  bool in_call_ = false;  // a listener is running right now
-  std::thread::id deliverer_;
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<CommitListener>>> listeners_
+      ANNALS_GUARDED_BY(mu_);
+  std::uint64_t next_listener_id_ ANNALS_GUARDED_BY(mu_) = 1;
+  std::deque<std::pair<std::uint64_t, std::vector<RecordedEvent>>> queue_ ANNALS_GUARDED_BY(mu_);
+  std::uint64_t last_ticket_ ANNALS_GUARDED_BY(mu_) = 0;
+  std::uint64_t delivered_ ANNALS_GUARDED_BY(mu_) = 0;
+  bool delivering_ ANNALS_GUARDED_BY(mu_) = false;
+  bool in_call_ ANNALS_GUARDED_BY(mu_) = false;  // a listener is running right now
+  std::thread::id deliverer_ ANNALS_GUARDED_BY(mu_);
 };
 
 }  // namespace annals::detail

@@ -13,6 +13,7 @@
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
 #include "annals/core/stream_id.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "append_input.hpp"
 #include "commit_listeners.hpp"
 #include "transaction_hooks.hpp"
@@ -35,18 +36,20 @@ class InMemoryEventStore::Impl {
   explicit Impl(std::shared_ptr<const Clock> clock)
       : clock_(clock ? std::move(clock) : SystemClock::shared()) {}
 
-  mutable std::shared_mutex mu_;
+  mutable detail::SharedMutex mu_;
   std::shared_ptr<const Clock> clock_;
-  std::vector<RecordedEvent> events_;                                      // index = position - 1
-  std::map<std::string, std::vector<std::int64_t>, std::less<>> streams_;  // id -> positions
-  std::unordered_map<std::string, IdLocation> ids_;
+  std::vector<RecordedEvent> events_ ANNALS_GUARDED_BY(mu_);  // index = position - 1
+  // stream id -> its events' positions
+  std::map<std::string, std::vector<std::int64_t>, std::less<>> streams_ ANNALS_GUARDED_BY(mu_);
+  std::unordered_map<std::string, IdLocation> ids_ ANNALS_GUARDED_BY(mu_);
   std::shared_ptr<detail::CommitListeners> listeners_ = std::make_shared<detail::CommitListeners>();
   std::shared_ptr<detail::TransactionHooks<InMemoryTransactionHook>> hooks_ =
       std::make_shared<detail::TransactionHooks<InMemoryTransactionHook>>();
-  mutable std::mutex snapshots_mu_;
-  std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_;
+  mutable detail::Mutex snapshots_mu_;
+  std::map<std::string, std::map<std::int64_t, Snapshot>, std::less<>> snapshots_
+      ANNALS_GUARDED_BY(snapshots_mu_);
 
-  std::int64_t version_of(const std::string& stream) const {
+  std::int64_t version_of(const std::string& stream) const ANNALS_REQUIRES_SHARED(mu_) {
     auto it = streams_.find(stream);
     return it == streams_.end() ? 0 : static_cast<std::int64_t>(it->second.size());
   }
@@ -54,7 +57,8 @@ class InMemoryEventStore::Impl {
   // Returns the first result if `part` is an idempotent retry; nullopt if none
   // of its ids is stored; throws DuplicateEventId if they are stored elsewhere
   // or with other content.
-  std::optional<AppendResult> retry_of(const StreamAppend& part) const {
+  std::optional<AppendResult> retry_of(const StreamAppend& part) const
+      ANNALS_REQUIRES_SHARED(mu_) {
     auto first = ids_.find(part.events.front().event_id);
     if (first == ids_.end()) return std::nullopt;
     const auto& loc = first->second;
@@ -104,7 +108,7 @@ std::vector<AppendResult> InMemoryEventStore::append(std::vector<StreamAppend> b
   std::vector<RecordedEvent> committed;
   std::uint64_t ticket = 0;
   {
-    std::unique_lock lock(impl_->mu_);
+    detail::WriterLock lock(impl_->mu_);
     // Check everything first, so a failure leaves the store untouched.
     std::vector<bool> is_retry(batch.size(), false);
     for (std::size_t s = 0; s < batch.size(); ++s) {
@@ -201,7 +205,7 @@ Cursor<RecordedEvent> InMemoryEventStore::read_stream(const std::string& stream_
   auto next = from_version;
   auto step = [impl, stream_id, next, direction](std::vector<RecordedEvent>& out,
                                                  std::size_t max) mutable {
-    std::shared_lock lock(impl->mu_);
+    detail::ReaderLock lock(impl->mu_);
     auto it = impl->streams_.find(stream_id);
     if (it == impl->streams_.end()) return false;
     const auto& positions = it->second;
@@ -234,7 +238,7 @@ Cursor<LinkedEvent> InMemoryEventStore::read_stream_linked(const std::string& st
     Source(const Impl* impl, std::string stream_id, std::int64_t next)
         : impl_(impl), stream_id_(std::move(stream_id)), next_(next) {}
     bool fetch(std::vector<LinkedEvent>& out, std::size_t max) override {
-      std::shared_lock lock(impl_->mu_);
+      detail::ReaderLock lock(impl_->mu_);
       auto it = impl_->streams_.find(stream_id_);
       if (it == impl_->streams_.end()) return false;
       const auto& positions = it->second;
@@ -267,7 +271,7 @@ Cursor<RecordedEvent> InMemoryEventStore::read_all(std::int64_t from_position,
   auto* impl = impl_.get();
   auto next = from_position;
   auto step = [impl, filter, next](std::vector<RecordedEvent>& out, std::size_t max) mutable {
-    std::shared_lock lock(impl->mu_);
+    detail::ReaderLock lock(impl->mu_);
     const auto head = static_cast<std::int64_t>(impl->events_.size());
     while (out.size() < max && next <= head) {
       const auto& event = impl->events_[static_cast<std::size_t>(next - 1)];
@@ -282,12 +286,12 @@ Cursor<RecordedEvent> InMemoryEventStore::read_all(std::int64_t from_position,
 
 std::int64_t InMemoryEventStore::stream_version(const std::string& stream_id) const {
   validate_stream_id(stream_id);
-  std::shared_lock lock(impl_->mu_);
+  detail::ReaderLock lock(impl_->mu_);
   return impl_->version_of(stream_id);
 }
 
 std::int64_t InMemoryEventStore::head_position() const {
-  std::shared_lock lock(impl_->mu_);
+  detail::ReaderLock lock(impl_->mu_);
   return static_cast<std::int64_t>(impl_->events_.size());
 }
 
@@ -296,7 +300,7 @@ Cursor<std::string> InMemoryEventStore::list_streams(const std::string& prefix) 
    public:
     Source(const Impl* impl, std::string prefix) : impl_(impl), prefix_(std::move(prefix)) {}
     bool fetch(std::vector<std::string>& out, std::size_t max) override {
-      std::shared_lock lock(impl_->mu_);
+      detail::ReaderLock lock(impl_->mu_);
       auto it =
           started_ ? impl_->streams_.upper_bound(last_) : impl_->streams_.lower_bound(prefix_);
       started_ = true;
@@ -330,14 +334,14 @@ void InMemoryEventStore::save_snapshot(const Snapshot& snapshot) {
   detail::validate_snapshot(snapshot);
   Snapshot stored = snapshot;
   stored.recorded_at = impl_->clock_->now();
-  std::lock_guard lock(impl_->snapshots_mu_);
+  detail::MutexLock lock(impl_->snapshots_mu_);
   impl_->snapshots_[stored.stream_id][stored.version] = std::move(stored);
 }
 
 std::optional<Snapshot> InMemoryEventStore::load_snapshot(const std::string& stream_id,
                                                           std::int64_t max_version) const {
   validate_stream_id(stream_id);
-  std::lock_guard lock(impl_->snapshots_mu_);
+  detail::MutexLock lock(impl_->snapshots_mu_);
   auto stream = impl_->snapshots_.find(stream_id);
   if (stream == impl_->snapshots_.end()) return std::nullopt;
   auto it = stream->second.upper_bound(max_version);
@@ -346,7 +350,7 @@ std::optional<Snapshot> InMemoryEventStore::load_snapshot(const std::string& str
 }
 
 void InMemoryEventStore::delete_snapshots(const std::string& stream_id) {
-  std::lock_guard lock(impl_->snapshots_mu_);
+  detail::MutexLock lock(impl_->snapshots_mu_);
   if (stream_id.empty()) {
     impl_->snapshots_.clear();
   } else {

@@ -5,6 +5,7 @@
 
 #include "annals/core/clock.hpp"
 #include "annals/core/stream_id.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include <SQLiteCpp/Transaction.h>
 
 #include "annals/store/internal/sqlite_support.hpp"
@@ -40,8 +41,7 @@ class SqliteKeyStore::Impl {
   }
 
   // The open connection; opens (and with `create`, creates) the file first.
-  // Requires: mutex_ held.
-  SQLite::Database& db(bool create) {
+  SQLite::Database& db(bool create) ANNALS_REQUIRES(mutex_) {
     if (db_) return *db_;
     bool exists = false;
     try {
@@ -102,7 +102,7 @@ class SqliteKeyStore::Impl {
 
   DataKey key_for(std::string_view subject) {
     validate_stream_id(subject);
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     auto& d = db(true);
     try {
       if (auto key = key_of_subject(d, subject)) return std::move(*key);
@@ -130,7 +130,7 @@ class SqliteKeyStore::Impl {
   }
 
   KeyLookup find(std::string_view key_id) {
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     auto& d = db(false);
     try {
       SQLite::Statement q(d, "SELECT key FROM subject_keys WHERE key_id = ?1");
@@ -147,7 +147,7 @@ class SqliteKeyStore::Impl {
 
   bool forget(std::string_view subject) {
     validate_stream_id(subject);
-    std::lock_guard lock(mutex_);
+    detail::MutexLock lock(mutex_);
     if (options_.read_only) {
       throw KeyStoreError(description() + " is open read-only: cannot forget a subject");
     }
@@ -198,8 +198,8 @@ class SqliteKeyStore::Impl {
 
   std::filesystem::path path_;
   SqliteKeyStoreOptions options_;
-  std::mutex mutex_;
-  std::unique_ptr<SQLite::Database> db_;  // guarded by mutex_; opened on first use
+  detail::Mutex mutex_;
+  std::unique_ptr<SQLite::Database> db_ ANNALS_GUARDED_BY(mutex_);  // opened on first use
 };
 
 SqliteKeyStore::SqliteKeyStore(std::filesystem::path path, SqliteKeyStoreOptions options)

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "annals/core/thread_annotations.hpp"
 #include "annals/store/event_store.hpp"
 
 namespace annals::detail {
@@ -31,7 +32,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
   CommitListenerHandle add(Hook hook) {
     std::uint64_t id;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       id = next_id_++;
       hooks_.emplace_back(id, std::make_shared<Hook>(std::move(hook)));
     }
@@ -48,7 +49,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
   }
 
   List snapshot() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return hooks_;
   }
 
@@ -57,7 +58,7 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
   // round and propagates.
   template <class Call>
   void run(const List& hooks, Call&& call) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [id, hook] : hooks) {
       if (std::none_of(hooks_.begin(), hooks_.end(),
                        [id = id](const auto& entry) { return entry.first == id; })) {
@@ -82,17 +83,17 @@ class TransactionHooks : public std::enable_shared_from_this<TransactionHooks<Ho
 
  private:
   void remove(std::uint64_t id) {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     std::erase_if(hooks_, [id](const auto& entry) { return entry.first == id; });
     if (in_call_ && called_from_hook()) return;
-    idle_.wait(lock, [this] { return !in_call_; });
+    while (in_call_) lock.wait(idle_);
   }
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable idle_;
-  List hooks_;
-  std::uint64_t next_id_ = 1;
-  bool in_call_ = false;
+  List hooks_ ANNALS_GUARDED_BY(mu_);
+  std::uint64_t next_id_ ANNALS_GUARDED_BY(mu_) = 1;
+  bool in_call_ ANNALS_GUARDED_BY(mu_) = false;
   // The thread running a hook; set and cleared under mu_. Only that thread
   // can find its own id here, so a relaxed read answers called_from_hook().
   std::atomic<std::thread::id> caller_{};

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "annals/core/thread_annotations.hpp"
+
 namespace annals {
 
 using Timestamp = std::chrono::sys_time<std::chrono::microseconds>;
@@ -39,8 +41,8 @@ class ManualClock final : public Clock {
   void advance(std::chrono::microseconds by);
 
  private:
-  mutable std::mutex mu_;
-  Timestamp now_;
+  mutable detail::Mutex mu_;
+  Timestamp now_ ANNALS_GUARDED_BY(mu_);
 };
 
 /// "2026-03-01T12:00:00.000000Z".

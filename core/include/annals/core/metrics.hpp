@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "annals/core/thread_annotations.hpp"
+
 namespace annals {
 
 /// Label name -> value, e.g. {{"projection", "balances"}}.
@@ -116,9 +118,9 @@ class MetricsRegistry {
  private:
   struct Family;
   Family& family(const std::string& name, const std::string& help, int kind,
-                 const MetricLabels& labels);
-  mutable std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Family>> families_;  // guarded by mutex_
+                 const MetricLabels& labels) ANNALS_REQUIRES(mutex_);
+  mutable detail::Mutex mutex_;
+  std::map<std::string, std::unique_ptr<Family>> families_ ANNALS_GUARDED_BY(mutex_);
 };
 
 }  // namespace annals

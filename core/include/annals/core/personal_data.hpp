@@ -72,6 +72,7 @@
 #include "annals/core/codec.hpp"
 #include "annals/core/error.hpp"
 #include "annals/core/event.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "annals/core/upcaster.hpp"
 
 namespace annals {
@@ -169,10 +170,11 @@ class InMemoryKeyStore final : public KeyStore {
   std::string description() const override { return "in-memory key store"; }
 
  private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, DataKey> by_subject_;  // guarded by mutex_
-  std::unordered_map<std::string, std::string> subject_of_key_;  // key id -> subject; mutex_
-  std::unordered_set<std::string> forgotten_;  // key ids; guarded by mutex_
+  mutable detail::Mutex mutex_;
+  std::unordered_map<std::string, DataKey> by_subject_ ANNALS_GUARDED_BY(mutex_);
+  // key id -> subject
+  std::unordered_map<std::string, std::string> subject_of_key_ ANNALS_GUARDED_BY(mutex_);
+  std::unordered_set<std::string> forgotten_ ANNALS_GUARDED_BY(mutex_);  // key ids
 };
 
 namespace detail {

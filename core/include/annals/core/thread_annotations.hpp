@@ -10,10 +10,15 @@
 /// annals::detail::Mutex and are locked through annals::detail::MutexLock;
 /// both cost exactly what std::mutex and std::unique_lock cost.
 ///
-/// Thread safety: Mutex is a mutex; a MutexLock is used by one thread.
+/// SharedMutex (std::shared_mutex) is locked through WriterLock (exclusive)
+/// or ReaderLock (shared); members it guards are read under either.
+///
+/// Thread safety: Mutex and SharedMutex are mutexes; a lock object is used by
+/// one thread.
 
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 
 #if defined(__clang__)
 #define ANNALS_THREAD_ANNOTATION(x) __attribute__((x))
@@ -26,9 +31,13 @@
 #define ANNALS_GUARDED_BY(mu) ANNALS_THREAD_ANNOTATION(guarded_by(mu))
 #define ANNALS_PT_GUARDED_BY(mu) ANNALS_THREAD_ANNOTATION(pt_guarded_by(mu))
 #define ANNALS_REQUIRES(...) ANNALS_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define ANNALS_REQUIRES_SHARED(...) \
+  ANNALS_THREAD_ANNOTATION(requires_shared_capability(__VA_ARGS__))
 #define ANNALS_EXCLUDES(...) ANNALS_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
 #define ANNALS_ACQUIRE(...) ANNALS_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#define ANNALS_ACQUIRE_SHARED(...) ANNALS_THREAD_ANNOTATION(acquire_shared_capability(__VA_ARGS__))
 #define ANNALS_RELEASE(...) ANNALS_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define ANNALS_RELEASE_SHARED(...) ANNALS_THREAD_ANNOTATION(release_shared_capability(__VA_ARGS__))
 #define ANNALS_TRY_ACQUIRE(...) ANNALS_THREAD_ANNOTATION(try_acquire_capability(__VA_ARGS__))
 #define ANNALS_RETURN_CAPABILITY(x) ANNALS_THREAD_ANNOTATION(lock_returned(x))
 #define ANNALS_NO_THREAD_SAFETY_ANALYSIS ANNALS_THREAD_ANNOTATION(no_thread_safety_analysis)
@@ -88,6 +97,46 @@ class ANNALS_SCOPED_CAPABILITY MutexLock {
 
  private:
   std::unique_lock<std::mutex> lock_;
+};
+
+/// std::shared_mutex, annotated as a capability that can be held shared.
+class ANNALS_CAPABILITY("mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void lock() ANNALS_ACQUIRE() { mu_.lock(); }
+  void unlock() ANNALS_RELEASE() { mu_.unlock(); }
+  void lock_shared() ANNALS_ACQUIRE_SHARED() { mu_.lock_shared(); }
+  void unlock_shared() ANNALS_RELEASE_SHARED() { mu_.unlock_shared(); }
+
+ private:
+  std::shared_mutex mu_;
+};
+
+/// Holds a SharedMutex exclusively for its lifetime.
+class ANNALS_SCOPED_CAPABILITY WriterLock {
+ public:
+  explicit WriterLock(SharedMutex& mu) ANNALS_ACQUIRE(mu) : mu_(mu) { mu_.lock(); }
+  ~WriterLock() ANNALS_RELEASE() { mu_.unlock(); }
+  WriterLock(const WriterLock&) = delete;
+  WriterLock& operator=(const WriterLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
+};
+
+/// Holds a SharedMutex shared for its lifetime.
+class ANNALS_SCOPED_CAPABILITY ReaderLock {
+ public:
+  explicit ReaderLock(SharedMutex& mu) ANNALS_ACQUIRE_SHARED(mu) : mu_(mu) { mu_.lock_shared(); }
+  ~ReaderLock() ANNALS_RELEASE() { mu_.unlock_shared(); }
+  ReaderLock(const ReaderLock&) = delete;
+  ReaderLock& operator=(const ReaderLock&) = delete;
+
+ private:
+  SharedMutex& mu_;
 };
 
 }  // namespace annals::detail

@@ -13,9 +13,10 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "annals/core/thread_annotations.hpp"
 
 namespace annals {
 
@@ -41,8 +42,8 @@ class ManualExecutor final : public Executor {
   std::size_t pending() const;
 
  private:
-  mutable std::mutex mu_;
-  std::deque<std::function<void()>> tasks_;
+  mutable detail::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ANNALS_GUARDED_BY(mu_);
 };
 
 /// A fixed set of worker threads. The destructor runs every task already
@@ -60,10 +61,10 @@ class ThreadPoolExecutor final : public Executor {
  private:
   void work();
 
-  std::mutex mu_;
+  detail::Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
+  std::deque<std::function<void()>> tasks_ ANNALS_GUARDED_BY(mu_);
+  bool stopping_ ANNALS_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 

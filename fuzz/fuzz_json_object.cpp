@@ -1,6 +1,6 @@
 // Fuzz target: json_object_problem (simdjson first, nlohmann for whatever
 // simdjson refuses) against the nlohmann-only reference it must equal
-// (core/src/json_validation.hpp, never installed), and against SQLite's own
+// (annals/core/internal/json_validation.hpp, never installed), and against SQLite's own
 // JSON parser, which must accept whatever is accepted.
 //
 // Input: the JSON text, as is (texts over 16 KiB take the nlohmann-only path).
@@ -19,7 +19,7 @@
 
 #include "annals/core/event.hpp"
 #include "fuzz_support.hpp"
-#include "json_validation.hpp"
+#include "annals/core/internal/json_validation.hpp"
 
 namespace {
 

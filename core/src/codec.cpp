@@ -2,7 +2,7 @@
 
 #include <simdjson.h>
 
-#include "json_validation.hpp"
+#include "annals/core/internal/json_validation.hpp"
 
 namespace annals::detail {
 

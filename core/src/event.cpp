@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "annals/core/error.hpp"
-#include "json_validation.hpp"
+#include "annals/core/internal/json_validation.hpp"
 
 namespace annals {
 

@@ -7,7 +7,7 @@
 
 #include "annals/core/error.hpp"
 #include "annals/core/event_id.hpp"
-#include "json_validation.hpp"  // core/src: the nlohmann-only reference validator
+#include "annals/core/internal/json_validation.hpp"  // the nlohmann-only reference validator
 
 namespace annals {
 namespace {

@@ -17,7 +17,7 @@
 #include "annals/core/error.hpp"
 #include "annals/core/event.hpp"
 #include "annals/store/event_export.hpp"
-#include "json_validation.hpp"
+#include "annals/core/internal/json_validation.hpp"
 #include "store_fixtures.hpp"
 
 namespace annals {

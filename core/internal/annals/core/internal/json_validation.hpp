@@ -1,7 +1,7 @@
 #pragma once
 // Internal to annals_core, never installed. Tests and fuzz targets reach it
-// through a build-time include path (core/src) to compare the simdjson fast
-// path of json_object_problem with the nlohmann parser that defines it.
+// by linking annals::core_internal, to compare the simdjson fast path of
+// json_object_problem with the nlohmann parser that defines it.
 
 #include <cstddef>
 #include <optional>

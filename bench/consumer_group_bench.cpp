@@ -2,12 +2,14 @@
 // (each a ConsumerGroupWorker, sharing one store and one read model, as
 // threads of one service would) apply --events events whose handler spins
 // --spin-us microseconds in ConsumerGroupOptions::prepare (outside the read
-// model's write lock) and writes one row. Prints one JSON line:
+// model's write lock; measured in thread CPU time) and writes one row. Prints one JSON line:
 // {"workers", "events", "spin_us", "seconds", "events_per_s"}.
 //
 //   consumer_group_bench [--workers N] [--events E] [--spin-us U] [--streams S] [--dir D]
 //
 // Compare --workers 2 with --workers 1 on the same machine (docs/projections.md).
+
+#include <time.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -23,9 +25,18 @@
 
 namespace {
 
+// Busy work for `d` of this thread's CPU time (not wall time: time spent
+// preempted by other programs does not count), so the handler costs the same
+// CPU however loaded the machine is.
+std::int64_t thread_cpu_ns() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
 void spin(std::chrono::microseconds d) {
-  const auto until = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < until) {
+  const std::int64_t until = thread_cpu_ns() + d.count() * 1'000;
+  while (thread_cpu_ns() < until) {
   }
 }
 

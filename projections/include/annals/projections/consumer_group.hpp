@@ -92,7 +92,10 @@ struct ConsumerGroupOptions {
   /// number per worker in the process.
   std::string worker_id;
   /// How long a lease lasts without renewal: how soon a dead worker's
-  /// partitions move. Default: 5 s.
+  /// partitions move. Leases are renewed between batches, and a batch whose
+  /// lease expired before its commit is fenced off (written by nobody, its
+  /// partitions taken again at the next renewal): keep it well above the time
+  /// one batch takes. Default: 5 s.
   std::chrono::milliseconds lease_duration{5'000};
   /// How often leases are renewed and shares rebalanced; must be shorter
   /// than lease_duration. Default: 1 s.

@@ -6,6 +6,11 @@
 // {"workers", "events", "spin_us", "seconds", "events_per_s"}.
 //
 //   consumer_group_bench [--workers N] [--events E] [--spin-us U] [--streams S] [--dir D]
+//                        [--handler spin|sleep]
+//
+// --handler sleep sleeps U microseconds instead of spinning: a handler that
+// waits (I/O) rather than computes, which shows how well the group overlaps
+// work when the machine has no idle core to give it.
 //
 // Compare --workers 2 with --workers 1 on the same machine (docs/projections.md).
 
@@ -17,6 +22,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "annals/core/error.hpp"
@@ -43,7 +49,7 @@ void spin(std::chrono::microseconds d) {
 int usage(const std::string& why) {
   std::cerr << "consumer_group_bench: " << why
             << "\nusage: consumer_group_bench [--workers N] [--events E] [--spin-us U] "
-               "[--streams S] [--dir D]\n";
+               "[--streams S] [--dir D] [--handler spin|sleep]\n";
   return 2;
 }
 
@@ -55,6 +61,7 @@ int main(int argc, char** argv) {
   int spin_us = 50;
   int streams = 1'000;
   std::filesystem::path dir;
+  std::string handler = "spin";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) return usage("missing value after " + arg);
@@ -67,6 +74,9 @@ int main(int argc, char** argv) {
       spin_us = std::atoi(value.c_str());
     } else if (arg == "--streams") {
       streams = std::atoi(value.c_str());
+    } else if (arg == "--handler") {
+      handler = value;
+      if (handler != "spin" && handler != "sleep") return usage("--handler is spin or sleep");
     } else if (arg == "--dir") {
       dir = value;
     } else {
@@ -104,8 +114,12 @@ int main(int argc, char** argv) {
     annals::ConsumerGroupOptions options;
     options.renew_interval = std::chrono::milliseconds(50);
     options.lease_duration = std::chrono::milliseconds(1'000);
-    options.prepare = [spin_us](const annals::RecordedEvent& e) {
-      spin(std::chrono::microseconds(spin_us));
+    options.prepare = [spin_us, sleep = handler == "sleep"](const annals::RecordedEvent& e) {
+      if (sleep) {
+        std::this_thread::sleep_for(std::chrono::microseconds(spin_us));
+      } else {
+        spin(std::chrono::microseconds(spin_us));
+      }
       return annals::Json(e.position * 2);
     };
     options.apply_prepared = [](annals::SqlTransaction& tx, const annals::RecordedEvent& e,
@@ -126,6 +140,7 @@ int main(int argc, char** argv) {
     std::cout << annals::Json{{"workers", workers},
                               {"events", events},
                               {"spin_us", spin_us},
+                              {"handler", handler},
                               {"seconds", seconds},
                               {"events_per_s", events / seconds}}
                      .dump()

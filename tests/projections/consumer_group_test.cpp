@@ -307,5 +307,62 @@ TEST(ConsumerGroup, PoisonEventUnderStopStopsTheWorkerAndRecordsThePartitionsFai
   EXPECT_TRUE(status.live_workers.empty());  // it left the group
 }
 
+TEST(ConsumerGroup, StoppedWorkerGivesItsLeasesBackSoAnotherTakesOverAtOnce) {
+  TempDir dir;
+  SqliteEventStore store(dir / "store.db", fast_store());
+  SqliteReadModel views(dir / "views.db");
+  fill_streams(store, 20, 1);
+  auto clock = manual_clock();
+  ConsumerGroupWorker a(store, views, ledger_projection(), group_options("a", clock));
+  ConsumerGroupWorker b(store, views, ledger_projection(), group_options("b", clock));
+  a.poll();
+  b.poll();
+  EXPECT_TRUE(b.owned_partitions().empty());
+  a.stop();  // no time passes: the leases were given back, not left to expire
+  EXPECT_TRUE(a.owned_partitions().empty());
+  clock->advance(std::chrono::seconds(1));
+  b.poll();
+  EXPECT_EQ(b.owned_partitions().size(), 16u);
+  EXPECT_EQ(b.status().live_workers, std::vector<std::string>{"b"});
+}
+
+TEST(ConsumerGroup, PreparedWorkRunsBeforeTheTransactionAndReachesApplyPrepared) {
+  TempDir dir;
+  SqliteEventStore store(dir / "store.db", fast_store());
+  SqliteReadModel views(dir / "views.db");
+  fill_streams(store, 5, 2);
+  Projection p;
+  p.name = "doubled";
+  p.setup = [](SqlTransaction& tx) {
+    tx.exec_script("CREATE TABLE IF NOT EXISTS doubled (position INTEGER PRIMARY KEY, v INTEGER)");
+  };
+  auto o = group_options("a", manual_clock());
+  o.runner.on_poison = PoisonPolicy::park;
+  o.runner.max_attempts = 1;
+  o.prepare = [](const RecordedEvent& e) {
+    if (e.position == 3) throw std::runtime_error("cannot prepare");
+    return Json(e.position * 2);
+  };
+  o.apply_prepared = [](SqlTransaction& tx, const RecordedEvent& e, const Json& v) {
+    tx.exec("INSERT INTO doubled (position, v) VALUES (?1, ?2)", {e.position, v.get<std::int64_t>()});
+  };
+  ConsumerGroupWorker w(store, views, p, o);
+  for (int i = 0; i < 3; ++i) w.poll();
+  EXPECT_EQ(dump(views, "SELECT position, v FROM doubled ORDER BY position"),
+            (std::vector<std::string>{"1|2|", "2|4|", "4|8|", "5|10|", "6|12|", "7|14|", "8|16|",
+                                      "9|18|", "10|20|"}));
+  ASSERT_EQ(views.parked_count("doubled"), 1);
+  EXPECT_EQ(views.parked_events("doubled")[0].error, "cannot prepare");
+  auto bad = o;
+  bad.apply_prepared = nullptr;
+  EXPECT_THROW(ConsumerGroupWorker(store, views, p, bad), InvalidArgument);
+}
+
+TEST(ConsumerGroup, ReadModelWithoutGroupsListsNone) {
+  TempDir dir;
+  SqliteReadModel views(dir / "views.db");
+  EXPECT_TRUE(views.consumer_groups(10).empty());
+}
+
 }  // namespace
 }  // namespace annals

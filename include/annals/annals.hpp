@@ -42,6 +42,7 @@
 #include "annals/aggregates/repository.hpp"
 #include "annals/aggregates/scenario.hpp"
 
+#include "annals/projections/consumer_group.hpp"
 #include "annals/projections/dispatcher.hpp"
 #include "annals/projections/executor.hpp"
 #include "annals/projections/inline_projection.hpp"

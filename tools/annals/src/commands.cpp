@@ -432,11 +432,29 @@ int run_import(const ImportCommand& c, Io& io) {
 // (or the read model belongs to another store), and a runner going on would
 // skip the events appended at those positions later. Such rows are listed
 // with their positions and make the command exit with kExitIntegrity.
+// The partitions of consumer groups (annals/projections/consumer_group.hpp):
+// owner, fencing token, checkpoint and lag, listed under the group's row.
+static std::vector<ConsumerGroupStatus> read_consumer_groups(const std::filesystem::path& file,
+                                                             std::int64_t head) {
+  try {
+    return SqliteReadModel(file, SqliteReadModelOptions{.read_only = true}).consumer_groups(head);
+  } catch (const StorageError& e) {
+    throw ToolError(kExitFailure, "reading " + named(file) + ": " + e.what());
+  }
+}
+
 int run_projections(const ProjectionsCommand& c, Io& io) {
   const auto store = open_for_reading(c.db);
   const auto file = read_model_path(c.db, c.read_model);
   const auto rows = load_checkpoints(file);  // before the head: a live runner may move on
   const std::int64_t head = store->head_position();
+  const auto groups = read_consumer_groups(file, head);
+  const auto group_of = [&](const std::string& name) -> const ConsumerGroupStatus* {
+    for (const auto& g : groups) {
+      if (g.name == name) return &g;
+    }
+    return nullptr;
+  };
   std::vector<std::string> beyond_head;
   for (const CheckpointRow& r : rows) {
     const bool beyond = r.position > head;
@@ -455,6 +473,22 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
                                     {"attempts", r.attempts},
                                     {"message", *r.error}}
                              : Json();
+      if (const auto* g = group_of(r.name)) {
+        Json parts = Json::array();
+        for (const auto& p : g->partition_status) {
+          parts.push_back({{"partition", p.partition},
+                           {"checkpoint", p.checkpoint},
+                           {"lag", p.lag},
+                           {"owner", p.owner ? Json(*p.owner) : Json()},
+                           {"fencing_token", p.fencing_token},
+                           {"failure", p.failure ? Json{{"position", p.failure->position},
+                                                        {"attempts", p.failure->attempts},
+                                                        {"message", p.failure->message}}
+                                                 : Json()}});
+        }
+        j["partitions"] = std::move(parts);
+        j["workers"] = g->live_workers;
+      }
       io.out << j.dump() << '\n';
       continue;
     }
@@ -471,6 +505,18 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
     }
     if (r.rebuild_requested) io.out << "\trebuild requested";
     io.out << '\n';
+    if (const auto* g = group_of(r.name)) {
+      for (const auto& p : g->partition_status) {
+        io.out << "  partition " << p.partition << "\tcheckpoint " << p.checkpoint << "\tlag "
+               << p.lag << "\ttoken " << p.fencing_token << '\t'
+               << (p.owner ? "owner " + printable(*p.owner) : std::string("no owner"));
+        if (p.failure) {
+          io.out << "\tfailed at position " << p.failure->position << ": "
+                 << printable(p.failure->message);
+        }
+        io.out << '\n';
+      }
+    }
   }
   if (!beyond_head.empty()) {
     std::string names;

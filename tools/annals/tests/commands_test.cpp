@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "annals/projections/consumer_group.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/store/event_export.hpp"
@@ -295,6 +296,60 @@ TEST_F(AnnalsTool, ProjectionsListsCheckpointHeadLagAndState) {
   r = annals_run({"projections", "--db", db().string()});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");
+}
+
+TEST_F(AnnalsTool, ProjectionsListsEachPartitionOfAConsumerGroup) {
+  {
+    SqliteEventStore store(db(), quick());
+    SqliteReadModel views(dir_ / "views.db");
+    ConsumerGroupOptions o;
+    o.worker_id = "worker-1";
+    o.partitions = 4;
+    o.lease_duration = std::chrono::hours(1);  // still held when the tool looks
+    ConsumerGroupWorker worker(store, views, counter_projection(), o);
+    ASSERT_EQ(worker.poll(), 5u);
+    store.append("account-2", ExpectedVersion::any(), {tool_event("bank.Closed")});
+    auto r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db"), "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Json j = Json::parse(r.out);
+    EXPECT_EQ(j["name"], "counter");
+    EXPECT_EQ(j["checkpoint"], 5);
+    ASSERT_EQ(j["partitions"].size(), 4u);
+    for (int p = 0; p < 4; ++p) {
+      const Json& part = j["partitions"][static_cast<std::size_t>(p)];
+      EXPECT_EQ(part["partition"], p);
+      EXPECT_EQ(part["checkpoint"], 5);
+      EXPECT_EQ(part["lag"], 1);
+      EXPECT_EQ(part["owner"], "worker-1");
+      EXPECT_EQ(part["fencing_token"], 1);
+    }
+    EXPECT_EQ(j["workers"], Json::array({"worker-1"}));
+    r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db")});
+    EXPECT_NE(r.out.find("  partition 3\tcheckpoint 5\tlag 1\ttoken 1\towner worker-1\n"),
+              std::string::npos)
+        << r.out;
+    worker.stop();  // gives the leases back
+  }
+  const auto r = annals_run({"projections", "--db", db().string(), "--read-model", path("views.db")});
+  EXPECT_NE(r.out.find("  partition 0\tcheckpoint 5\tlag 1\ttoken 1\tno owner\n"), std::string::npos)
+      << r.out;
+}
+
+TEST_F(AnnalsTool, RebuildOfAConsumerGroupResetsEveryPartition) {
+  SqliteEventStore store(db(), quick());
+  SqliteReadModel views(dir_ / "views.db");
+  ConsumerGroupOptions o;
+  o.renew_interval = std::chrono::milliseconds(1);
+  ConsumerGroupWorker worker(store, views, counter_projection(), o);
+  ASSERT_EQ(worker.poll(), 5u);
+  const auto r = annals_run({"rebuild", "counter", "--db", db().string(), "--read-model", path("views.db")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the next renewal is due
+  EXPECT_EQ(worker.poll(), 5u);  // everything again, once
+  EXPECT_EQ(views.query_int("SELECT count(*) FROM counted"), 5);
+  EXPECT_FALSE(rebuild_requested(views, "counter"));
+  // Token 1 at the first start, 2 for the reset, 3 when taken again.
+  for (const auto& p : worker.status().partition_status) EXPECT_EQ(p.fencing_token, 3);
 }
 
 TEST_F(AnnalsTool, ProjectionsReportsACheckpointBeyondTheHeadAsAnIntegrityProblem) {

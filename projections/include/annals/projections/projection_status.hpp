@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "annals/core/clock.hpp"
 
@@ -44,6 +45,31 @@ struct ProjectionStatus {
   std::int64_t lag = 0;
   std::optional<ProjectionFailure> failure;  ///< set when it stopped on a failure
   std::size_t parked_events = 0;             ///< events parked and not yet retried
+};
+
+/// One partition of a consumer group (consumer_group.hpp), as the read
+/// model records it.
+struct PartitionStatus {
+  int partition = 0;
+  std::int64_t checkpoint = 0;  ///< last position handled for this partition
+  /// head_position - checkpoint: positions not yet looked at, an upper bound
+  /// of the partition's events still to apply. Never negative.
+  std::int64_t lag = 0;
+  std::optional<std::string> owner;  ///< the worker holding the lease, if any
+  Timestamp lease_expires_at{};      ///< meaningful with an owner
+  /// Grows by one each time the partition changes hands; a write by a worker
+  /// holding an older token is refused.
+  std::int64_t fencing_token = 0;
+  std::optional<ProjectionFailure> failure;  ///< set when its worker stopped on it
+};
+
+/// A consumer group: its partitions and the workers that hold them.
+struct ConsumerGroupStatus {
+  std::string name;
+  int partitions = 0;              ///< 0: no group of that name in the read model
+  std::int64_t head_position = 0;  ///< the store's head when status() looked
+  std::vector<PartitionStatus> partition_status;  ///< one per partition, in order
+  std::vector<std::string> live_workers;          ///< members whose lease is current
 };
 
 /// An event a projection gave up on under PoisonPolicy::park.

@@ -138,6 +138,12 @@ class SqliteReadModel {
   std::vector<ParkedEvent> parked_events(const std::string& name, std::size_t limit) const;
   /// How many events projection `name` parked. Throws: StorageError.
   std::int64_t parked_count(const std::string& name) const;
+  /// Every consumer group (consumer_group.hpp) in the database, in name order,
+  /// with each partition's checkpoint, owner, fencing token and failure, and
+  /// its lag against `head_position` (pass the store's head); leases are
+  /// judged current by clock(). None when no group ever ran here.
+  /// Throws: StorageError.
+  std::vector<ConsumerGroupStatus> consumer_groups(std::int64_t head_position) const;
 
  private:
   class Impl;

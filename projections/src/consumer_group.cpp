@@ -1,6 +1,7 @@
 // ConsumerGroupWorker: lease rounds, batches fenced by the partitions'
 // tokens, retries and poison policies, and the worker thread.
 
+#include "annals/core/thread_annotations.hpp"
 #include "annals/projections/consumer_group.hpp"
 
 #include <unistd.h>
@@ -85,14 +86,14 @@ class ConsumerGroupWorker::Impl {
   Timestamp now() const { return (options_.clock ? *options_.clock : read_model_.clock()).now(); }
 
   void start() {
-    std::lock_guard control(control_mu_);
+    detail::MutexLock control(control_mu_);
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       if (running_) return;
     }
     join();
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       failure_.reset();
       running_ = true;
       stop_requested_ = false;
@@ -113,9 +114,9 @@ class ConsumerGroupWorker::Impl {
 
   void stop() noexcept {
     try {
-      std::lock_guard control(control_mu_);
+      detail::MutexLock control(control_mu_);
       {
-        std::lock_guard lock(mu_);
+        detail::MutexLock lock(mu_);
         stop_requested_ = true;
       }
       cv_.notify_all();
@@ -123,7 +124,7 @@ class ConsumerGroupWorker::Impl {
       join();
       bool holding;
       {
-        std::lock_guard lock(mu_);
+        detail::MutexLock lock(mu_);
         holding = !held_.empty();
       }
       if (holding) leave();  // leases taken by poll() on the caller's thread
@@ -132,12 +133,12 @@ class ConsumerGroupWorker::Impl {
   }
 
   bool running() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return running_;
   }
 
   std::size_t poll() {
-    std::lock_guard control(control_mu_);
+    detail::MutexLock control(control_mu_);
     if (running()) {
       throw InvalidArgument("consumer group '" + projection_.name + "': poll() while started");
     }
@@ -146,7 +147,7 @@ class ConsumerGroupWorker::Impl {
   }
 
   std::vector<int> owned() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     std::vector<int> out;
     for (const auto& [p, h] : held_) out.push_back(p);
     return out;
@@ -155,7 +156,7 @@ class ConsumerGroupWorker::Impl {
   const std::string& worker_id() const noexcept { return worker_; }
 
   std::optional<ProjectionFailure> failure() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return failure_;
   }
 
@@ -166,8 +167,8 @@ class ConsumerGroupWorker::Impl {
           "SELECT min(position) FROM projection_partitions WHERE name = ?1", {projection_.name});
       if (low.value_or(0) >= position) return true;
       if (!running() || std::chrono::steady_clock::now() >= deadline) return false;
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(5));
+      detail::MutexLock lock(mu_);
+      lock.wait_for(cv_, std::chrono::milliseconds(5));
     }
   }
 
@@ -208,7 +209,7 @@ class ConsumerGroupWorker::Impl {
     if (last_renewal_ && t - *last_renewal_ < options_.renew_interval) return;
     detail::HeldPartitions held;
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       held = held_;
     }
     read_model_.write([&](SqlTransaction& tx) {
@@ -224,7 +225,7 @@ class ConsumerGroupWorker::Impl {
                                   detail::LeaseTerms{worker_, t, options_.lease_duration});
     });
     last_renewal_ = t;
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     held_ = std::move(held);
   }
 
@@ -235,7 +236,7 @@ class ConsumerGroupWorker::Impl {
     renew_if_due();
     detail::HeldPartitions held;
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       held = held_;
     }
     Round round;
@@ -335,7 +336,7 @@ class ConsumerGroupWorker::Impl {
       }
     });
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       for (const int p : lost) held_.erase(p);
       for (const auto& [p, h] : after) {
         const auto it = held_.find(p);
@@ -391,7 +392,7 @@ class ConsumerGroupWorker::Impl {
     // Park it and move its partition past it, fenced like a batch.
     detail::HeldPartition h;
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       const auto it = held_.find(partition);
       if (it == held_.end()) return round;  // lost meanwhile: its new owner will meet it
       h = it->second;
@@ -411,7 +412,7 @@ class ConsumerGroupWorker::Impl {
       parked = true;
     });
     if (parked) {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       const auto it = held_.find(partition);
       if (it != held_.end() && it->second.token == h.token) it->second.position = event.position;
     }
@@ -429,7 +430,7 @@ class ConsumerGroupWorker::Impl {
       });
     } catch (...) {
     }
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     failure_ = std::move(failure);
   }
 
@@ -462,7 +463,7 @@ class ConsumerGroupWorker::Impl {
     }
     leave();
     {
-      std::lock_guard lock(mu_);
+      detail::MutexLock lock(mu_);
       running_ = false;
     }
     cv_.notify_all();
@@ -480,7 +481,7 @@ class ConsumerGroupWorker::Impl {
       });
     } catch (...) {
     }
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     held_.clear();
     last_renewal_.reset();
   }
@@ -496,13 +497,16 @@ class ConsumerGroupWorker::Impl {
     return sleep(timeout);
   }
 
-  bool sleep(std::chrono::milliseconds d) {
-    std::unique_lock lock(mu_);
-    return !cv_.wait_for(lock, d, [this] { return stop_requested_; });
+  bool sleep(std::chrono::milliseconds d) ANNALS_EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + d;
+    detail::MutexLock lock(mu_);
+    while (!stop_requested_ && lock.wait_until(cv_, deadline) == std::cv_status::no_timeout) {
+    }
+    return !stop_requested_;
   }
 
   bool stop_requested() const {
-    std::lock_guard lock(mu_);
+    detail::MutexLock lock(mu_);
     return stop_requested_;
   }
 
@@ -512,14 +516,14 @@ class ConsumerGroupWorker::Impl {
   const ConsumerGroupOptions options_;
   const std::string worker_;
 
-  std::mutex control_mu_;  // start, stop, poll: one at a time
+  detail::Mutex control_mu_;  // start, stop, poll: one at a time
 
-  mutable std::mutex mu_;
+  mutable detail::Mutex mu_;
   mutable std::condition_variable cv_;
-  detail::HeldPartitions held_;  // guarded by mu_
-  std::optional<ProjectionFailure> failure_;
-  bool running_ = false;
-  bool stop_requested_ = false;
+  detail::HeldPartitions held_ ANNALS_GUARDED_BY(mu_);
+  std::optional<ProjectionFailure> failure_ ANNALS_GUARDED_BY(mu_);
+  bool running_ ANNALS_GUARDED_BY(mu_) = false;
+  bool stop_requested_ ANNALS_GUARDED_BY(mu_) = false;
 
   // Used only by the thread that polls (the worker, or poll()'s caller).
   Attempts attempts_;

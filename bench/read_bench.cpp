@@ -300,6 +300,12 @@ void register_all(const Sizes& s) {
   reg("annals/aggregate_load", repeat, [s](benchmark::State& st) { annals_load(st, s, false); });
   reg("baseline/aggregate_load", repeat,
       [s](benchmark::State& st) { baseline_read_stream(st, s); });
+  // The same load without the hash-chain check, against the same raw copy:
+  // what the check costs on top of decoding (docs/performance.md).
+  reg("annals/aggregate_load_unchecked", repeat,
+      [s](benchmark::State& st) { annals_load(st, s, false, false); });
+  reg("baseline/aggregate_load_unchecked", repeat,
+      [s](benchmark::State& st) { baseline_read_stream(st, s); });
   reg("annals/read_all_decode", 1, [s](benchmark::State& st) { annals_read_all_decode(st, s); });
   reg("baseline/read_all_decode", 1, [s](benchmark::State& st) { baseline_read_all(st, s); });
   reg("annals/load_aggregate", repeat, [s](benchmark::State& st) { annals_load(st, s, false); });

@@ -19,6 +19,7 @@ store=$("$rss" build 10000)
 "$report" --check "$work/results.json" \
   append_1 append_batch_10 append_batch_100 append_batch_1000 append_typed_100 \
   group_commit_8_threads read_stream read_all load_aggregate load_aggregate_unchecked \
+  read_stream_decode aggregate_load aggregate_load_unchecked read_all_decode \
   load_aggregate_snapshot catch_up \
   --memory "$work/memory.jsonl" 10000
 echo "bench smoke: ok"

@@ -25,36 +25,41 @@ constexpr const char* kColumns =
     "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
     "recorded_at, hash";
 
-std::string text_column(sqlite3_stmt* st, int column) {
+// Overwrites `out` with a text column, reusing its buffer.
+void assign_text(std::string& out, sqlite3_stmt* st, int column) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, column));
-  return text == nullptr
-             ? std::string()
-             : std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(st, column)));
+  if (text == nullptr) {
+    out.clear();
+  } else {
+    out.assign(text, static_cast<std::size_t>(sqlite3_column_bytes(st, column)));
+  }
 }
 
-// On the C API: see detail::RawStatement.
-RecordedEvent read_row(sqlite3_stmt* st) {
-  RecordedEvent e;
+// On the C API: see detail::RawStatement. Writes every member of `e`, into
+// the buffers it already has (QuerySource::refill reuses a page's events).
+void read_row(sqlite3_stmt* st, RecordedEvent& e) {
   e.position = sqlite3_column_int64(st, 0);
-  e.stream_id = text_column(st, 1);
+  assign_text(e.stream_id, st, 1);
   e.version = sqlite3_column_int64(st, 2);
-  e.event_id = text_column(st, 3);
-  e.type = text_column(st, 4);
+  assign_text(e.event_id, st, 3);
+  assign_text(e.type, st, 4);
   e.schema_version = sqlite3_column_int(st, 5);
-  e.payload = text_column(st, 6);
-  e.metadata = text_column(st, 7);
+  assign_text(e.payload, st, 6);
+  assign_text(e.metadata, st, 7);
   e.recorded_at = from_micros(sqlite3_column_int64(st, 8));
   const void* hash = sqlite3_column_blob(st, 9);
   if (hash != nullptr && sqlite3_column_bytes(st, 9) == static_cast<int>(e.hash.size())) {
     std::memcpy(e.hash.data(), hash, e.hash.size());
+  } else {
+    e.hash = EventHash{};
   }
-  return e;
 }
 
 // A row of kColumns followed by the predecessor's position and hash (NULL
 // when no event is stored at position - 1): see read_stream_linked().
-LinkedEvent read_linked_row(sqlite3_stmt* st) {
-  LinkedEvent linked{read_row(st), std::nullopt};
+void read_linked_row(sqlite3_stmt* st, LinkedEvent& linked) {
+  read_row(st, linked.event);
+  linked.previous_hash.reset();
   if (linked.event.position == 1) {
     linked.previous_hash = EventHash{};
   } else if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
@@ -65,14 +70,13 @@ LinkedEvent read_linked_row(sqlite3_stmt* st) {
     }
     linked.previous_hash = previous;
   }
-  return linked;
 }
 
 // Runs one paged query. `bind` binds everything but the cursor and the limit;
-// `advance` moves the cursor past the last row read; `Read` turns a row
-// into a T.
+// `advance` moves the cursor past the last row read; `Read` overwrites a T
+// with a row.
 // `Owner` is SqliteEventStore::Impl (private to the store, so not named here).
-template <class Owner, class T = RecordedEvent, T (*Read)(sqlite3_stmt*) = read_row>
+template <class Owner, class T = RecordedEvent, void (*Read)(sqlite3_stmt*, T&) = read_row>
 class QuerySource final : public Cursor<T>::Source {
  public:
   using Bind = std::function<void(sqlite3_stmt*, std::int64_t cursor, std::int64_t limit)>;
@@ -86,6 +90,20 @@ class QuerySource final : public Cursor<T>::Source {
         advance_(std::move(advance)) {}
 
   bool fetch(std::vector<T>& out, std::size_t max) override {
+    const std::size_t first = out.size();
+    return read_page(out, first, max);
+  }
+
+  // Rows overwrite the previous page's items in place, so a page's strings
+  // keep their buffers from one page to the next instead of being freed and
+  // allocated again for every row (docs/performance.md).
+  bool refill(std::vector<T>& page, std::size_t max) override { return read_page(page, 0, max); }
+
+ private:
+  // Reads at most `max` rows into out[first...], reusing the items there and
+  // dropping those left over. On a throw, `out` is left with its first
+  // `first` items.
+  bool read_page(std::vector<T>& out, std::size_t first, std::size_t max) {
     auto lease = impl_.reader();
     try {
       sqlite3_stmt* st = lease->raw_statement(sql_);
@@ -94,14 +112,20 @@ class QuerySource final : public Cursor<T>::Source {
       std::size_t got = 0;
       int rc;
       while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        out.push_back(Read(st));
+        if (first + got == out.size()) out.emplace_back();
+        Read(st, out[first + got]);
         ++got;
       }
       if (rc != SQLITE_DONE) detail::check_rc(st, rc);
+      out.resize(first + got);
       if (got > 0) cursor_ = advance_(out.back());
       return got == max;
     } catch (const SQLite::Exception& e) {
+      out.resize(first);
       throw storage_error(e, "reading '" + impl_.path_.string() + "'");
+    } catch (...) {
+      out.resize(first);
+      throw;
     }
   }
 

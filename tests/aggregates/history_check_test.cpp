@@ -171,6 +171,27 @@ TEST_F(HistoryCheck, AnEventMovedToAnotherVersionIsFound) {
   EXPECT_THROW(reopened.load("1"), HistoryIntegrityError);
 }
 
+// load_as_of ends at the first event recorded after its time: that event is
+// checked too, so a time moved forward cannot cut events out of the replay.
+TEST_F(HistoryCheck, LoadAsOfChecksTheEventWhoseTimeEndsTheReplay) {
+  Repository<Account> accounts(*store_);
+  fill(accounts);
+  const Timestamp then = parse_timestamp("2100-01-01T00:00:00Z");
+  EXPECT_EQ(accounts.load_as_of("1", then).balance(), 130);
+  // The Withdrawn 30 (position 5) moved a century later; its hash left as it was.
+  tamper(db(), "UPDATE events SET recorded_at = recorded_at + 3155760000000000 WHERE position = 5");
+  reopen();
+  Repository<Account> reopened(*store_);
+  try {
+    reopened.load_as_of("1", then);
+    FAIL() << "a load as of 2100 ended silently before the moved event";
+  } catch (const HistoryIntegrityError& e) {
+    EXPECT_EQ(e.position(), 5);
+  }
+  Repository<Account> unchecked(*store_, {.check_history = false});
+  EXPECT_EQ(unchecked.load_as_of("1", then).balance(), 150);
+}
+
 TEST_F(HistoryCheck, WithCheckHistoryOffATamperedEventIsReplayedAsStored) {
   Repository<Account> accounts(*store_);
   fill(accounts);

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "annals/core/error.hpp"
@@ -478,6 +479,110 @@ TEST_F(SqliteStoreCursor, AnOpenCursorHoldsNoReadTransactionBetweenPages) {
   while (auto e = cursor.next()) positions.push_back(e->position);
   EXPECT_EQ(append.get(), (AppendResult{1, 12, 12}));
   EXPECT_EQ(positions, iota(1, 12));
+}
+
+// A page's events are overwritten in place by the next page (Cursor::Source::
+// refill): every event must still carry only its own fields, whether the one
+// before it in that slot was longer, shorter or moved from by the caller.
+TEST_F(SqliteStoreCursor, PagesThatReuseTheirBuffersGiveEveryEventOnlyItsOwnFields) {
+  SqliteStoreOptions options = fast();
+  options.read_page_size = 2;
+  SqliteEventStore store(db(), options);
+  std::vector<EventData> appended;
+  for (int i = 0; i < 9; ++i) {
+    EventData e;
+    e.type = i % 3 == 0 ? "test.AVeryLongTypeNameThatNeedsTheHeap" : "t.S";
+    e.schema_version = 1 + i % 4;
+    // Long and short texts alternate, so a slot holds a longer one before a shorter one.
+    e.payload = i % 2 == 0 ? R"({"text":")" + std::string(200 + i, 'x') + R"("})"
+                           : R"({"i":)" + std::to_string(i) + "}";
+    e.metadata = i % 3 == 1 ? "{}" : R"({"who":")" + std::string(50 + i, 'm') + R"("})";
+    appended.push_back(e);
+    store.append(i % 2 == 0 ? "s-1" : "a-much-longer-stream-id-2", ExpectedVersion::any(), {e});
+  }
+
+  const auto check = [&](const RecordedEvent& e, const EventHash& previous) {
+    ASSERT_GE(e.position, 1);
+    ASSERT_LE(e.position, 9);
+    const EventData& want = appended[static_cast<std::size_t>(e.position - 1)];
+    EXPECT_EQ(e.stream_id, e.position % 2 == 1 ? "s-1" : "a-much-longer-stream-id-2");
+    EXPECT_EQ(e.type, want.type) << describe(e);
+    EXPECT_EQ(e.schema_version, want.schema_version) << describe(e);
+    EXPECT_EQ(e.payload, want.payload) << describe(e);
+    EXPECT_EQ(e.metadata, want.metadata) << describe(e);
+    EXPECT_EQ(e.event_id.size(), 36u) << describe(e);
+    EXPECT_EQ(e.hash, chain_hash(previous, e)) << describe(e);
+  };
+
+  // read_all, moving every event out of the page as the caller may.
+  std::vector<RecordedEvent> moved;
+  for (RecordedEvent& e : store.read_all()) moved.push_back(std::move(e));
+  ASSERT_EQ(positions_of(moved), iota(1, 9));
+  EventHash previous{};
+  std::set<std::string> ids;
+  for (const RecordedEvent& e : moved) {
+    check(e, previous);
+    previous = e.hash;
+    ids.insert(e.event_id);
+  }
+  EXPECT_EQ(ids.size(), 9u);
+
+  // read_all by reference and read_stream backward: slots reused without moves.
+  std::size_t seen = 0;
+  for (const RecordedEvent& e : store.read_all()) {
+    EXPECT_EQ(describe(e), describe(moved[seen++]));
+  }
+  EXPECT_EQ(seen, 9u);
+  std::vector<std::int64_t> versions;
+  for (const RecordedEvent& e : store.read_stream("s-1", kStreamEnd, Direction::backward)) {
+    EXPECT_EQ(describe(e), describe(moved[static_cast<std::size_t>(e.position - 1)]));
+    versions.push_back(e.version);
+  }
+  EXPECT_EQ(versions, (std::vector<std::int64_t>{5, 4, 3, 2, 1}));
+
+  // read_stream_linked: each predecessor's hash is the stored one at position - 1.
+  std::int64_t linked = 0;
+  for (const LinkedEvent& l : store.read_stream_linked("a-much-longer-stream-id-2")) {
+    const RecordedEvent& want = moved[static_cast<std::size_t>(l.event.position - 1)];
+    EXPECT_EQ(describe(l.event), describe(want));
+    ASSERT_TRUE(l.previous_hash.has_value());
+    EXPECT_EQ(*l.previous_hash, moved[static_cast<std::size_t>(l.event.position - 2)].hash);
+    ++linked;
+  }
+  EXPECT_EQ(linked, 4);
+}
+
+// A cursor whose source fails part-way through refilling a page must not hand
+// out what was left of the previous page when the caller carries on.
+TEST(Cursor, AfterASourceThrowsMidPageNoItemOfThePreviousPageIsHandedOutAgain) {
+  // Pages {10, 11}, then a failure after overwriting one slot, then {30, 31}.
+  class Source final : public Cursor<int>::Source {
+   public:
+    bool fetch(std::vector<int>& out, std::size_t max) override {
+      out.clear();
+      return refill(out, max);
+    }
+    bool refill(std::vector<int>& page, std::size_t max) override {
+      ++calls_;
+      if (calls_ == 2) {
+        if (!page.empty()) page[0] = -1;
+        throw std::runtime_error("page 2 failed");
+      }
+      page.clear();
+      for (std::size_t i = 0; i < max; ++i) page.push_back(calls_ * 10 + static_cast<int>(i));
+      return calls_ < 3;
+    }
+
+   private:
+    int calls_ = 0;
+  };
+  Cursor<int> cursor(std::make_unique<Source>(), 2, kNoLimit);
+  EXPECT_EQ(cursor.next(), 10);
+  EXPECT_EQ(cursor.next(), 11);
+  EXPECT_THROW(cursor.next(), std::runtime_error);
+  EXPECT_EQ(cursor.next(), 30);
+  EXPECT_EQ(cursor.next(), 31);
+  EXPECT_EQ(cursor.next(), std::nullopt);
 }
 
 // ---- commit listeners -------------------------------------------------------------

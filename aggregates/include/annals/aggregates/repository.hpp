@@ -164,10 +164,8 @@ class Repository {
   /// Throws: as load(); AggregateNotFound when nothing was recorded by then.
   A load_as_of(const std::string& id, Timestamp time) const {
     A a(id);
-    for (const RecordedEvent& recorded : read(a.stream_id(), 1, kNoLimit)) {
-      if (recorded.recorded_at > time) break;
-      apply_recorded(a, recorded);
-    }
+    for_each_event(a.stream_id(), 1, kNoLimit, time,
+                   [&](const RecordedEvent& recorded) { apply_recorded(a, recorded); });
     if (a.version_loaded() == 0) {
       throw AggregateNotFound(a.stream_id(), "as of " + format_timestamp(time));
     }
@@ -345,16 +343,35 @@ class Repository {
     if (version != kStreamEnd && from > version) return a;
     const std::uint64_t count =
         version == kStreamEnd ? kNoLimit : static_cast<std::uint64_t>(version - from + 1);
-    for (const RecordedEvent& recorded : read(a.stream_id(), from, count)) {
-      apply_recorded(a, recorded);
-    }
+    for_each_event(a.stream_id(), from, count, std::nullopt,
+                   [&](const RecordedEvent& recorded) { apply_recorded(a, recorded); });
     return a;
   }
 
-  Cursor<RecordedEvent> read(const std::string& stream_id, std::int64_t from,
-                             std::uint64_t count) const {
-    if (options_.check_history) return read_stream_checked(store_, stream_id, from, count);
-    return store_.read_stream(stream_id, from, Direction::forward, count);
+  // Calls `f` with each event of the stream from `from`, at most `count`,
+  // stopping before the first one recorded after `until` (when given). With
+  // check_history every event read is checked first (check_history_link), the
+  // one that ends a load_as_of too, since its recorded_at decides where the
+  // load ends; as read_stream_checked() does, but straight off the linked
+  // cursor, without a second cursor to move every event into.
+  template <class F>
+  void for_each_event(const std::string& stream_id, std::int64_t from, std::uint64_t count,
+                      std::optional<Timestamp> until, F&& f) const {
+    if (options_.check_history) {
+      std::int64_t next_version = from;  // versions are dense from `from` on
+      for (const LinkedEvent& linked : store_.read_stream_linked(stream_id, from, count)) {
+        check_history_link(linked, next_version);
+        if (until && linked.event.recorded_at > *until) return;
+        next_version = linked.event.version + 1;
+        f(linked.event);
+      }
+      return;
+    }
+    for (const RecordedEvent& recorded :
+         store_.read_stream(stream_id, from, Direction::forward, count)) {
+      if (until && recorded.recorded_at > *until) return;
+      f(recorded);
+    }
   }
 
   // Restores the newest usable snapshot at or below `version` into `a`;

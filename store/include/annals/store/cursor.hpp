@@ -25,6 +25,17 @@ class Cursor {
    public:
     virtual ~Source() = default;
     virtual bool fetch(std::vector<T>& out, std::size_t max) = 0;
+
+    /// Replaces the cursor's previous page, `page`, with the next one (at
+    /// most `max` items) and returns false once nothing is left after it. The
+    /// cursor no longer needs the previous page's items, so a source may
+    /// overwrite them in place and keep their buffers instead of allocating
+    /// new ones; the items may have been moved from. The default clears
+    /// `page` and calls fetch(). If it throws, the cursor discards `page`.
+    virtual bool refill(std::vector<T>& page, std::size_t max) {
+      page.clear();
+      return fetch(page, max);
+    }
   };
 
   Cursor() = default;
@@ -75,12 +86,19 @@ class Cursor {
   bool fill() {
     if (remaining_ == 0 || !source_) return false;
     if (index_ < page_.size()) return true;
-    page_.clear();
     index_ = 0;
-    if (done_) return false;
+    if (done_) {
+      page_.clear();
+      return false;
+    }
     const std::size_t want =
         remaining_ < page_size_ ? static_cast<std::size_t>(remaining_) : page_size_;
-    done_ = !source_->fetch(page_, want);
+    try {
+      done_ = !source_->refill(page_, want);
+    } catch (...) {
+      page_.clear();  // never hand out the previous page's items again
+      throw;
+    }
     if (page_.empty()) {
       done_ = true;
       return false;

@@ -81,6 +81,7 @@ PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions opti
     throw InvalidArgument("PostgresStoreOptions::read_page_size is 0: it must be at least 1");
   }
   search_path_ = "-c search_path=\"" + options_.schema + "\"";
+  channel_ = notify_channel(options_.schema);
 }
 
 PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
@@ -163,6 +164,12 @@ std::string PostgresEventStore::store_id() const {
   auto r = Impl::exec(l.get(), "read the store id",
                       "SELECT value FROM annals_meta WHERE key = 'store_id'");
   return PQntuples(r.get()) == 0 ? std::string() : get_bytes(r.get(), 0, 0);
+}
+
+std::unique_ptr<CommitWatcher> PostgresEventStore::watch_commits(
+    CommitWatcherOptions options) const {
+  return std::make_unique<CommitWatcher>(make_listen_source(
+      impl_->connection_, impl_->channel_, options.push && impl_->options_.notify));
 }
 
 CommitListenerHandle PostgresEventStore::add_commit_listener(CommitListener listener) {

@@ -4,6 +4,7 @@
 //   postgres_event_store.cpp  the schema, connections and their pool, identity
 //   postgres_store_write.cpp  append under the head-row lock
 //   postgres_store_read.cpp   paged reads and snapshots
+//   postgres_commit_watcher.cpp  LISTEN/NOTIFY wake-ups
 // The schema is described where it is created (postgres_event_store.cpp).
 
 #include <libpq-fe.h>
@@ -136,6 +137,15 @@ inline RecordedEvent event_at(const PGresult* r, int row) {
   return e;
 }
 
+// The channel the store's appends NOTIFY and its watchers LISTEN on.
+std::string notify_channel(const std::string& schema);
+
+// A CommitWatcher source that LISTENs on `channel` on a connection of its own
+// (polls only, connecting nothing, when `push` is false).
+// Throws: StorageError when it cannot connect or LISTEN.
+std::unique_ptr<CommitWatcher::Source> make_listen_source(const std::string& connection,
+                                                          const std::string& channel, bool push);
+
 }  // namespace annals::detail::pg
 
 namespace annals {
@@ -191,12 +201,17 @@ class PostgresEventStore::Impl {
   // read and append opens an existing store without needing CREATE rights.
   void create_schema();
 
+  // Sets the head row to `position`, inside the caller's transaction; when
+  // `moved` (events were stored) and notify is on, also NOTIFYs the channel.
+  void move_head(PGconn* c, std::int64_t position, bool moved) const;
+
   // The first result if `part` is an idempotent retry (postgres_store_write.cpp).
   std::optional<AppendResult> retry_of(PGconn* c, const StreamAppend& part) const;
 
   std::string connection_;
   PostgresStoreOptions options_;
   std::string search_path_;
+  std::string channel_;  // notify_channel(options_.schema)
   mutable std::mutex pool_mu_;
   mutable std::vector<Conn> pool_;
   std::mutex append_mu_;  // orders this object's appends and their listener queue

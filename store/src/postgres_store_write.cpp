@@ -59,6 +59,19 @@ std::optional<AppendResult> PostgresEventStore::Impl::retry_of(PGconn* c,
   return AppendResult{first_version - 1 + n, first_position, last_position};
 }
 
+void PostgresEventStore::Impl::move_head(PGconn* c, std::int64_t position, bool moved) const {
+  if (options_.notify && moved) {
+    // Delivered by PostgreSQL at the commit, never before it nor for a rollback.
+    exec(c, "move the head",
+         "WITH moved AS (UPDATE annals_head SET position = $1 WHERE id = 1 "
+         "RETURNING position) SELECT pg_notify($2, position::text) FROM moved",
+         Params().i8(position).text(channel_));
+  } else {
+    exec(c, "move the head", "UPDATE annals_head SET position = $1 WHERE id = 1",
+         Params().i8(position));
+  }
+}
+
 std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> batch) {
   detail::prepare_batch(batch, nullptr, true);
   std::vector<AppendResult> results(batch.size());
@@ -72,6 +85,7 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
     auto head = Impl::exec(c, "lock the head row",
                            "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
     std::int64_t position = get_i8(head.get(), 0, 0);
+    const std::int64_t head_before = position;
     EventHash previous{};
     Timestamp last_time{};
     bool have_last = false;
@@ -148,8 +162,7 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
                  Params().text(part.stream_id).i8(version));
       results[s] = AppendResult{version, first_position, position};
     }
-    Impl::exec(c, "move the head", "UPDATE annals_head SET position = $1 WHERE id = 1",
-               Params().i8(position));
+    impl_->move_head(c, position, position > head_before);
     Result commit(PQexec(c, "COMMIT"));
     if (commit == nullptr || PQresultStatus(commit.get()) != PGRES_COMMAND_OK) {
       std::string msg = commit ? PQresultErrorMessage(commit.get()) : PQerrorMessage(c);

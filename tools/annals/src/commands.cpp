@@ -201,9 +201,10 @@ int run_tail(const TailCommand& c, Io& io) {
   const auto store = open_for_reading(c.db);
   // Watching before the first look at the head: a commit in between is not
   // missed. Commits of any process wake it; --poll-interval is the longest
-  // sleep, and the only wake-up where pushes do not work (CommitWatcher).
-  std::optional<CommitWatcher> watcher;
-  if (c.follow) watcher.emplace(c.db);
+  // sleep, and the only wake-up where pushes do not work (the store's
+  // CommitWatcher: inotify on SQLite, LISTEN/NOTIFY on PostgreSQL).
+  std::unique_ptr<CommitWatcher> watcher;
+  if (c.follow) watcher = store->watch_commits();
   std::int64_t next = 1;
   if (c.from) {
     next = *c.from;
@@ -247,7 +248,11 @@ int run_tail(const TailCommand& c, Io& io) {
           std::chrono::duration<double>(c.timeout_seconds) - (Clock::now() - started));
       sleep = std::clamp(left, std::chrono::milliseconds(1), poll);
     }
-    watcher->wait(sleep);
+    if (watcher) {
+      watcher->wait(sleep);
+    } else {
+      std::this_thread::sleep_for(sleep);
+    }
     // One indexed query per wake-up; the events are read only when there are some.
     if (store->head_position() >= next) print_new();
     if (!io.out) throw ToolError(kExitFailure, "cannot write the output");

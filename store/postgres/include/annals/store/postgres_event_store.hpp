@@ -10,6 +10,10 @@
 /// happen in position order. A reader following read_all() from a checkpoint
 /// therefore never misses an event that commits later with a smaller position.
 ///
+/// Live following: appends NOTIFY at their commit and watch_commits() LISTENs,
+/// so followers in any process on any machine wake within milliseconds;
+/// polling is the fallback (PostgresStoreOptions::notify).
+///
 /// Append-only: triggers refuse UPDATE, DELETE and TRUNCATE on the events
 /// table for every role, the owner included.
 ///
@@ -43,6 +47,13 @@ struct PostgresStoreOptions {
   std::size_t read_page_size = 256;
   /// Most idle connections kept open for reuse.
   std::size_t max_idle_connections = 4;
+  /// Every append that stores events sends NOTIFY on the channel
+  /// "annals.<schema>" (cut to 63 bytes) with the new head position as
+  /// payload, inside its transaction: PostgreSQL delivers it at the commit.
+  /// watch_commits() LISTENs for it. false: no NOTIFY is sent, and this
+  /// object's watchers poll (for a connection pooler in transaction mode,
+  /// which does not deliver notifications to LISTENing clients). Default: true.
+  bool notify = true;
 };
 
 class PostgresEventStore final : public EventStore, public SnapshotStore {
@@ -79,6 +90,17 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   /// Listeners hear the appends made through this object (in-process), after
   /// their commit, in position order.
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
+  /// A watcher that LISTENs for the NOTIFY of every commit to this store, by
+  /// any process, on a connection of its own (opened here). It polls instead
+  /// when `options.push` is false or PostgresStoreOptions::notify is off; it
+  /// then opens no connection. When its connection drops, pushes() turns
+  /// false, wait() polls and reconnects at most once a second, and the wait()
+  /// that reconnects returns true (notifications meanwhile are lost, so the
+  /// caller should look at the head). A wait() that reconnects may take up to
+  /// the connection timeout (10 s unless the connection string sets
+  /// connect_timeout) longer than asked.
+  /// Throws: StorageError when it cannot connect or LISTEN.
+  std::unique_ptr<CommitWatcher> watch_commits(CommitWatcherOptions options = {}) const override;
 
   void save_snapshot(const Snapshot& snapshot) override;
   std::optional<Snapshot> load_snapshot(const std::string& stream_id,

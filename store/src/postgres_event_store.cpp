@@ -146,6 +146,10 @@ void PostgresEventStore::Impl::create_schema() {
     }
     return;
   }
+  if (!options_.create_if_missing) {
+    throw StorageError("PostgreSQL: schema '" + options_.schema +
+                       "' holds no Annals store (nothing was created)");
+  }
   exec_script(l.get(), "create the schema",
               "BEGIN; SELECT pg_advisory_xact_lock(7382761305); " +
                   schema_sql(options_.schema) + "COMMIT;");

@@ -5,6 +5,7 @@
 //   postgres_store_write.cpp  append under the head-row lock
 //   postgres_store_read.cpp   paged reads and snapshots
 //   postgres_commit_watcher.cpp  LISTEN/NOTIFY wake-ups
+//   postgres_import.cpp       loading an export
 // The schema is described where it is created (postgres_event_store.cpp).
 
 #include <libpq-fe.h>

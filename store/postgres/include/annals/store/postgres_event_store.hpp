@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "annals/core/clock.hpp"
+#include "annals/store/event_export.hpp"
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
 
@@ -43,6 +44,10 @@ struct PostgresStoreOptions {
   /// at most 63 bytes). Several stores can live in one database under
   /// different schemas.
   std::string schema = "public";
+  /// Create the tables when the schema holds none. false: opening a schema
+  /// without a store throws StorageError naming it, and nothing is created
+  /// (for tools that only read). Default: true.
+  bool create_if_missing = true;
   /// Events per page of a cursor (at least 1).
   std::size_t read_page_size = 256;
   /// Most idle connections kept open for reuse.
@@ -63,7 +68,8 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   /// schema if it is missing (in one transaction under an advisory lock, so
   /// processes opening a new store at once agree).
   /// Throws: InvalidArgument (bad schema name, page size 0), StorageError
-  /// (cannot connect, cannot create the tables, tables of another layout).
+  /// (cannot connect, cannot create the tables, tables of another layout, no
+  /// store in the schema and create_if_missing off).
   explicit PostgresEventStore(const std::string& connection, PostgresStoreOptions options = {});
   ~PostgresEventStore() override;
 
@@ -101,6 +107,18 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   /// connect_timeout) longer than asked.
   /// Throws: StorageError when it cannot connect or LISTEN.
   std::unique_ptr<CommitWatcher> watch_commits(CommitWatcherOptions options = {}) const override;
+
+  /// Loads an export (annals/store/event_export.hpp) into this store, which
+  /// must be empty: as annals::import_events() does for an SQLite file, with
+  /// the same checks and messages, in one transaction under the head-row lock
+  /// (all or nothing), keeping positions, versions, event ids, times and
+  /// hashes, and taking the header's store id. Followers are woken (NOTIFY)
+  /// at the commit; commit listeners are not called. `options.progress` and
+  /// `options.limits` apply; create_if_missing and busy_timeout do not.
+  /// Returns the number of events imported.
+  /// Throws: as annals::import_events(); InvalidArgument naming the schema
+  /// when the store is not empty.
+  std::int64_t import_events(std::istream& in, const ImportOptions& options = {});
 
   void save_snapshot(const Snapshot& snapshot) override;
   std::optional<Snapshot> load_snapshot(const std::string& stream_id,

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/projections/projection_runner.hpp"
+#include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #include "postgres/postgres_server.hpp"
 #include "tool_fixtures.hpp"
@@ -182,6 +184,26 @@ TEST_F(PostgresTool, ReadModelCommandsOnAPostgresUrlSayTheyNeedAnSqliteReadModel
     EXPECT_NE(r.err.find("SQLite"), std::string::npos) << args.front() << ": " << r.err;
     EXPECT_NE(r.err.find("PostgreSQL"), std::string::npos) << args.front() << ": " << r.err;
   }
+}
+
+TEST_F(PostgresTool, ProjectionsOfAPostgresStoreAreShownFromTheReadModelFileGiven) {
+  fill();
+  {
+    PostgresEventStore store(postgres_url(), options());
+    SqliteReadModel views(dir_ / "views.db");
+    ProjectionRunner runner(store, views,
+                            Projection{.name = "count",
+                                       .filter = {},
+                                       .setup = [](SqlTransaction&) {},
+                                       .apply = [](SqlTransaction&, const RecordedEvent&) {},
+                                       .reset = {}});
+    EXPECT_EQ(runner.catch_up(), 5);
+    store.append("late-1", ExpectedVersion::any(), {tool_event("test.Late")});
+  }
+  const auto r = annals(
+      {"projections", "--db", server_url(), "--read-model", (dir_ / "views.db").string()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("count\tcheckpoint 5\thead 6\tlag 1"), std::string::npos) << r.out;
 }
 
 TEST_F(PostgresTool, AStoreThatDoesNotExistIsUnusableAndNothingIsCreated) {

@@ -170,20 +170,20 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
     cv_.notify_all();
   }
 
-  // Commits of other processes to an SQLite store wake the runner through a
-  // CommitWatcher on a thread of its own. A store of another kind, a watcher
-  // that cannot be set up (the directory went away), or watch_commits off:
-  // the runner polls, as before.
+  // Commits of other processes wake the runner through the store's
+  // CommitWatcher (EventStore::watch_commits) on a thread of its own. A store
+  // without one, a watcher that cannot be set up (the directory went away,
+  // the server is unreachable), or watch_commits off: the runner polls.
   template <class Wake>
   void start_watching(const Wake& wake) {
     stop_watching();  // the watcher of a worker that stopped on a failure
-    const auto* sqlite = dynamic_cast<const SqliteEventStore*>(&store_);
-    if (!options_.watch_commits || sqlite == nullptr) return;
+    if (!options_.watch_commits) return;
     try {
-      watcher_ = std::make_unique<CommitWatcher>(sqlite->path());
+      watcher_ = store_.watch_commits();
     } catch (const std::exception&) {
       return;
     }
+    if (!watcher_) return;
     if (!watcher_->pushes()) {
       watcher_.reset();  // polling is what the worker already does
       return;

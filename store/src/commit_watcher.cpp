@@ -65,11 +65,10 @@ bool remote_file_system(const std::filesystem::path& dir) {
 
 std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
 
-}  // namespace
-
-class CommitWatcher::Impl {
+// The SQLite source: inotify on the store's directory.
+class InotifySource final : public CommitWatcher::Source {
  public:
-  Impl(const std::filesystem::path& store_file, CommitWatcherOptions options)
+  InotifySource(const std::filesystem::path& store_file, CommitWatcherOptions options)
       : name_(store_file.filename().string()), wake_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     std::filesystem::path dir = store_file.parent_path();
     if (dir.empty()) dir = ".";
@@ -96,7 +95,7 @@ class CommitWatcher::Impl {
     inotify_.emplace(std::move(inotify));
   }
 
-  bool wait(std::chrono::milliseconds timeout) noexcept {
+  bool wait(std::chrono::milliseconds timeout) noexcept override {
     const auto deadline = now() + timeout;
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now());
@@ -115,12 +114,12 @@ class CommitWatcher::Impl {
     }
   }
 
-  void interrupt() noexcept {
+  void interrupt() noexcept override {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto ignored = ::write(wake_.get(), &one, sizeof one);
   }
 
-  bool pushes() const noexcept { return inotify_.has_value(); }
+  bool pushes() const noexcept override { return inotify_.has_value(); }
 
  private:
   // Reads every queued event; true when one concerns the store's files (the
@@ -152,15 +151,23 @@ class CommitWatcher::Impl {
   std::optional<Fd> inotify_;
 };
 
+}  // namespace
+
+CommitWatcher::CommitWatcher(std::unique_ptr<Source> source) : source_(std::move(source)) {
+  if (!source_) throw InvalidArgument("CommitWatcher: the source is null");
+}
+
 CommitWatcher::CommitWatcher(const std::filesystem::path& store_file, CommitWatcherOptions options)
-    : impl_(std::make_unique<Impl>(store_file, options)) {}
+    : source_(std::make_unique<InotifySource>(store_file, options)) {}
 
 CommitWatcher::~CommitWatcher() = default;
 
-bool CommitWatcher::wait(std::chrono::milliseconds timeout) noexcept { return impl_->wait(timeout); }
+bool CommitWatcher::wait(std::chrono::milliseconds timeout) noexcept {
+  return source_->wait(timeout);
+}
 
-void CommitWatcher::interrupt() noexcept { impl_->interrupt(); }
+void CommitWatcher::interrupt() noexcept { source_->interrupt(); }
 
-bool CommitWatcher::pushes() const noexcept { return impl_->pushes(); }
+bool CommitWatcher::pushes() const noexcept { return source_->pushes(); }
 
 }  // namespace annals

@@ -31,6 +31,7 @@
 #include "annals/core/event_id.hpp"
 #include "annals/core/stream_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
+#include "import_lines.hpp"
 #include "sqlite_schema.hpp"
 #include "annals/store/internal/sqlite_support.hpp"
 
@@ -323,6 +324,50 @@ void adopt_store_id(SQLite::Database& db, const std::string& name, const std::st
   update.exec();
 }
 
+// The SQLite side of an import: statements on the import's connection.
+class SqliteImportTarget final : public detail::ImportTarget {
+ public:
+  SqliteImportTarget(SQLite::Database& db, std::string name)
+      : db_(db),
+        name_(std::move(name)),
+        version_of_(db, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1"),
+        insert_(db, detail::kInsertEventSql) {}
+
+  void adopt_store_id(const std::string& id) override { annals::adopt_store_id(db_, name_, id); }
+
+  std::int64_t stream_version(const std::string& stream_id) override {
+    version_of_.reset();
+    version_of_.bind(1, stream_id);
+    version_of_.executeStep();
+    return version_of_.getColumn(0).getInt64();
+  }
+
+  void insert(const RecordedEvent& e, const std::string& at) override {
+    insert_.reset();
+    detail::bind_event(insert_, e);
+    try {
+      insert_.exec();
+    } catch (const SQLite::Exception& ex) {
+      insert_.tryReset();
+      // A taken key (the INSERT trigger, or a UNIQUE index): the table, not
+      // the message, tells whether it is the event id.
+      const int code = ex.getExtendedErrorCode();
+      const bool taken = code == SQLITE_CONSTRAINT_TRIGGER || code == SQLITE_CONSTRAINT_UNIQUE;
+      if (taken && event_id_stored(db_, e.event_id)) {
+        throw InvalidArgument(at + ": field 'event_id' " + e.event_id +
+                              " is already used by an earlier line");
+      }
+      throw detail::storage_error(ex, "importing into " + name_ + " at " + at);
+    }
+  }
+
+ private:
+  SQLite::Database& db_;
+  const std::string name_;
+  SQLite::Statement version_of_;
+  SQLite::Statement insert_;
+};
+
 }  // namespace
 
 std::string to_export_line(const RecordedEvent& event) {
@@ -427,6 +472,52 @@ std::int64_t export_events(const EventStore& store, std::ostream& out,
   return done;
 }
 
+namespace detail {
+
+std::int64_t import_lines(std::istream& in, const ImportOptions& options, ImportTarget& target) {
+  std::int64_t imported = 0;
+  std::int64_t line_number = 0;
+  EventHash previous{};
+  std::string line;
+  while (read_line(in, line, options.limits.max_line_bytes, line_number + 1)) {
+    ++line_number;
+    if (line_number == 1 && std::string_view(line).starts_with(kExportHeaderStart)) {
+      target.adopt_store_id(parse_export_header(line));
+      continue;
+    }
+    const RecordedEvent e = parse_export_line(line, line_number, options.limits);
+    const std::string at = where(line_number);
+    if (e.position != imported + 1) {
+      throw InvalidArgument(at + ": field 'position' is " + std::to_string(e.position) +
+                            ", expected " + std::to_string(imported + 1) +
+                            " (an export lists positions 1, 2, 3, ... in order)");
+    }
+    const std::int64_t stream_version = target.stream_version(e.stream_id);
+    if (e.version != stream_version + 1) {
+      throw InvalidArgument(at + ": field 'version' is " + std::to_string(e.version) +
+                            ", expected " + std::to_string(stream_version + 1) + " for stream '" +
+                            e.stream_id + "'");
+    }
+    const EventHash computed = chain_hash(previous, e);
+    if (computed != e.hash) {
+      throw IntegrityError(at + ": the hash of the event at position " +
+                               std::to_string(e.position) + " does not match: exported " +
+                               to_hex(e.hash) + ", computed " + to_hex(computed),
+                           e.position);
+    }
+    target.insert(e, at);
+    previous = e.hash;
+    ++imported;
+    if (options.progress && imported % 1024 == 0) options.progress(imported, 0);
+  }
+  if (in.bad()) {
+    throw StorageError("cannot read the import input after line " + std::to_string(line_number));
+  }
+  return imported;
+}
+
+}  // namespace detail
+
 std::int64_t import_events(const std::filesystem::path& store_file, std::istream& in,
                            const ImportOptions& options) {
   {
@@ -447,7 +538,6 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
     throw detail::storage_error(e, "opening " + name + " for an import");
   }
   std::int64_t imported = 0;
-  std::int64_t line_number = 0;
   try {
     {
       // The high-water mark counts too: a store whose events were all deleted
@@ -470,61 +560,8 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
                               "store that never held any");
       }
     }
-    SQLite::Statement version_of(
-        *db, "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1");
-    SQLite::Statement insert(*db, detail::kInsertEventSql);
-    EventHash previous{};
-    std::string line;
-    while (read_line(in, line, options.limits.max_line_bytes, line_number + 1)) {
-      ++line_number;
-      if (line_number == 1 && std::string_view(line).starts_with(kExportHeaderStart)) {
-        adopt_store_id(*db, name, parse_export_header(line));
-        continue;
-      }
-      const RecordedEvent e = parse_export_line(line, line_number, options.limits);
-      const std::string at = where(line_number);
-      if (e.position != imported + 1) {
-        throw InvalidArgument(at + ": field 'position' is " + std::to_string(e.position) +
-                              ", expected " + std::to_string(imported + 1) +
-                              " (an export lists positions 1, 2, 3, ... in order)");
-      }
-      version_of.reset();
-      version_of.bind(1, e.stream_id);
-      version_of.executeStep();
-      const std::int64_t stream_version = version_of.getColumn(0).getInt64();
-      if (e.version != stream_version + 1) {
-        throw InvalidArgument(at + ": field 'version' is " + std::to_string(e.version) +
-                              ", expected " + std::to_string(stream_version + 1) +
-                              " for stream '" + e.stream_id + "'");
-      }
-      const EventHash computed = chain_hash(previous, e);
-      if (computed != e.hash) {
-        throw IntegrityError(at + ": the hash of the event at position " +
-                                 std::to_string(e.position) + " does not match: exported " +
-                                 to_hex(e.hash) + ", computed " + to_hex(computed),
-                             e.position);
-      }
-      insert.reset();
-      detail::bind_event(insert, e);
-      try {
-        insert.exec();
-      } catch (const SQLite::Exception& ex) {
-        insert.tryReset();
-        // A taken key (the INSERT trigger, or a UNIQUE index): the table, not
-        // the message, tells whether it is the event id.
-        const int code = ex.getExtendedErrorCode();
-        const bool taken = code == SQLITE_CONSTRAINT_TRIGGER || code == SQLITE_CONSTRAINT_UNIQUE;
-        if (taken && event_id_stored(*db, e.event_id)) {
-          throw InvalidArgument(at + ": field 'event_id' " + e.event_id +
-                                " is already used by an earlier line");
-        }
-        throw;
-      }
-      previous = e.hash;
-      ++imported;
-      if (options.progress && imported % 1024 == 0) options.progress(imported, 0);
-    }
-    if (in.bad()) throw StorageError("cannot read the import input after line " + std::to_string(line_number));
+    SqliteImportTarget target(*db, name);
+    imported = detail::import_lines(in, options, target);
     if (imported > 0) {
       SQLite::Statement mark(*db, detail::kRaiseHighWaterSql);
       mark.bind(1, imported);
@@ -539,8 +576,7 @@ std::int64_t import_events(const std::filesystem::path& store_file, std::istream
     try {
       throw;
     } catch (const SQLite::Exception& e) {
-      throw detail::storage_error(
-          e, "importing into " + name + (line_number > 0 ? " at " + where(line_number) : ""));
+      throw detail::storage_error(e, "importing into " + name);
     }
   }
   if (options.progress) options.progress(imported, 0);

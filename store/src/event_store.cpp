@@ -50,6 +50,10 @@ class LinkedSource final : public Cursor<LinkedEvent>::Source {
 
 }  // namespace
 
+std::unique_ptr<CommitWatcher> EventStore::watch_commits(CommitWatcherOptions) const {
+  return nullptr;
+}
+
 Cursor<LinkedEvent> EventStore::read_stream_linked(const std::string& stream_id,
                                                    std::int64_t from_version,
                                                    std::uint64_t max_count) const {

@@ -234,6 +234,10 @@ CommitListenerHandle SqliteEventStore::add_commit_listener(CommitListener listen
   return impl_->listeners_->add(std::move(listener));
 }
 
+std::unique_ptr<CommitWatcher> SqliteEventStore::watch_commits(CommitWatcherOptions options) const {
+  return std::make_unique<CommitWatcher>(impl_->path_, options);
+}
+
 TransactionHookHandle SqliteEventStore::add_transaction_hook(TransactionHook hook) {
   if (!hook) throw InvalidArgument("add_transaction_hook: the hook is empty");
   return impl_->hooks_->add(std::move(hook));

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/store/in_memory_event_store.hpp"
 #include "store_fixtures.hpp"
 
 namespace annals {
@@ -94,6 +95,26 @@ TEST_F(CommitWatcherTest, ThePollingFallbackNeverClaimsAPush) {
   EXPECT_FALSE(watcher.pushes());
   store_.append("s-1", ExpectedVersion::any(), {one_event()});
   EXPECT_FALSE(watcher.wait(20ms));  // it sleeps its timeout: the caller polls
+}
+
+TEST_F(CommitWatcherTest, TheStoreHandsOutAWatcherOnItsFileThroughTheEventStoreInterface) {
+  const EventStore& any_store = store_;
+  const auto watcher = any_store.watch_commits();
+  ASSERT_NE(watcher, nullptr);
+  EXPECT_TRUE(watcher->pushes());
+  SqliteEventStore other(store_.path(), testing::fast());
+  other.append("s-1", ExpectedVersion::any(), {one_event()});
+  EXPECT_TRUE(watcher->wait(60s));
+  EXPECT_FALSE(any_store.watch_commits({.push = false})->pushes());
+}
+
+TEST(CommitWatcher, AStoreWithoutWakeUpsAcrossProcessesHandsOutNone) {
+  const InMemoryEventStore store;
+  EXPECT_EQ(store.watch_commits(), nullptr);
+}
+
+TEST(CommitWatcher, ANullSourceIsAnInvalidArgument) {
+  EXPECT_THROW(CommitWatcher(std::unique_ptr<CommitWatcher::Source>()), InvalidArgument);
 }
 
 TEST(CommitWatcher, AMissingDirectoryIsAStorageErrorNamingIt) {

@@ -75,7 +75,10 @@ int print_report(const Json& r, const CheckCommand& c, Io& io) {
 int run_check(const CheckCommand& c, Io& io) {
   using Clock = std::chrono::steady_clock;
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
-  const auto store = open_for_reading(c.db);  // the store must be usable
+  if (c.read_model.empty()) {
+    require_sqlite(c.db, "check", "an SQLite read model file (give --read-model FILE)");
+  }
+  const auto store = open_store(c.db);  // the store must be usable
   const auto file = c.read_model.empty() ? c.db : c.read_model;
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) {

@@ -102,7 +102,7 @@ int run(int argc, const char* const* argv, Io& io) {
   const auto add = [&](const std::string& name, const std::string& what,
                        std::filesystem::path& db) {
     CLI::App* sub = app.add_subcommand(name, what);
-    sub->add_option("--db", db, "The store file (SQLite)")->required();
+    sub->add_option("--db", db, "The store: an SQLite file, or a postgresql:// URL")->required();
     return sub;
   };
 

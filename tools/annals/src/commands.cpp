@@ -77,6 +77,13 @@ struct CheckpointRow {
   bool rebuild_requested = false;
 };
 
+// The read model is an SQLite file: the store's own file, or --read-model
+// (the only way on a PostgreSQL store).
+void require_read_model_file(const std::filesystem::path& db,
+                             const std::filesystem::path& read_model, const std::string& command) {
+  if (read_model.empty()) require_sqlite(db, command, "an SQLite read model file (give --read-model FILE)");
+}
+
 std::filesystem::path read_model_path(const std::filesystem::path& db,
                                       const std::filesystem::path& read_model) {
   const auto path = read_model.empty() ? db : read_model;
@@ -133,7 +140,7 @@ std::vector<CheckpointRecord> read_checkpoint_records(const std::filesystem::pat
 // ---- streams ---------------------------------------------------------------------
 
 int run_streams(const StreamsCommand& c, Io& io) {
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   for (const std::string& id : store->list_streams(c.prefix)) {
     const std::int64_t version = store->stream_version(id);
     if (c.json) {
@@ -170,10 +177,10 @@ int run_read(const ReadCommand& c, Io& io) {
     throw ToolError(kExitUsage, e.what());
   }
   check_correlation(c.correlation);
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   if (store->stream_version(c.stream) == 0) {
     throw ToolError(kExitFailure,
-                    "stream '" + c.stream + "' does not exist in " + named(c.db));
+                    "stream '" + c.stream + "' does not exist in " + store_name(c.db));
   }
   const Direction direction = c.backward ? Direction::backward : Direction::forward;
   const std::int64_t from = c.from.value_or(c.backward ? kStreamEnd : 1);
@@ -198,12 +205,13 @@ int run_tail(const TailCommand& c, Io& io) {
   if (c.from && *c.from < 1) throw ToolError(kExitUsage, "--from: positions start at 1");
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
   check_correlation(c.correlation);
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   // Watching before the first look at the head: a commit in between is not
   // missed. Commits of any process wake it; --poll-interval is the longest
-  // sleep, and the only wake-up where pushes do not work (CommitWatcher).
-  std::optional<CommitWatcher> watcher;
-  if (c.follow) watcher.emplace(c.db);
+  // sleep, and the only wake-up where pushes do not work (the store's
+  // CommitWatcher: inotify on SQLite, LISTEN/NOTIFY on PostgreSQL).
+  std::unique_ptr<CommitWatcher> watcher;
+  if (c.follow) watcher = store->watch_commits();
   std::int64_t next = 1;
   if (c.from) {
     next = *c.from;
@@ -247,7 +255,11 @@ int run_tail(const TailCommand& c, Io& io) {
           std::chrono::duration<double>(c.timeout_seconds) - (Clock::now() - started));
       sleep = std::clamp(left, std::chrono::milliseconds(1), poll);
     }
-    watcher->wait(sleep);
+    if (watcher) {
+      watcher->wait(sleep);
+    } else {
+      std::this_thread::sleep_for(sleep);
+    }
     // One indexed query per wake-up; the events are read only when there are some.
     if (store->head_position() >= next) print_new();
     if (!io.out) throw ToolError(kExitFailure, "cannot write the output");
@@ -258,15 +270,22 @@ int run_tail(const TailCommand& c, Io& io) {
 // ---- stats -----------------------------------------------------------------------
 
 int run_stats(const StatsCommand& c, Io& io) {
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   const StoreStats stats = store->stats();
-  const auto file_size = size_or_zero(c.db);
-  const auto wal_size = size_or_zero(c.db.string() + "-wal");
+  const bool postgres = is_postgres_url(c.db);
+  const auto file_size = postgres ? 0 : size_or_zero(c.db);
+  const auto wal_size = postgres ? 0 : size_or_zero(c.db.string() + "-wal");
   if (c.json) {
     Json j;
-    j["file"] = c.db.string();
-    j["file_bytes"] = file_size;
-    j["wal_bytes"] = wal_size;
+    if (postgres) {
+      const std::string name = store_name(c.db);
+      j["store"] = name.substr(1, name.size() - 2);  // without its quotes, nor a password
+      j["backend"] = "postgresql";
+    } else {
+      j["file"] = c.db.string();
+      j["file_bytes"] = file_size;
+      j["wal_bytes"] = wal_size;
+    }
     j["events"] = stats.events;
     j["streams"] = stats.streams;
     j["head_position"] = stats.head_position;
@@ -282,9 +301,13 @@ int run_stats(const StatsCommand& c, Io& io) {
     io.out << j.dump() << '\n';
     return kExitOk;
   }
-  io.out << "file           " << printable(c.db.string()) << " (" << file_size << " bytes, WAL " << wal_size
-         << " bytes)\n"
-         << "events         " << stats.events << '\n'
+  if (postgres) {
+    io.out << "store          " << printable(store_name(c.db)) << " (PostgreSQL)\n";
+  } else {
+    io.out << "file           " << printable(c.db.string()) << " (" << file_size << " bytes, WAL "
+           << wal_size << " bytes)\n";
+  }
+  io.out << "events         " << stats.events << '\n'
          << "streams        " << stats.streams << '\n'
          << "head position  " << stats.head_position << '\n';
   if (stats.first_recorded_at && stats.last_recorded_at) {
@@ -304,7 +327,7 @@ int run_stats(const StatsCommand& c, Io& io) {
 
 int run_verify(const VerifyCommand& c, Io& io) {
   if (!c.seal.empty()) return run_verify_seal(c, io);
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   ProgressBar bar(io.err, io.err_is_terminal, "verify", store->head_position());
   // The chain, then what it cannot show: a deleted tail (head below the
   // high-water mark) and append-only guards that are missing or altered.
@@ -326,7 +349,7 @@ int run_verify(const VerifyCommand& c, Io& io) {
   }
   if (!ok) {
     throw ToolError(kExitIntegrity,
-                    named(c.db) + ": " +
+                    store_name(c.db) + ": " +
                         (first_bad > 0 ? "first bad position " + std::to_string(first_bad) + ": "
                                        : std::string()) +
                         reason);
@@ -337,7 +360,7 @@ int run_verify(const VerifyCommand& c, Io& io) {
 // ---- export ----------------------------------------------------------------------
 
 int run_export(const ExportCommand& c, Io& io) {
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   const std::int64_t head = store->head_position();
   ProgressBar bar(io.err, io.err_is_terminal, "export", head);
   const auto progress = [&](std::int64_t done, std::int64_t total) { bar.update(done, total); };
@@ -382,7 +405,36 @@ int run_export(const ExportCommand& c, Io& io) {
 
 // ---- import ----------------------------------------------------------------------
 
+namespace {
+
+// Into a PostgreSQL store: one transaction, so a failure leaves it as it was.
+int run_import_postgres(const ImportCommand& c, Io& io) {
+  std::ifstream file;
+  std::istream* in = &io.in;
+  if (c.input != "-") {
+    file.open(c.input, std::ios::binary);
+    if (!file) throw ToolError(kExitFailure, "cannot open the input file " + named(c.input));
+    in = &file;
+  }
+  ProgressBar bar(io.err, io.err_is_terminal, "import");
+  ImportOptions options;
+  options.progress = [&](std::int64_t done, std::int64_t) { bar.update(done); };
+  std::int64_t n = 0;
+  try {
+    n = import_into_postgres(c.db, *in, options);
+  } catch (...) {
+    bar.finish();
+    throw;
+  }
+  bar.finish();
+  io.err << "imported " << n << " events into " << store_name(c.db) << '\n';
+  return kExitOk;
+}
+
+}  // namespace
+
 int run_import(const ImportCommand& c, Io& io) {
+  if (is_postgres_url(c.db)) return run_import_postgres(c, io);
   std::error_code ec;
   const bool existed = std::filesystem::exists(c.db, ec);
   const bool was_empty = existed && std::filesystem::file_size(c.db, ec) == 0 && !ec;
@@ -444,7 +496,8 @@ static std::vector<ConsumerGroupStatus> read_consumer_groups(const std::filesyst
 }
 
 int run_projections(const ProjectionsCommand& c, Io& io) {
-  const auto store = open_for_reading(c.db);
+  require_read_model_file(c.db, c.read_model, "projections");
+  const auto store = open_store(c.db);
   const auto file = read_model_path(c.db, c.read_model);
   const auto rows = load_checkpoints(file);  // before the head: a live runner may move on
   const std::int64_t head = store->head_position();
@@ -523,7 +576,7 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
     for (const auto& n : beyond_head) names += (names.empty() ? "" : ", ") + n;
     throw ToolError(kExitIntegrity,
                     named(file) + ": checkpoint beyond the store's head (position " +
-                        std::to_string(head) + " in " + named(c.db) + "): " + names +
+                        std::to_string(head) + " in " + store_name(c.db) + "): " + names +
                         "; events were removed from the store's tail, or the read model "
                         "belongs to another store (check the store with annals verify, then "
                         "rebuild the projection)");
@@ -535,7 +588,8 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
 
 int run_rebuild(const RebuildCommand& c, Io& io) {
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
-  const auto store = open_for_reading(c.db);
+  require_read_model_file(c.db, c.read_model, "rebuild");
+  const auto store = open_store(c.db);
   const auto file = read_model_path(c.db, c.read_model);
   const auto rows = load_checkpoints(file);
   if (std::none_of(rows.begin(), rows.end(),

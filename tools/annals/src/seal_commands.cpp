@@ -48,6 +48,7 @@ int run_seal(const SealCommand& c, Io& io) {
     throw ToolError(kExitFailure, "the key file " + named(c.key) +
                                       " holds a public key; sealing needs the private key");
   }
+  require_sqlite(c.db, "seal", "an SQLite store file (seals are kept in it)");
   open_for_reading(c.db);  // refuses what is not a store, untouched
   require_writable(c.db, "store file");
   SqliteStoreOptions options;
@@ -76,7 +77,7 @@ int run_verify_seal(const VerifyCommand& c, Io& io) {
   const Seal s = user_file([&] { return read_seal_file(c.seal); });
   std::optional<SealKey> trusted;
   if (!c.key.empty()) trusted = user_file([&] { return SealKey::load(c.key); });
-  const auto store = open_for_reading(c.db);
+  const auto store = open_store(c.db);
   const SealVerifyResult r = verify_seal(*store, s, trusted ? &*trusted : nullptr);
   const std::string signature = !s.is_signed()   ? "none"
                                 : r.key_trusted ? "trusted"
@@ -108,7 +109,7 @@ int run_verify_seal(const VerifyCommand& c, Io& io) {
     }
   }
   if (!r.ok) {
-    throw ToolError(kExitIntegrity, named(c.db) + " does not match the seal " + named(c.seal) +
+    throw ToolError(kExitIntegrity, store_name(c.db) + " does not match the seal " + named(c.seal) +
                                         ": " + std::string(to_string(r.problem)) + ": " +
                                         r.reason);
   }

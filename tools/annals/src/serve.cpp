@@ -194,6 +194,7 @@ class WebServer::Impl {
       throw ToolError(kExitUsage, "--bind " + options_.bind +
                                       " is not a loopback address: serving it needs --token");
     }
+    require_sqlite(options_.db, "serve", "an SQLite store file");
     store_ = open_for_reading(options_.db);
     read_model_ = options_.read_model.empty() ? options_.db : options_.read_model;
     routes();

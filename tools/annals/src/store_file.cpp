@@ -3,9 +3,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "annals/core/error.hpp"
+#ifdef ANNALS_WITH_POSTGRES
+#include "annals/store/postgres_event_store.hpp"
+#endif
 
 namespace annals::tool {
 
@@ -31,6 +35,89 @@ std::unique_ptr<SqliteEventStore> open_for_reading(const std::filesystem::path& 
     throw;
   }
   return store;
+}
+
+bool is_postgres_url(const std::filesystem::path& db) {
+  const std::string& s = db.native();
+  return s.starts_with("postgresql://") || s.starts_with("postgres://");
+}
+
+std::string store_name(const std::filesystem::path& db) {
+  std::string s = db.string();
+  if (is_postgres_url(db)) {
+    // scheme://user:password@host...: the password goes, the rest stays.
+    const auto begin = s.find("://") + 3;
+    const auto at = s.find('@', begin);
+    const auto colon = s.find(':', begin);
+    const auto slash = s.find('/', begin);
+    if (at != std::string::npos && colon < at && (slash == std::string::npos || at < slash)) {
+      s.replace(colon, at - colon, ":***");
+    }
+    // A password given as a query parameter goes too.
+    for (auto p = s.find("password=", begin); p != std::string::npos;
+         p = s.find("password=", p + 1)) {
+      if (s[p - 1] != '?' && s[p - 1] != '&') continue;
+      const auto end = s.find('&', p);
+      s.replace(p + 9, (end == std::string::npos ? s.size() : end) - (p + 9), "***");
+    }
+  }
+  return "'" + s + "'";
+}
+
+namespace {
+
+#ifdef ANNALS_WITH_POSTGRES
+std::unique_ptr<PostgresEventStore> open_postgres(const std::filesystem::path& url, bool create) {
+  PostgresStoreOptions options;
+  if (const char* schema = std::getenv("ANNALS_PG_SCHEMA"); schema != nullptr && *schema != '\0') {
+    options.schema = schema;
+  }
+  options.create_if_missing = create;
+  try {
+    return std::make_unique<PostgresEventStore>(url.string(), options);
+  } catch (const InvalidArgument& e) {
+    throw ToolError(kExitUsage, std::string("ANNALS_PG_SCHEMA: ") + e.what());
+  } catch (const StorageError& e) {
+    throw ToolError(kExitUnusable, "cannot open the store " + store_name(url) + ": " + e.what());
+  }
+}
+#else
+[[noreturn]] void no_postgres(const std::filesystem::path& url) {
+  throw ToolError(kExitUnusable, store_name(url) +
+                                     " names a PostgreSQL server, and this build of annals has "
+                                     "no PostgreSQL support (libpq was not found)");
+}
+#endif
+
+}  // namespace
+
+std::unique_ptr<EventStore> open_store(const std::filesystem::path& db) {
+  if (!is_postgres_url(db)) return open_for_reading(db);
+#ifdef ANNALS_WITH_POSTGRES
+  return open_postgres(db, false);
+#else
+  no_postgres(db);
+#endif
+}
+
+std::int64_t import_into_postgres(const std::filesystem::path& url, std::istream& in,
+                                  const ImportOptions& options) {
+#ifdef ANNALS_WITH_POSTGRES
+  return open_postgres(url, true)->import_events(in, options);
+#else
+  (void)in;
+  (void)options;
+  no_postgres(url);
+#endif
+}
+
+void require_sqlite(const std::filesystem::path& db, const std::string& command,
+                    const std::string& what) {
+  if (!is_postgres_url(db)) return;
+  throw ToolError(kExitUsage,
+                  "annals " + command + " needs " + what + ", and " + store_name(db) +
+                      " is a PostgreSQL store; on PostgreSQL the store commands work (streams, "
+                      "read, tail, stats, verify, export, import)");
 }
 
 std::string printable(std::string_view text) {

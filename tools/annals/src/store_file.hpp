@@ -1,6 +1,7 @@
 #pragma once
 // Exit codes, the error type that carries one, and how the commands open
-// store and read-model files. Private to the annals tool.
+// stores (SQLite files and PostgreSQL URLs) and read-model files. Private to
+// the annals tool.
 
 #include <filesystem>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "annals/store/event_export.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 
 namespace annals::tool {
@@ -39,6 +41,36 @@ class ToolError : public std::runtime_error {
 /// SQLite database, not an Annals store, of a newer schema, or without an
 /// events table.
 std::unique_ptr<SqliteEventStore> open_for_reading(const std::filesystem::path& db);
+
+/// True when `db` names a PostgreSQL server: it starts with "postgresql://"
+/// or "postgres://" (libpq's URL forms). Anything else names an SQLite file.
+bool is_postgres_url(const std::filesystem::path& db);
+
+/// `db` as messages name it, in quotes: a file name as it is, a URL without
+/// its password.
+std::string store_name(const std::filesystem::path& db);
+
+/// Opens the store `db` names for reading: an SQLite file as
+/// open_for_reading() does; a PostgreSQL URL as a PostgresEventStore on the
+/// schema the environment variable ANNALS_PG_SCHEMA names (default
+/// "public"), creating nothing.
+/// Throws: ToolError(kExitUnusable) naming the store when it cannot be opened
+/// (as open_for_reading(); a server that cannot be reached, a schema without
+/// a store, a build without PostgreSQL support).
+std::unique_ptr<EventStore> open_store(const std::filesystem::path& db);
+
+/// Loads an export into the empty PostgreSQL store `url` names (created if
+/// missing), as PostgresEventStore::import_events() does.
+/// Throws: ToolError(kExitUnusable) when the store cannot be opened; what
+/// import_events() throws.
+std::int64_t import_into_postgres(const std::filesystem::path& url, std::istream& in,
+                                  const ImportOptions& options);
+
+/// For the commands that work on SQLite files only.
+/// Throws: ToolError(kExitUsage) when `db` is a PostgreSQL URL, saying that
+/// `annals <command>` needs `what` (an SQLite file).
+void require_sqlite(const std::filesystem::path& db, const std::string& command,
+                    const std::string& what);
 
 /// `text` safe to print on a terminal: every control byte (below 0x20, and
 /// 0x7f) becomes an escape (\n, \t, \r, \xHH), so stored data never starts

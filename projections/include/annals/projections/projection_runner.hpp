@@ -97,8 +97,9 @@ struct ProjectionRunnerOptions {
   std::chrono::milliseconds max_retry_backoff{5'000};
   /// Default: PoisonPolicy::stop.
   PoisonPolicy on_poison = PoisonPolicy::stop;
-  /// On an SqliteEventStore, a CommitWatcher (annals/store/commit_watcher.hpp)
-  /// wakes the runner within milliseconds of a commit by any process, so
+  /// The store's CommitWatcher (EventStore::watch_commits: inotify on an
+  /// SqliteEventStore, LISTEN/NOTIFY on a PostgresEventStore) wakes the
+  /// runner within milliseconds of a commit by any process, so
   /// poll_interval is only the fallback (and the pace at which rebuild and
   /// check requests in a separate read-model file are noticed). false: poll
   /// for other processes' commits. Default: true.

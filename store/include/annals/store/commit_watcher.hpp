@@ -1,6 +1,17 @@
 #pragma once
-/// CommitWatcher: wakes a follower soon after any process commits to an
-/// SQLite store file, without polling hot (docs/adr/0009-commit-wake-ups.md).
+/// CommitWatcher: wakes a follower soon after any process commits to a store,
+/// without polling hot (docs/adr/0009-commit-wake-ups.md). Any store hands out
+/// its own kind through EventStore::watch_commits(); this header's constructor
+/// makes the SQLite one, and PostgresEventStore's LISTENs for the NOTIFY of
+/// every commit (docs/postgres.md).
+///
+///   auto watcher = store.watch_commits();              // before the first look at the head
+///   for (;;) {
+///     handle(store.read_all(next));                    // what is there now
+///     watcher->wait(std::chrono::milliseconds(500));   // sleeps until a commit, or the timeout
+///   }
+///
+/// On an SQLite store file, directly:
 ///
 ///   annals::CommitWatcher watcher(store.path());      // before the first look at the head
 ///   for (;;) {
@@ -8,7 +19,7 @@
 ///     watcher.wait(std::chrono::milliseconds(500));    // sleeps until a commit, or the timeout
 ///   }
 ///
-/// How: every commit of a store in WAL mode writes its -wal file, and Linux's
+/// How, on SQLite: every commit of a store in WAL mode writes its -wal file, and Linux's
 /// inotify reports that write on the watched directory. The writer does
 /// nothing special, so commits of any process (another Annals program, the
 /// sqlite3 shell) wake the follower. A wake-up means "something may have been
@@ -39,6 +50,20 @@ struct CommitWatcherOptions {
 
 class CommitWatcher {
  public:
+  /// How a watcher learns of commits; one kind per store backend. A source
+  /// keeps the contract of the members of the same name below.
+  class Source {
+   public:
+    virtual ~Source() = default;
+    virtual bool wait(std::chrono::milliseconds timeout) noexcept = 0;
+    virtual void interrupt() noexcept = 0;
+    virtual bool pushes() const noexcept = 0;
+  };
+
+  /// A watcher on `source` (a store backend's; see EventStore::watch_commits).
+  /// Throws: InvalidArgument when `source` is null.
+  explicit CommitWatcher(std::unique_ptr<Source> source);
+
   /// Starts watching the store file `store_file` (which need not exist yet;
   /// its directory must).
   /// Throws: StorageError when the directory does not exist or cannot be read.
@@ -56,12 +81,13 @@ class CommitWatcher {
   /// Never throws.
   void interrupt() noexcept;
 
-  /// True when commits wake wait(); false when it polls (see above).
+  /// True when commits wake wait(); false when it polls (see above). A
+  /// source whose push channel can break (a PostgreSQL connection) answers
+  /// for the moment of the call.
   bool pushes() const noexcept;
 
  private:
-  class Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Source> source_;
 };
 
 }  // namespace annals

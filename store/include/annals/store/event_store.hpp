@@ -24,6 +24,7 @@
 #include "annals/core/event.hpp"
 #include "annals/core/expected_version.hpp"
 #include "annals/core/registration.hpp"
+#include "annals/store/commit_watcher.hpp"
 #include "annals/store/cursor.hpp"
 
 namespace annals {
@@ -227,6 +228,17 @@ class EventStore {
 
   /// Registers a listener for committed events (see CommitListener).
   virtual CommitListenerHandle add_commit_listener(CommitListener listener) = 0;
+
+  /// A watcher that wakes a follower soon after any process (or machine)
+  /// commits to this store (annals/store/commit_watcher.hpp). Make it before
+  /// the follower first looks at the head: a commit after that is not missed.
+  /// `options.push` false gives a watcher that only polls. The default
+  /// implementation returns null: the store has no wake-ups across processes
+  /// (the in-memory store, whose commit listeners see every commit); callers
+  /// then poll. SqliteEventStore watches its file with inotify,
+  /// PostgresEventStore LISTENs for its commits' NOTIFY.
+  /// Throws: StorageError when the watch cannot be set up.
+  virtual std::unique_ptr<CommitWatcher> watch_commits(CommitWatcherOptions options = {}) const;
 };
 
 }  // namespace annals

@@ -147,6 +147,9 @@ class SqliteEventStore final : public EventStore, public SnapshotStore {
   std::int64_t head_position() const override;
   Cursor<std::string> list_streams(const std::string& prefix = {}) const override;
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
+  /// A CommitWatcher on this store's file (inotify; see commit_watcher.hpp).
+  /// Throws: StorageError when the file's directory is gone.
+  std::unique_ptr<CommitWatcher> watch_commits(CommitWatcherOptions options = {}) const override;
 
   /// Registers a hook run inside every append transaction (see TransactionHook).
   /// Hooks added while an append is being written apply from the next one.

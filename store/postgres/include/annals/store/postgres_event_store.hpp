@@ -10,6 +10,10 @@
 /// happen in position order. A reader following read_all() from a checkpoint
 /// therefore never misses an event that commits later with a smaller position.
 ///
+/// Live following: appends NOTIFY at their commit and watch_commits() LISTENs,
+/// so followers in any process on any machine wake within milliseconds;
+/// polling is the fallback (PostgresStoreOptions::notify).
+///
 /// Append-only: triggers refuse UPDATE, DELETE and TRUNCATE on the events
 /// table for every role, the owner included.
 ///
@@ -26,6 +30,7 @@
 #include <vector>
 
 #include "annals/core/clock.hpp"
+#include "annals/store/event_export.hpp"
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
 
@@ -39,10 +44,21 @@ struct PostgresStoreOptions {
   /// at most 63 bytes). Several stores can live in one database under
   /// different schemas.
   std::string schema = "public";
+  /// Create the tables when the schema holds none. false: opening a schema
+  /// without a store throws StorageError naming it, and nothing is created
+  /// (for tools that only read). Default: true.
+  bool create_if_missing = true;
   /// Events per page of a cursor (at least 1).
   std::size_t read_page_size = 256;
   /// Most idle connections kept open for reuse.
   std::size_t max_idle_connections = 4;
+  /// Every append that stores events sends NOTIFY on the channel
+  /// "annals.<schema>" (cut to 63 bytes) with the new head position as
+  /// payload, inside its transaction: PostgreSQL delivers it at the commit.
+  /// watch_commits() LISTENs for it. false: no NOTIFY is sent, and this
+  /// object's watchers poll (for a connection pooler in transaction mode,
+  /// which does not deliver notifications to LISTENing clients). Default: true.
+  bool notify = true;
 };
 
 class PostgresEventStore final : public EventStore, public SnapshotStore {
@@ -52,7 +68,8 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   /// schema if it is missing (in one transaction under an advisory lock, so
   /// processes opening a new store at once agree).
   /// Throws: InvalidArgument (bad schema name, page size 0), StorageError
-  /// (cannot connect, cannot create the tables, tables of another layout).
+  /// (cannot connect, cannot create the tables, tables of another layout, no
+  /// store in the schema and create_if_missing off).
   explicit PostgresEventStore(const std::string& connection, PostgresStoreOptions options = {});
   ~PostgresEventStore() override;
 
@@ -79,6 +96,29 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   /// Listeners hear the appends made through this object (in-process), after
   /// their commit, in position order.
   CommitListenerHandle add_commit_listener(CommitListener listener) override;
+  /// A watcher that LISTENs for the NOTIFY of every commit to this store, by
+  /// any process, on a connection of its own (opened here). It polls instead
+  /// when `options.push` is false or PostgresStoreOptions::notify is off; it
+  /// then opens no connection. When its connection drops, pushes() turns
+  /// false, wait() polls and reconnects at most once a second, and the wait()
+  /// that reconnects returns true (notifications meanwhile are lost, so the
+  /// caller should look at the head). A wait() that reconnects may take up to
+  /// the connection timeout (10 s unless the connection string sets
+  /// connect_timeout) longer than asked.
+  /// Throws: StorageError when it cannot connect or LISTEN.
+  std::unique_ptr<CommitWatcher> watch_commits(CommitWatcherOptions options = {}) const override;
+
+  /// Loads an export (annals/store/event_export.hpp) into this store, which
+  /// must be empty: as annals::import_events() does for an SQLite file, with
+  /// the same checks and messages, in one transaction under the head-row lock
+  /// (all or nothing), keeping positions, versions, event ids, times and
+  /// hashes, and taking the header's store id. Followers are woken (NOTIFY)
+  /// at the commit; commit listeners are not called. `options.progress` and
+  /// `options.limits` apply; create_if_missing and busy_timeout do not.
+  /// Returns the number of events imported.
+  /// Throws: as annals::import_events(); InvalidArgument naming the schema
+  /// when the store is not empty.
+  std::int64_t import_events(std::istream& in, const ImportOptions& options = {});
 
   void save_snapshot(const Snapshot& snapshot) override;
   std::optional<Snapshot> load_snapshot(const std::string& stream_id,

@@ -7,8 +7,7 @@
 // string can be given instead (then nothing is started, stopped or killed).
 //
 // kill() and restart() let fault tests crash the server: SIGKILL to the
-// postmaster and every backend at once (its process group), then a start
-// that runs crash recovery.
+// postmaster and every backend, then a start that runs crash recovery.
 //
 // Thread safety: none; one thread owns the object.
 
@@ -27,6 +26,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace annals::testing {
 
@@ -75,22 +76,28 @@ class PostgresServer {
   // False for an existing server given by URL: kill() and restart() refuse it.
   bool owns_server() const { return !dir_.empty(); }
 
-  // SIGKILL to the postmaster and all its backends at once (pg_ctl starts the
-  // postmaster as the leader of its own session and process group), as a
-  // crash or the OOM killer would; returns when none of them runs any more.
+  // SIGKILL to the postmaster and all its backends, as a crash or the OOM
+  // killer would; returns when none of them runs any more. The postmaster
+  // is stopped first so that it forks no backend while they are listed.
   void kill() {
     require_owned("kill");
     const pid_t pid = postmaster_pid();
-    if (::kill(-pid, SIGKILL) != 0 && ::kill(pid, SIGKILL) != 0) {
-      throw std::runtime_error("cannot SIGKILL the postmaster " + std::to_string(pid));
+    if (::kill(pid, SIGSTOP) != 0) {
+      throw std::runtime_error("cannot signal the postmaster " + std::to_string(pid));
     }
+    std::vector<pid_t> victims = children_of(pid);
+    victims.push_back(pid);
+    for (pid_t v : victims) ::kill(v, SIGKILL);
     running_ = false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (group_alive(pid)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        throw std::runtime_error("the killed server's processes did not exit");
+    for (pid_t v : victims) {
+      while (alive(v)) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          throw std::runtime_error("the killed server's process " + std::to_string(v) +
+                                   " did not exit");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
 
@@ -102,6 +109,8 @@ class PostgresServer {
     // zombie nobody reaps, which a new postmaster would take for a live one.
     std::error_code ec;
     std::filesystem::remove(dir_ / "data" / "postmaster.pid", ec);
+    std::filesystem::remove(dir_ / ".s.PGSQL.5432.lock", ec);
+    std::filesystem::remove(dir_ / ".s.PGSQL.5432", ec);
     start();
   }
 
@@ -133,24 +142,35 @@ class PostgresServer {
     return static_cast<pid_t>(pid);
   }
 
-  // Whether a process of group `pgid` still runs (zombies do not count).
-  static bool group_alive(pid_t pgid) {
+  // State, parent pid of process `pid` from /proc; state 0 when it is gone.
+  static std::pair<char, long> proc_stat(const std::string& pid) {
+    std::ifstream stat("/proc/" + pid + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return {0, 0};
+    // pid (comm) state ppid ...; comm may hold spaces and parentheses.
+    const auto close = line.rfind(')');
+    char state = 0;
+    long ppid = 0;
+    if (close == std::string::npos ||
+        std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) {
+      return {0, 0};
+    }
+    return {state, ppid};
+  }
+  static std::vector<pid_t> children_of(pid_t parent) {
+    std::vector<pid_t> out;
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
       const std::string name = entry.path().filename().string();
       if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream stat(entry.path() / "stat");
-      std::string line;
-      if (!std::getline(stat, line)) continue;
-      // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-      const auto close = line.rfind(')');
-      if (close == std::string::npos) continue;
-      char state = 0;
-      long ppid = 0, pgrp = 0;
-      if (std::sscanf(line.c_str() + close + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3) continue;
-      if (pgrp == pgid && state != 'Z' && state != 'X') return true;
+      if (proc_stat(name).second == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
     }
-    return false;
+    return out;
+  }
+  // Running, or exited but not yet reaped: a zombie holds no resources.
+  static bool alive(pid_t pid) {
+    const char state = proc_stat(std::to_string(pid)).first;
+    return state != 0 && state != 'Z' && state != 'X';
   }
 
   void run(const std::string& cmd) {

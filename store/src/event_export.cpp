@@ -31,6 +31,7 @@
 #include "annals/core/event_id.hpp"
 #include "annals/core/stream_id.hpp"
 #include "annals/store/sqlite_event_store.hpp"
+#include "export_input.hpp"
 #include "sqlite_schema.hpp"
 #include "annals/store/internal/sqlite_support.hpp"
 
@@ -242,11 +243,10 @@ class LineParser {
   std::array<std::optional<std::string_view>, kFieldCount> spans_{};
 };
 
-// How a header line starts; the writer is canonical, so a header read back
-// starts so too.
-constexpr std::string_view kExportHeaderStart = "{\"annals_export\":";
+}  // namespace
 
-// The store id of a header line (see event_export.hpp).
+namespace detail {
+
 std::string parse_export_header(std::string_view line) {
   const auto fail = [](const std::string& why) {
     return InvalidArgument("line 1 (the export header): " + why);
@@ -276,8 +276,6 @@ std::string parse_export_header(std::string_view line) {
   return id.get<std::string>();
 }
 
-// Reads one line into `out` (without its "\n"); false at the end of input.
-// Throws SerializationError when a line exceeds `max` bytes.
 bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t line_number) {
   out.clear();
   std::streambuf* buf = in.rdbuf();
@@ -298,6 +296,14 @@ bool read_line(std::istream& in, std::string& out, std::size_t max, std::int64_t
     out.push_back(static_cast<char>(c));
   }
 }
+
+}  // namespace detail
+
+namespace {
+
+using detail::kExportHeaderStart;
+using detail::parse_export_header;
+using detail::read_line;
 
 // Whether an event with id `event_id` is stored in `db`.
 bool event_id_stored(SQLite::Database& db, const std::string& event_id) {

@@ -22,6 +22,9 @@
 //   prints events per second and writes Google Benchmark-shaped JSON
 //   ({"benchmarks": [{"name", "items_per_second"}...]}) to FILE, which
 //   annals_bench_report reads like the other programs' output.
+//   ANNALS_BENCH_PG_SETTINGS replaces the server settings ("-c fsync=on");
+//   ANNALS_BENCH_PG_UNPREPARED=1 makes the baseline send its statements
+//   unprepared, as the store does (to measure what preparing is worth).
 // Exit code: 0; 1 when a case fails; 2 for bad arguments.
 
 #include <libpq-fe.h>
@@ -33,6 +36,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -167,8 +171,12 @@ class RawPg {
       lengths.push_back(static_cast<int>(v.size()));
       formats.push_back(1);
     }
-    Result r(PQexecPrepared(conn_.get(), name, static_cast<int>(values.size()), values.data(),
-                            lengths.data(), formats.data(), 1));
+    const int n = static_cast<int>(values.size());
+    const auto& [sql, types] = statements_.at(name);
+    Result r(unprepared_ ? PQexecParams(conn_.get(), sql.c_str(), n, types.data(), values.data(),
+                                        lengths.data(), formats.data(), 1)
+                         : PQexecPrepared(conn_.get(), name, n, values.data(), lengths.data(),
+                                          formats.data(), 1));
     check(r.get(), name);
     return r;
   }
@@ -255,6 +263,7 @@ class RawPg {
 
  private:
   void prepare(const char* name, const std::string& sql, const std::vector<Oid>& types) {
+    statements_[name] = {sql, types};
     Result r(PQprepare(conn_.get(), name, sql.c_str(), static_cast<int>(types.size()),
                        types.empty() ? nullptr : types.data()));
     check(r.get(), name);
@@ -270,6 +279,10 @@ class RawPg {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
   };
   std::unique_ptr<PGconn, ConnDeleter> conn_;
+  std::map<std::string, std::pair<std::string, std::vector<Oid>>> statements_;
+  // ANNALS_BENCH_PG_UNPREPARED=1: the same statements sent unprepared, as
+  // the store sends them, to show what preparing them is worth.
+  const bool unprepared_ = std::getenv("ANNALS_BENCH_PG_UNPREPARED") != nullptr;
 };
 
 // ---- Cases: each returns events per second ----
@@ -328,6 +341,9 @@ std::string filled_schema(const std::string& url, std::int64_t events) {
     }
     store.append(std::move(parts));
   }
+  // Statistics, as autovacuum keeps them on a live store: without them the
+  // planner reads a stream page by sorting all its remaining rows.
+  RawPg(url, schema).plain("ANALYZE");
   return schema;
 }
 
@@ -428,8 +444,11 @@ int main(int argc, char** argv) {
   try {
     const PgSizes sizes = pg_sizes(size);
     const char* given = std::getenv("ANNALS_BENCH_PG_URL");
-    // The server as a production one would run: fsync on (the default).
-    annals::testing::PostgresServer server(given != nullptr ? given : "", "-c fsync=on");
+    // The server as a production one would run: fsync on (the default);
+    // ANNALS_BENCH_PG_SETTINGS replaces the extra "-c name=value" settings.
+    const char* settings = std::getenv("ANNALS_BENCH_PG_SETTINGS");
+    annals::testing::PostgresServer server(given != nullptr ? given : "",
+                                           settings != nullptr ? settings : "-c fsync=on");
     const std::string& url = server.url();
     std::vector<Measured> rows;
     auto side = [&](const std::string& name, const std::function<double()>& run) {

@@ -443,11 +443,11 @@ int main(int argc, char** argv) {
   }
   try {
     const PgSizes sizes = pg_sizes(size);
-    const char* given = std::getenv("ANNALS_BENCH_PG_URL");
+    const std::string given = annals::testing::PostgresServer::url_from_env("ANNALS_BENCH_PG_URL");
     // The server as a production one would run: fsync on (the default);
     // ANNALS_BENCH_PG_SETTINGS replaces the extra "-c name=value" settings.
     const char* settings = std::getenv("ANNALS_BENCH_PG_SETTINGS");
-    annals::testing::PostgresServer server(given != nullptr ? given : "",
+    annals::testing::PostgresServer server(given,
                                            settings != nullptr ? settings : "-c fsync=on");
     const std::string& url = server.url();
     std::vector<Measured> rows;

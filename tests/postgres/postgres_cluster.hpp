@@ -33,9 +33,11 @@ namespace annals::testing {
 
 class PostgresServer {
  public:
-  // Starts a throwaway cluster, or uses `existing_url` when it is not empty.
-  // `settings` are extra "-c name=value" server options.
-  explicit PostgresServer(const std::string& existing_url = {}, std::string settings = {})
+  // Starts a throwaway cluster, or uses `existing_url` when it is not empty
+  // (by default ANNALS_TEST_PG_URL). `settings` are extra "-c name=value"
+  // server options.
+  explicit PostgresServer(const std::string& existing_url = url_from_env("ANNALS_TEST_PG_URL"),
+                          std::string settings = {})
       : settings_(std::move(settings)) {
     if (!existing_url.empty()) {
       url_ = existing_url;
@@ -71,6 +73,12 @@ class PostgresServer {
   }
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
+
+  // The value of environment variable `name`, empty when unset.
+  static std::string url_from_env(const char* name) {
+    const char* value = std::getenv(name);
+    return value != nullptr ? value : "";
+  }
 
   const std::string& url() const { return url_; }
   // False for an existing server given by URL: kill() and restart() refuse it.

@@ -29,10 +29,7 @@ inline std::unique_ptr<PostgresServer>& postgres_server() {
 
 class PostgresEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override {
-    const char* url = std::getenv("ANNALS_TEST_PG_URL");
-    postgres_server() = std::make_unique<PostgresServer>(url != nullptr ? url : "");
-  }
+  void SetUp() override { postgres_server() = std::make_unique<PostgresServer>(); }
   void TearDown() override { postgres_server().reset(); }
 };
 

@@ -188,6 +188,38 @@ PostgresStoreOptions in_schema(const std::string& schema) {
   return options;
 }
 
+TEST(PostgresFaults, AnAppendWhileTheServerIsDownSaysItsOutcomeMayBeUnknownAndTheStoreWorksAfterTheRestart) {
+  PostgresServer& server = *postgres_server();
+  if (!server.owns_server()) GTEST_SKIP() << "kills only a server it started (ANNALS_TEST_PG_URL is set)";
+  auto options = in_schema(fresh_schema());
+  options.read_page_size = 2;
+  PostgresEventStore store(postgres_url(), options);
+  EventData first;
+  first.type = "test.Survived";
+  store.append("s", ExpectedVersion::no_stream(), {first, first, first});
+  EXPECT_EQ(store.stream_version("s"), 3);  // a connection now idles in the pool
+  server.kill();
+  server.restart();
+  // The pooled connection the server closed is replaced, not handed out to fail.
+  EXPECT_EQ(store.stream_version("s"), 3);
+  EXPECT_EQ(store.read_all().next()->position, 1);
+  server.kill();
+  EventData during;
+  during.event_id = new_event_id();
+  during.type = "test.Survived";
+  try {
+    store.append("s", ExpectedVersion::exactly(3), {during});
+    ADD_FAILURE() << "appended while the server was down";
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("outcome may be unknown"), std::string::npos) << e.what();
+  }
+  server.restart();
+  EXPECT_EQ(store.append("s", ExpectedVersion::exactly(3), {during}).stream_version, 4);
+  EXPECT_EQ(store.append("s", ExpectedVersion::exactly(3), {during}).stream_version, 4)
+      << "a retry with the same id must return the first result";
+  expect_consistent(store);
+}
+
 TEST(PostgresFaults, ServerKilledAndRestartedDuringAppendsLosesNoAcknowledgedEventAndRetriesNeverDuplicate) {
   PostgresServer& server = *postgres_server();
   if (!server.owns_server()) GTEST_SKIP() << "kills only a server it started (ANNALS_TEST_PG_URL is set)";

@@ -87,10 +87,14 @@ PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions opti
 PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
   {
     std::lock_guard lock(pool_mu_);
-    if (!pool_.empty()) {
+    while (!pool_.empty()) {
       Conn c = std::move(pool_.back());
       pool_.pop_back();
-      return Lease(this, std::move(c));
+      // One the server closed while it idled (a restart, a terminated
+      // backend) is dropped here rather than handed out to fail.
+      if (PQconsumeInput(c.get()) == 1 && PQstatus(c.get()) == CONNECTION_OK) {
+        return Lease(this, std::move(c));
+      }
     }
   }
   const char* keys[] = {"dbname", "options", "application_name", nullptr};

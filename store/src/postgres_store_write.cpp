@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,9 +77,10 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
   detail::prepare_batch(batch, nullptr, true);
   std::vector<AppendResult> results(batch.size());
   std::uint64_t ticket = 0;
-  {
+  std::optional<Impl::Lease> lease;  // outlives the handler below, which asks if it broke
+  try {
     std::lock_guard order(impl_->append_mu_);
-    auto l = impl_->lease();
+    auto& l = lease.emplace(impl_->lease());
     PGconn* c = l.get();
     Impl::exec(c, "begin an append", "BEGIN");
     // Held to the commit: appends commit one at a time, in position order.
@@ -171,6 +173,15 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
                          "(retry with the same event ids): " + msg);
     }
     ticket = impl_->listeners_->enqueue(std::move(committed));
+  } catch (const StorageError& e) {
+    // A connection that failed (or never opened) during an append leaves the
+    // caller not knowing whether it committed; a retry with the same ids tells.
+    const std::string what = e.what();
+    const bool lost = !lease || PQstatus(lease->get()) != CONNECTION_OK;
+    if (!lost || what.find("outcome may be unknown") != std::string::npos) throw;
+    throw StorageError("PostgreSQL: an append's connection failed, its outcome may be unknown "
+                       "(retry with the same event ids): " +
+                       what.substr(what.rfind("PostgreSQL: ", 0) == 0 ? 12 : 0));
   }
   impl_->listeners_->deliver(ticket);
   return results;

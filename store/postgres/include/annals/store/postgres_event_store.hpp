@@ -77,9 +77,12 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   PostgresEventStore& operator=(const PostgresEventStore&) = delete;
 
   using EventStore::append;
-  /// As EventStore::append. A failure of the connection at the commit throws
-  /// StorageError saying the outcome is unknown: retry with the same event ids
-  /// (an idempotent retry never duplicates).
+  /// As EventStore::append. When the connection fails during the append (the
+  /// server restarts, the backend is terminated, the commit gets no answer)
+  /// or cannot be opened, it throws StorageError saying the outcome may be
+  /// unknown: retry with the same event ids (an idempotent retry never
+  /// duplicates). Pooled connections the server closed are replaced, so the
+  /// store works again once the server is back, without being reopened.
   std::vector<AppendResult> append(std::vector<StreamAppend> batch) override;
   Cursor<RecordedEvent> read_stream(const std::string& stream_id, std::int64_t from_version = 1,
                                     Direction direction = Direction::forward,

@@ -89,7 +89,8 @@ class InotifySource final : public CommitWatcher::Source {
     // connection closes and created again by the next, and a watch on a
     // deleted file sees nothing of its successor.
     if (::inotify_add_watch(inotify.get(), dir.c_str(),
-                            IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+                            IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) <
+        0) {
       return;
     }
     inotify_.emplace(std::move(inotify));
@@ -123,7 +124,7 @@ class InotifySource final : public CommitWatcher::Source {
 
  private:
   // Reads every queued event; true when one concerns the store's files (the
-  // database, its -wal; not -shm, which readers write too).
+  // database, the writes of its -wal; not -shm, which readers write too).
   bool drain() noexcept {
     bool ours = false;
     alignas(inotify_event) std::array<char, 4096> buf{};
@@ -134,10 +135,12 @@ class InotifySource final : public CommitWatcher::Source {
         const auto* event = reinterpret_cast<const inotify_event*>(buf.data() + at);
         if (event->len > 0) {
           const std::string_view name(event->name);
-          if (name == name_ || (name.size() == name_.size() + 4 && name.starts_with(name_) &&
-                                name.ends_with("-wal"))) {
-            ours = true;
-          }
+          const bool wal = name.size() == name_.size() + 4 && name.starts_with(name_) &&
+                           name.ends_with("-wal");
+          // IN_ATTRIB counts on the database file only (a store touches it
+          // after each commit); on the -wal it is SQLite's chown of a file a
+          // reader opened, when run as root.
+          if (name == name_ || (wal && (event->mask & IN_ATTRIB) == 0)) ours = true;
         }
         if ((event->mask & IN_Q_OVERFLOW) != 0) ours = true;  // events lost: assume a commit
         at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);

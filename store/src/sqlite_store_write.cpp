@@ -10,6 +10,9 @@
 // undoes itself (SQLite's ABORT). One COMMIT (and so one fsync) acknowledges
 // the whole group.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <SQLiteCpp/Column.h>
 #include <SQLiteCpp/Statement.h>
 #include <sqlite3.h>
@@ -232,6 +235,15 @@ void SqliteEventStore::Impl::write_group(detail::CommitGroup& round) noexcept {
     fail_group(group, std::current_exception());
     return;
   }
+  // Committed, and visible to every reader: tell watchers in other processes.
+  // inotify saw the -wal writes, but those come before the commit is visible
+  // (SQLite publishes it in the -shm index, which is memory-mapped and so
+  // reports nothing), so a watcher woken by them can find no new event and
+  // sleep through this commit. Setting the database file's times now reports
+  // an IN_ATTRIB that comes after (the database file's: SQLite, run as root,
+  // chowns the -wal whenever a connection opens it, which readers do too).
+  // Best effort: a failure costs a watcher a poll interval, not an event.
+  [[maybe_unused]] const int touched = ::utimensat(AT_FDCWD, path_.c_str(), nullptr, 0);
   // Committed: the appends succeeded whatever happens now. Should memory run
   // out while queueing the batch for the commit listeners, they miss it: a
   // ProjectionRunner, which reads the store, only finds it at its next poll,

@@ -6,6 +6,8 @@
 #include "annals/store/commit_watcher.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <thread>
@@ -66,6 +68,34 @@ TEST_F(CommitWatcherTest, WithNothingCommittedTheWaitTimesOutAndReadsDoNotWakeIt
   for (const auto& e : store_.read_all()) (void)e;
   EXPECT_EQ(store_.head_position(), 1);
   EXPECT_FALSE(watcher.wait(100ms));
+}
+
+// The -wal writes of a commit come before SQLite makes it visible, so a
+// watcher woken by them alone could look too early and sleep through it
+// (ADR 0009, amendment); the store touches the database file after each
+// commit, which inotify reports as IN_ATTRIB once the commit can be read.
+TEST_F(CommitWatcherTest, EveryCommitTouchesTheDatabaseFileOnceItIsVisible) {
+  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_GE(::inotify_add_watch(fd, dir_.path().c_str(), IN_ATTRIB), 0);
+  auto touched = [&] {
+    bool found = false;
+    alignas(inotify_event) char buf[4096];
+    for (ssize_t got; (got = ::read(fd, buf, sizeof buf)) > 0;) {
+      for (ssize_t at = 0; at < got;) {
+        const auto* event = reinterpret_cast<const inotify_event*>(buf + at);
+        if (event->len > 0 && std::string(event->name) == "store.db") found = true;
+        at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+      }
+    }
+    return found;
+  };
+  EXPECT_FALSE(touched());
+  for (const auto& e : store_.read_all()) (void)e;
+  EXPECT_FALSE(touched()) << "a read touched the database file";
+  store_.append("s-1", ExpectedVersion::any(), {one_event()});
+  EXPECT_TRUE(touched()) << "the commit did not touch the database file";
+  ::close(fd);
 }
 
 TEST_F(CommitWatcherTest, WritesToOtherFilesOfTheDirectoryDoNotWakeIt) {

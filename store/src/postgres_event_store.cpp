@@ -86,7 +86,7 @@ PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions opti
 
 PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
   {
-    std::lock_guard lock(pool_mu_);
+    detail::MutexLock lock(pool_mu_);
     while (!pool_.empty()) {
       Conn c = std::move(pool_.back());
       pool_.pop_back();

@@ -72,7 +72,7 @@ class PostgresImportTarget final : public detail::ImportTarget {
 }  // namespace
 
 std::int64_t PostgresEventStore::import_events(std::istream& in, const ImportOptions& options) {
-  std::lock_guard order(impl_->append_mu_);
+  detail::MutexLock order(impl_->append_mu_);
   auto l = impl_->lease();
   PGconn* c = l.get();
   const std::string name = "schema '" + impl_->options_.schema + "'";

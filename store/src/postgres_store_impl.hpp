@@ -22,6 +22,7 @@
 
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #include "commit_listeners.hpp"
 
@@ -186,7 +187,7 @@ class PostgresEventStore::Impl {
   Lease lease() const;
 
   void give_back(Conn c) const {
-    std::lock_guard lock(pool_mu_);
+    detail::MutexLock lock(pool_mu_);
     if (pool_.size() < options_.max_idle_connections) pool_.push_back(std::move(c));
   }
 
@@ -213,9 +214,11 @@ class PostgresEventStore::Impl {
   PostgresStoreOptions options_;
   std::string search_path_;
   std::string channel_;  // notify_channel(options_.schema)
-  mutable std::mutex pool_mu_;
-  mutable std::vector<Conn> pool_;
-  std::mutex append_mu_;  // orders this object's appends and their listener queue
+  mutable detail::Mutex pool_mu_;
+  mutable std::vector<Conn> pool_ ANNALS_GUARDED_BY(pool_mu_);
+  // Orders this object's appends and their listener queue (guards no member:
+  // the head row's lock in the database is what orders appends).
+  detail::Mutex append_mu_;
   std::shared_ptr<detail::CommitListeners> listeners_ =
       std::make_shared<detail::CommitListeners>();
 };

@@ -79,7 +79,7 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
   std::uint64_t ticket = 0;
   std::optional<Impl::Lease> lease;  // outlives the handler below, which asks if it broke
   try {
-    std::lock_guard order(impl_->append_mu_);
+    detail::MutexLock order(impl_->append_mu_);
     auto& l = lease.emplace(impl_->lease());
     PGconn* c = l.get();
     Impl::exec(c, "begin an append", "BEGIN");

@@ -9,7 +9,7 @@
 //     that never go back, each token held by the one worker whose lease
 //     record (projection_partition_leases) took it.
 //
-// ANNALS_GROUP_EVENTS (default 50,000; 100,000 with ANNALS_SOAK=1) and
+// ANNALS_GROUP_EVENTS (default 100,000, the size) and
 // ANNALS_GROUP_KILLS (default 60; 200 with ANNALS_SOAK=1);
 // ANNALS_CRASH_SEED fixes the random moments.
 
@@ -187,7 +187,7 @@ void run_group_under_kills(int total_events, int kills) {
 
 TEST(ConsumerGroup, FourWorkerProcessesUnderSigkillsEndEqualToASingleWorkerRebuild) {
   const bool soak = env_int("ANNALS_SOAK", 0) == 1;
-  run_group_under_kills(env_int("ANNALS_GROUP_EVENTS", soak ? 100'000 : 50'000),
+  run_group_under_kills(env_int("ANNALS_GROUP_EVENTS", 100'000),
                         env_int("ANNALS_GROUP_KILLS", soak ? 200 : 60));
 }
 

@@ -1,7 +1,6 @@
 // ConsumerGroupWorker: lease rounds, batches fenced by the partitions'
 // tokens, retries and poison policies, and the worker thread.
 
-#include "annals/core/thread_annotations.hpp"
 #include "annals/projections/consumer_group.hpp"
 
 #include <unistd.h>
@@ -13,10 +12,12 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/core/thread_annotations.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/store/commit_watcher.hpp"
 #include "consumer_group_tables.hpp"
 #include "projection_tables.hpp"
+#include "retry_attempts.hpp"
 #include "sql_connection.hpp"
 
 namespace annals {
@@ -184,11 +185,6 @@ class ConsumerGroupWorker::Impl {
   }
 
  private:
-  struct Attempts {
-    std::int64_t position = 0;
-    bool infrastructure = false;
-    int count = 0;
-  };
   struct Round {
     std::size_t applied = 0;
     bool idle = false;  // nothing to do until news or the next renewal
@@ -355,16 +351,11 @@ class ConsumerGroupWorker::Impl {
   }
 
   int count_attempt(std::int64_t position, bool infrastructure) {
-    if (attempts_.position != position || attempts_.infrastructure != infrastructure) {
-      attempts_ = Attempts{position, infrastructure, 0};
-    }
-    return ++attempts_.count;
+    return attempts_.fail(position, infrastructure);
   }
 
   std::chrono::milliseconds backoff_for(int attempt) const {
-    auto d = options_.runner.retry_backoff;
-    for (int i = 1; i < attempt && d < options_.runner.max_retry_backoff; ++i) d *= 2;
-    return std::min(d, options_.runner.max_retry_backoff);
+    return detail::retry_backoff(options_.runner, attempt);
   }
 
   void report(std::int64_t position, const std::string& message, int attempt) const noexcept {
@@ -526,7 +517,7 @@ class ConsumerGroupWorker::Impl {
   bool stop_requested_ ANNALS_GUARDED_BY(mu_) = false;
 
   // Used only by the thread that polls (the worker, or poll()'s caller).
-  Attempts attempts_;
+  detail::RetryAttempts attempts_;
   std::optional<Timestamp> last_renewal_;
 
   std::unique_ptr<CommitWatcher> watcher_;

@@ -20,6 +20,7 @@
 #include "annals/store/sqlite_event_store.hpp"
 #include "projection_metrics.hpp"
 #include "projection_tables.hpp"
+#include "retry_attempts.hpp"
 #include "shadow_model.hpp"
 #include "sql_connection.hpp"
 
@@ -140,11 +141,6 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   std::size_t retry_parked();
 
  private:
-  struct Attempts {
-    std::int64_t position = 0;
-    bool infrastructure = false;
-    int count = 0;
-  };
 
   void start_locked() ANNALS_REQUIRES(control_mu_);
 
@@ -235,12 +231,12 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   StepResult step();
 
   // Counts a failed attempt at `position`; true when attempts are left.
-  int count_attempt(std::int64_t position, bool infrastructure);
+  int count_attempt(std::int64_t position, bool infrastructure) {
+    return attempts_.fail(position, infrastructure);
+  }
 
   std::chrono::milliseconds backoff_for(int attempt) const {
-    auto d = options_.retry_backoff;
-    for (int i = 1; i < attempt && d < options_.max_retry_backoff; ++i) d *= 2;
-    return std::min(d, options_.max_retry_backoff);
+    return detail::retry_backoff(options_, attempt);
   }
 
   StepResult event_failure(const RecordedEvent& event, const std::exception_ptr& error);
@@ -327,7 +323,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
 
   // Used only by the thread that steps (the worker, or catch_up's caller while
   // no worker runs).
-  Attempts attempts_;
+  detail::RetryAttempts attempts_;
 
   std::thread worker_;
   CommitListenerHandle wake_listener_;

@@ -234,13 +234,6 @@ detail::StepResult ProjectionRunner::Impl::step() {
 }
 
 // Counts a failed attempt at `position`; true when attempts are left.
-int ProjectionRunner::Impl::count_attempt(std::int64_t position, bool infrastructure) {
-  if (attempts_.position != position || attempts_.infrastructure != infrastructure) {
-    attempts_ = Attempts{position, infrastructure, 0};
-  }
-  return ++attempts_.count;
-}
-
 detail::StepResult ProjectionRunner::Impl::event_failure(const RecordedEvent& event, const std::exception_ptr& error) {
   const std::string message = detail::message_of(error);
   const int attempt = count_attempt(event.position, false);

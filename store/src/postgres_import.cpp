@@ -4,7 +4,6 @@
 // and hashes.
 
 #include <istream>
-#include <mutex>
 #include <string>
 
 #include "annals/core/error.hpp"
@@ -43,26 +42,8 @@ class PostgresImportTarget final : public detail::ImportTarget {
       throw InvalidArgument(at + ": field 'event_id' " + e.event_id +
                             " is already used by an earlier line");
     }
-    PostgresEventStore::Impl::exec(
-        c_, "insert an event",
-        "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-        "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        Params()
-            .i8(e.position)
-            .text(e.stream_id)
-            .i8(e.version)
-            .text(e.event_id)
-            .text(e.type)
-            .i4(e.schema_version)
-            .bytes(e.payload)
-            .bytes(e.metadata)
-            .i8(to_micros(e.recorded_at))
-            .bytes(hash_bytes(e.hash)));
-    PostgresEventStore::Impl::exec(
-        c_, "update a stream version",
-        "INSERT INTO streams (stream_id, version) VALUES ($1, $2) "
-        "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version",
-        Params().text(e.stream_id).i8(e.version));
+    PostgresEventStore::Impl::insert_event(c_, e);
+    PostgresEventStore::Impl::set_stream_version(c_, e.stream_id, e.version);
   }
 
  private:

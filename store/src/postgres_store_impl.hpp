@@ -199,6 +199,11 @@ class PostgresEventStore::Impl {
   // Throws StorageError naming `what` unless `r` succeeded.
   static void check(PGconn* c, const PGresult* r, const char* what);
 
+  // The rows of an append and of an import (postgres_store_write.cpp): `e`
+  // as recorded, position, version and hash included; a stream's version.
+  static void insert_event(PGconn* c, const RecordedEvent& e);
+  static void set_stream_version(PGconn* c, const std::string& stream_id, std::int64_t version);
+
   // Creates the tables unless they exist; an application role that may only
   // read and append opens an existing store without needing CREATE rights.
   void create_schema();

@@ -3,7 +3,6 @@
 // (docs/adr/0011-postgres-libpq-and-head-row-lock.md).
 
 #include <algorithm>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -73,6 +72,31 @@ void PostgresEventStore::Impl::move_head(PGconn* c, std::int64_t position, bool 
   }
 }
 
+void PostgresEventStore::Impl::insert_event(PGconn* c, const RecordedEvent& e) {
+  exec(c, "insert an event",
+       "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+       "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+       Params()
+           .i8(e.position)
+           .text(e.stream_id)
+           .i8(e.version)
+           .text(e.event_id)
+           .text(e.type)
+           .i4(e.schema_version)
+           .bytes(e.payload)
+           .bytes(e.metadata)
+           .i8(to_micros(e.recorded_at))
+           .bytes(hash_bytes(e.hash)));
+}
+
+void PostgresEventStore::Impl::set_stream_version(PGconn* c, const std::string& stream_id,
+                                                  std::int64_t version) {
+  exec(c, "update a stream version",
+       "INSERT INTO streams (stream_id, version) VALUES ($1, $2) "
+       "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version",
+       Params().text(stream_id).i8(version));
+}
+
 std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> batch) {
   detail::prepare_batch(batch, nullptr, true);
   std::vector<AppendResult> results(batch.size());
@@ -132,9 +156,6 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
     if (have_last) now = std::max(now, last_time);
     const bool collect = !impl_->listeners_->empty();
     std::vector<RecordedEvent> committed;
-    const std::string insert =
-        "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-        "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     for (std::size_t s = 0; s < batch.size(); ++s) {
       if (is_retry[s]) continue;
       auto& part = batch[s];
@@ -143,25 +164,11 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
       for (auto& data : part.events) {
         RecordedEvent e =
             detail::record(std::move(data), part.stream_id, ++version, ++position, now, previous);
-        Impl::exec(c, "insert an event", insert,
-                   Params()
-                       .i8(e.position)
-                       .text(e.stream_id)
-                       .i8(e.version)
-                       .text(e.event_id)
-                       .text(e.type)
-                       .i4(e.schema_version)
-                       .bytes(e.payload)
-                       .bytes(e.metadata)
-                       .i8(to_micros(e.recorded_at))
-                       .bytes(hash_bytes(e.hash)));
+        Impl::insert_event(c, e);
         previous = e.hash;
         if (collect) committed.push_back(std::move(e));
       }
-      Impl::exec(c, "update a stream version",
-                 "INSERT INTO streams (stream_id, version) VALUES ($1, $2) "
-                 "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version",
-                 Params().text(part.stream_id).i8(version));
+      Impl::set_stream_version(c, part.stream_id, version);
       results[s] = AppendResult{version, first_position, position};
     }
     impl_->move_head(c, position, position > head_before);

@@ -258,17 +258,22 @@ TEST(ConsumerGroup, RebuildRequestResetsEveryPartitionAndReplaysOnce) {
   }
 }
 
+// The ledger projection, whose handler throws on the event at `position`.
+Projection ledger_failing_at(std::int64_t position) {
+  Projection p = ledger_projection();
+  p.apply = [inner = p.apply, position](SqlTransaction& tx, const RecordedEvent& e) {
+    if (e.position == position) throw std::runtime_error("bad event");
+    inner(tx, e);
+  };
+  return p;
+}
+
 TEST(ConsumerGroup, PoisonEventIsParkedAndOnlyItsPartitionWaitsForIt) {
   TempDir dir;
   SqliteEventStore store(dir / "store.db", fast_store());
   SqliteReadModel views(dir / "views.db");
   fill_streams(store, 10, 2);
-  Projection p = ledger_projection();
-  const auto inner = p.apply;
-  p.apply = [inner](SqlTransaction& tx, const RecordedEvent& e) {
-    if (e.position == 5) throw std::runtime_error("bad event");
-    inner(tx, e);
-  };
+  const Projection p = ledger_failing_at(5);
   auto o = group_options("a", manual_clock());
   o.runner.on_poison = PoisonPolicy::park;
   o.runner.max_attempts = 2;
@@ -286,12 +291,7 @@ TEST(ConsumerGroup, PoisonEventUnderStopStopsTheWorkerAndRecordsThePartitionsFai
   SqliteEventStore store(dir / "store.db", fast_store());
   SqliteReadModel views(dir / "views.db");
   fill_streams(store, 10, 2);
-  Projection p = ledger_projection();
-  const auto inner = p.apply;
-  p.apply = [inner](SqlTransaction& tx, const RecordedEvent& e) {
-    if (e.position == 5) throw std::runtime_error("bad event");
-    inner(tx, e);
-  };
+  const Projection p = ledger_failing_at(5);
   auto o = group_options("a", nullptr);
   o.runner.max_attempts = 2;
   ConsumerGroupWorker w(store, views, p, o);

@@ -407,15 +407,19 @@ int run_export(const ExportCommand& c, Io& io) {
 
 namespace {
 
+// The export to import: the file named, or standard input for "-" (then
+// `file` stays closed).
+std::istream* open_import_input(const ImportCommand& c, Io& io, std::ifstream& file) {
+  if (c.input == "-") return &io.in;
+  file.open(c.input, std::ios::binary);
+  if (!file) throw ToolError(kExitFailure, "cannot open the input file " + named(c.input));
+  return &file;
+}
+
 // Into a PostgreSQL store: one transaction, so a failure leaves it as it was.
 int run_import_postgres(const ImportCommand& c, Io& io) {
   std::ifstream file;
-  std::istream* in = &io.in;
-  if (c.input != "-") {
-    file.open(c.input, std::ios::binary);
-    if (!file) throw ToolError(kExitFailure, "cannot open the input file " + named(c.input));
-    in = &file;
-  }
+  std::istream* in = open_import_input(c, io, file);
   ProgressBar bar(io.err, io.err_is_terminal, "import");
   ImportOptions options;
   options.progress = [&](std::int64_t done, std::int64_t) { bar.update(done); };
@@ -450,12 +454,7 @@ int run_import(const ImportCommand& c, Io& io) {
     require_writable(c.db, "store file");
   }
   std::ifstream file;
-  std::istream* in = &io.in;
-  if (c.input != "-") {
-    file.open(c.input, std::ios::binary);
-    if (!file) throw ToolError(kExitFailure, "cannot open the input file " + named(c.input));
-    in = &file;
-  }
+  std::istream* in = open_import_input(c, io, file);
   ProgressBar bar(io.err, io.err_is_terminal, "import");
   ImportOptions options;
   options.progress = [&](std::int64_t done, std::int64_t) { bar.update(done); };

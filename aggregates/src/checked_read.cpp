@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "annals/core/event_hash.hpp"
+#include "history_link.hpp"
 
 namespace annals {
 
@@ -53,7 +54,9 @@ Cursor<RecordedEvent> read_stream_checked(const EventStore& store, const std::st
       256, max_count);
 }
 
-void check_history_link(const LinkedEvent& linked, std::int64_t expected_version) {
+namespace detail {
+
+void check_link_shape(const LinkedEvent& linked, std::int64_t expected_version) {
   const RecordedEvent& e = linked.event;
   if (expected_version != 0 && e.version != expected_version) {
     throw HistoryIntegrityError(e.stream_id, e.version, e.position,
@@ -64,13 +67,26 @@ void check_history_link(const LinkedEvent& linked, std::int64_t expected_version
         e.stream_id, e.version, e.position,
         "the event before it (position " + std::to_string(e.position - 1) + ") is missing");
   }
+}
+
+HistoryIntegrityError hash_mismatch(const std::string& stream_id, std::int64_t version,
+                                    std::int64_t position, const EventHash& stored,
+                                    const EventHash& computed) {
+  return HistoryIntegrityError(
+      stream_id, version, position,
+      "its stored hash " + to_hex(stored) + " does not match " + to_hex(computed) +
+          ", the hash of its content chained to the event before it (position " +
+          std::to_string(position - 1) + ")");
+}
+
+}  // namespace detail
+
+void check_history_link(const LinkedEvent& linked, std::int64_t expected_version) {
+  detail::check_link_shape(linked, expected_version);
+  const RecordedEvent& e = linked.event;
   const EventHash computed = chain_hash(*linked.previous_hash, e);
   if (computed != e.hash) {
-    throw HistoryIntegrityError(
-        e.stream_id, e.version, e.position,
-        "its stored hash " + to_hex(e.hash) + " does not match " + to_hex(computed) +
-            ", the hash of its content chained to the event before it (position " +
-            std::to_string(e.position - 1) + ")");
+    throw detail::hash_mismatch(e.stream_id, e.version, e.position, e.hash, computed);
   }
 }
 

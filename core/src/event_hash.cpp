@@ -27,7 +27,7 @@ char* put_bytes(char* out, std::string_view bytes) {
 
 // Fetched once: in OpenSSL 3 the implicit fetch behind EVP_sha256() costs a
 // lookup on every digest.
-const EVP_MD* sha256() {
+const EVP_MD* sha256_md() {
   static EVP_MD* md = [] {
     EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
     if (fetched == nullptr) throw Error("OpenSSL: SHA-256 is not available");
@@ -38,16 +38,14 @@ const EVP_MD* sha256() {
 
 }  // namespace
 
-EventHash chain_hash(const EventHash& previous, const RecordedEvent& event) {
-  // A per-thread buffer: hashing sits on the append, verify and checked-load
-  // hot paths. Sized once, then filled with plain stores: appending piece by
-  // piece to a std::string cost a few percent of a checked load.
-  thread_local std::string buf;
-  const std::size_t size = previous.size() + 4 * 8 + 5 * 8 + event.stream_id.size() +
-                           event.event_id.size() + event.type.size() + event.payload.size() +
-                           event.metadata.size();
-  if (buf.size() < size) buf.resize(size);
-  char* p = buf.data();
+std::size_t chained_bytes_size(const RecordedEvent& event) noexcept {
+  return EventHash{}.size() + 4 * 8 + 5 * 8 + event.stream_id.size() + event.event_id.size() +
+         event.type.size() + event.payload.size() + event.metadata.size();
+}
+
+// Plain stores into a buffer sized once: appending piece by piece to a
+// std::string cost a few percent of a checked load.
+char* write_chained_bytes(char* p, const EventHash& previous, const RecordedEvent& event) noexcept {
   std::memcpy(p, previous.data(), previous.size());
   p += previous.size();
   p = put_i64(p, event.position);
@@ -58,19 +56,31 @@ EventHash chain_hash(const EventHash& previous, const RecordedEvent& event) {
   p = put_bytes(p, event.event_id);
   p = put_bytes(p, event.type);
   p = put_bytes(p, event.payload);
-  p = put_bytes(p, event.metadata);
+  return put_bytes(p, event.metadata);
+}
 
-  // A per-thread digest context too: EVP_Digest() allocates and frees one per call.
+EventHash sha256(const char* data, std::size_t size) {
+  // A per-thread digest context: EVP_Digest() allocates and frees one per call.
   thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
                                                                                 &EVP_MD_CTX_free);
   EventHash out{};
   unsigned int len = 0;
-  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), sha256(), nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), buf.data(), size) != 1 ||
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data, size) != 1 ||
       EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != out.size()) {
     throw Error("OpenSSL: SHA-256 digest failed");
   }
   return out;
+}
+
+EventHash chain_hash(const EventHash& previous, const RecordedEvent& event) {
+  // A per-thread buffer: hashing sits on the append, verify and checked-load
+  // hot paths.
+  thread_local std::string buf;
+  const std::size_t size = chained_bytes_size(event);
+  if (buf.size() < size) buf.resize(size);
+  write_chained_bytes(buf.data(), previous, event);
+  return sha256(buf.data(), size);
 }
 
 std::string to_hex(const EventHash& hash) {

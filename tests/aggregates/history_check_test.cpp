@@ -10,29 +10,14 @@
 #include "account.hpp"
 #include "annals/aggregates/checked_read.hpp"
 #include "annals/aggregates/repository.hpp"
+#include "forwarding_store.hpp"
 #include "store/store_fixtures.hpp"
+#include "tamper.hpp"
 
 namespace annals::test_domain {
 namespace {
 
 using annals::testing::TempDir;
-
-// Runs `sql` on the store file with the append-only triggers dropped, as an
-// attacker with write access to the file could.
-void tamper(const std::filesystem::path& db, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  const std::unique_ptr<sqlite3, decltype(&sqlite3_close)> close(raw, &sqlite3_close);
-  const std::string script =
-      "DROP TRIGGER IF EXISTS events_append_only_update;"
-      " DROP TRIGGER IF EXISTS events_append_only_delete; " +
-      sql;
-  char* error = nullptr;
-  const int rc = sqlite3_exec(raw, script.c_str(), nullptr, nullptr, &error);
-  const std::string message = error == nullptr ? "" : error;
-  sqlite3_free(error);
-  ASSERT_EQ(rc, SQLITE_OK) << message;
-}
 
 class HistoryCheck : public ::testing::Test {
  protected:
@@ -238,16 +223,11 @@ TEST_F(HistoryCheck, ALoadFromASnapshotChecksTheEventsAfterItButNotThoseItCovers
 // Serves an in-memory store's events with one payload forged on the way out,
 // as a tampered backend would: through the store's own linked read, or
 // through the generic one (read_stream plus read_all per predecessor).
-class ForgingStore final : public EventStore {
+class ForgingStore final : public ForwardingStore {
  public:
   ForgingStore(std::int64_t forged_position, bool generic_linked_read)
       : forged_(forged_position), generic_(generic_linked_read) {}
 
-  InMemoryEventStore& inner() { return inner_; }
-
-  std::vector<AppendResult> append(std::vector<StreamAppend> batch) override {
-    return inner_.append(std::move(batch));
-  }
   Cursor<RecordedEvent> read_stream(const std::string& stream_id, std::int64_t from_version,
                                     Direction direction, std::uint64_t max_count) const override {
     return forge(inner_.read_stream(stream_id, from_version, direction, max_count));
@@ -265,16 +245,6 @@ class ForgingStore final : public EventStore {
   Cursor<RecordedEvent> read_all(std::int64_t from_position, const EventFilter& filter,
                                  std::uint64_t max_count) const override {
     return forge(inner_.read_all(from_position, filter, max_count));
-  }
-  std::int64_t stream_version(const std::string& stream_id) const override {
-    return inner_.stream_version(stream_id);
-  }
-  std::int64_t head_position() const override { return inner_.head_position(); }
-  Cursor<std::string> list_streams(const std::string& prefix) const override {
-    return inner_.list_streams(prefix);
-  }
-  CommitListenerHandle add_commit_listener(CommitListener listener) override {
-    return inner_.add_commit_listener(std::move(listener));
   }
 
  private:
@@ -306,7 +276,6 @@ class ForgingStore final : public EventStore {
     return cursor_over(std::move(out));
   }
 
-  InMemoryEventStore inner_;
   std::int64_t forged_;
   bool generic_;
 };

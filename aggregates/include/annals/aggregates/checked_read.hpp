@@ -19,6 +19,7 @@
 /// one thread.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "annals/aggregates/errors.hpp"
@@ -34,6 +35,26 @@ namespace annals {
 Cursor<RecordedEvent> read_stream_checked(const EventStore& store, const std::string& stream_id,
                                           std::int64_t from_version = 1,
                                           std::uint64_t max_count = kNoLimit);
+
+/// Calls `apply` with each event of `stream_id` from `from_version`, forward,
+/// at most `max_count`, each checked (see above); `apply` returns false to
+/// stop at the event it was given (that event is checked too). This is the
+/// replay behind Repository's loads. Unlike the cursor above, it may check a
+/// long stream on a second thread while `apply` runs on the calling thread,
+/// so `apply` may see events after the first one that does not check before
+/// the call fails: use it where nothing `apply` does outlives a failed call
+/// (a replay into a fresh aggregate), and read_stream_checked() where each
+/// event must be checked before anything sees it.
+/// Throws: as EventStore::read_stream(); HistoryIntegrityError for the first
+/// event that does not check; what `apply` throws, unless an event at or
+/// before the one it was given does not check (that error is thrown instead).
+/// The second thread, if one was started, has ended when the call returns or
+/// throws.
+/// Thread safety: as read_stream_linked(); `apply` is called only on the
+/// calling thread.
+void for_each_checked(const EventStore& store, const std::string& stream_id,
+                      std::int64_t from_version, std::uint64_t max_count,
+                      const std::function<bool(const RecordedEvent&)>& apply);
 
 /// Checks one event read with read_stream_linked(): its link in the hash chain
 /// and that its version is `expected_version` (0: any version).

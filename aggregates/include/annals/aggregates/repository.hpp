@@ -62,10 +62,13 @@ struct RepositoryOptions {
   /// update() and update_together(): how many times to retry after
   /// WrongExpectedVersion. Default: 3.
   int max_retries = 3;
-  /// Check every event a load replays against the hash chain before applying
-  /// it (one SHA-256 each; see annals/aggregates/checked_read.hpp for what it
-  /// finds), so that no command decides on altered history. A load from a
-  /// snapshot checks the events after it, not the snapshot, which is a cache
+  /// Check every event a load replays against the hash chain (one SHA-256
+  /// each; see annals/aggregates/checked_read.hpp for what it finds), so that
+  /// no command decides on altered history: a load that replays an event that
+  /// does not check fails, and returns no aggregate. A replay of more than a
+  /// few hundred events checks on a second thread while this one applies
+  /// (for_each_checked), and ends it before returning. A load from a snapshot
+  /// checks the events after it, not the snapshot, which is a cache
   /// (docs/aggregates.md). Default: true.
   bool check_history = true;
   /// Keys of data subjects: saves encrypt the personal fields of events under
@@ -350,21 +353,18 @@ class Repository {
 
   // Calls `f` with each event of the stream from `from`, at most `count`,
   // stopping before the first one recorded after `until` (when given). With
-  // check_history every event read is checked first (check_history_link), the
-  // one that ends a load_as_of too, since its recorded_at decides where the
-  // load ends; as read_stream_checked() does, but straight off the linked
-  // cursor, without a second cursor to move every event into.
+  // check_history every event read is checked (for_each_checked, which checks
+  // a long replay on a second thread), the one that ends a load_as_of too,
+  // since its recorded_at decides where the load ends.
   template <class F>
   void for_each_event(const std::string& stream_id, std::int64_t from, std::uint64_t count,
                       std::optional<Timestamp> until, F&& f) const {
     if (options_.check_history) {
-      std::int64_t next_version = from;  // versions are dense from `from` on
-      for (const LinkedEvent& linked : store_.read_stream_linked(stream_id, from, count)) {
-        check_history_link(linked, next_version);
-        if (until && linked.event.recorded_at > *until) return;
-        next_version = linked.event.version + 1;
-        f(linked.event);
-      }
+      for_each_checked(store_, stream_id, from, count, [&](const RecordedEvent& recorded) {
+        if (until && recorded.recorded_at > *until) return false;
+        f(recorded);
+        return true;
+      });
       return;
     }
     for (const RecordedEvent& recorded :

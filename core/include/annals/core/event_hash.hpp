@@ -15,6 +15,7 @@
 ///
 /// Thread safety: pure functions.
 
+#include <cstddef>
 #include <string>
 
 #include "annals/core/event.hpp"
@@ -22,7 +23,20 @@
 namespace annals {
 
 /// The hash of `event` chained to `previous` (event.hash is ignored).
+/// Throws: Error when OpenSSL cannot compute SHA-256.
 EventHash chain_hash(const EventHash& previous, const RecordedEvent& event);
+
+/// What chain_hash() digests, in two steps, for a caller that writes the bytes
+/// on one thread and digests them on another: chain_hash(previous, event) ==
+/// sha256(buf, chained_bytes_size(event)) once write_chained_bytes(buf,
+/// previous, event) has filled buf.
+/// The number of bytes: previous_hash || canonical_bytes(event).
+std::size_t chained_bytes_size(const RecordedEvent& event) noexcept;
+/// Writes those bytes at `out`, which has room for chained_bytes_size(event);
+/// returns the end of what it wrote.
+char* write_chained_bytes(char* out, const EventHash& previous, const RecordedEvent& event) noexcept;
+/// SHA-256 of `size` bytes at `data`. Throws: Error when OpenSSL fails.
+EventHash sha256(const char* data, std::size_t size);
 
 /// Lowercase hex of a hash.
 std::string to_hex(const EventHash& hash);

@@ -2,7 +2,12 @@
 // listeners. Appends are postgres_store_write.cpp, reads
 // postgres_store_read.cpp; the Impl they share is postgres_store_impl.hpp.
 
+#include <libpq-events.h>
+
+#include <cstddef>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "annals/core/error.hpp"
@@ -71,6 +76,58 @@ void validate_schema_name(const std::string& s) {
   }
 }
 
+// The statements prepared on one connection, by SQL text and parameter types,
+// kept as the connection's instance data (libpq's event system frees it with
+// the connection and empties it when the connection is reset, since a new
+// session has none).
+struct PreparedStatements {
+  std::unordered_map<std::string, std::string> names;  // key -> statement name
+  std::size_t next = 0;
+};
+
+// Statement texts are fixed strings of this file and its neighbours, so a
+// connection prepares a few dozen at most; past this many (a caller building
+// texts from data, which would be a bug) new ones run unprepared rather than
+// grow the server's memory.
+constexpr std::size_t kMaxPrepared = 128;
+
+int prepared_statements_event(PGEventId id, void* info, void*) {
+  if (id == PGEVT_CONNDESTROY) {
+    auto* e = static_cast<PGEventConnDestroy*>(info);
+    delete static_cast<PreparedStatements*>(PQinstanceData(e->conn, prepared_statements_event));
+  } else if (id == PGEVT_CONNRESET) {
+    auto* e = static_cast<PGEventConnReset*>(info);
+    if (auto* p =
+            static_cast<PreparedStatements*>(PQinstanceData(e->conn, prepared_statements_event))) {
+      p->names.clear();
+    }
+  }
+  return 1;
+}
+
+// Gives `c` a statement cache; false when libpq refuses (the connection then
+// runs every statement unprepared).
+bool keep_prepared_statements(PGconn* c) {
+  if (PQregisterEventProc(c, prepared_statements_event, "annals prepared statements", nullptr) !=
+      1) {
+    return false;
+  }
+  auto cache = std::make_unique<PreparedStatements>();
+  if (PQsetInstanceData(c, prepared_statements_event, cache.get()) != 1) return false;
+  cache.release();  // owned by the connection now: freed at PGEVT_CONNDESTROY
+  return true;
+}
+
+// The key of a statement: its text and its parameters' types, which a
+// prepared statement fixes.
+std::string statement_key(const std::string& sql, const Params& params) {
+  std::string key = sql;
+  key.push_back('\0');
+  key.append(reinterpret_cast<const char*>(params.types()),
+             static_cast<std::size_t>(params.size()) * sizeof(Oid));
+  return key;
+}
+
 }  // namespace
 
 PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions options)
@@ -106,15 +163,40 @@ PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     throw StorageError("PostgreSQL: cannot connect: " + msg);
   }
+  if (options_.prepare_statements) keep_prepared_statements(c.get());
   return Lease(this, std::move(c));
 }
 
 PostgresEventStore::Impl::Result PostgresEventStore::Impl::exec(PGconn* c, const char* what,
                                                                 const std::string& sql,
-                                                                const Params& params) {
+                                                                const Params& params, Send send) {
   const auto values = params.values();
   const auto lengths = params.lengths();
   const std::vector<int> formats(static_cast<std::size_t>(params.size()), 1);
+  // Statements with parameters run prepared when the connection keeps them
+  // (PostgresStoreOptions::prepare_statements) and the caller asks for it:
+  // the server parses and plans each text once per connection instead of on
+  // every call. Those without (BEGIN, a script) gain nothing from it.
+  auto* cache =
+      params.size() == 0 || send != Send::prepared
+          ? nullptr
+          : static_cast<PreparedStatements*>(PQinstanceData(c, prepared_statements_event));
+  if (cache != nullptr) {
+    std::string key = statement_key(sql, params);
+    auto it = cache->names.find(key);
+    if (it == cache->names.end() && cache->names.size() < kMaxPrepared) {
+      std::string name = "annals_" + std::to_string(cache->next++);
+      Result prepared(PQprepare(c, name.c_str(), sql.c_str(), params.size(), params.types()));
+      check(c, prepared.get(), what);  // not cached: a later call prepares again
+      it = cache->names.emplace(std::move(key), std::move(name)).first;
+    }
+    if (it != cache->names.end()) {
+      Result r(PQexecPrepared(c, it->second.c_str(), params.size(), values.data(), lengths.data(),
+                              formats.data(), 1));
+      check(c, r.get(), what);
+      return r;
+    }
+  }
   Result r(PQexecParams(c, sql.c_str(), params.size(), params.types(), values.data(),
                         lengths.data(), formats.data(), 1));
   check(c, r.get(), what);

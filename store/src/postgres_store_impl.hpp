@@ -191,9 +191,21 @@ class PostgresEventStore::Impl {
     if (pool_.size() < options_.max_idle_connections) pool_.push_back(std::move(c));
   }
 
+  // How exec() sends a statement with parameters.
+  enum class Send {
+    // Prepared once per connection when it keeps prepared statements
+    // (PostgresStoreOptions::prepare_statements): the append path's short
+    // lookups and inserts, where parsing and planning were most of the cost.
+    prepared,
+    // As text every time: the paged reads, whose cost is the rows, and whose
+    // plan must fit this call's values (a prepared statement's generic plan
+    // for "stream_id = $1 ... LIMIT $3" may sort every remaining row of the
+    // stream for each page).
+    text,
+  };
   // Runs `sql` with `params`, binary results; throws StorageError naming `what`.
-  static Result exec(PGconn* c, const char* what, const std::string& sql,
-                     const Params& params = {});
+  static Result exec(PGconn* c, const char* what, const std::string& sql, const Params& params = {},
+                     Send send = Send::prepared);
   // Several statements in one string, no parameters, text results.
   static void exec_script(PGconn* c, const char* what, const std::string& sql);
   // Throws StorageError naming `what` unless `r` succeeded.

@@ -42,12 +42,11 @@ Cursor<RecordedEvent> PostgresEventStore::read_stream(const std::string& stream_
     if (direction == Direction::backward && next < 1) return false;
     auto l = impl->lease();
     const bool fwd = direction == Direction::forward;
-    auto r = Impl::exec(l.get(), "read a stream",
-                        std::string("SELECT ") + kEventColumns +
-                            " FROM events WHERE stream_id = $1 AND version " +
-                            (fwd ? ">= $2 ORDER BY version" : "<= $2 ORDER BY version DESC") +
-                            " LIMIT $3",
-                        Params().text(stream_id).i8(next).i8(static_cast<std::int64_t>(max)));
+    auto r = Impl::exec(
+        l.get(), "read a stream",
+        std::string("SELECT ") + kEventColumns + " FROM events WHERE stream_id = $1 AND version " +
+            (fwd ? ">= $2 ORDER BY version" : "<= $2 ORDER BY version DESC") + " LIMIT $3",
+        Params().text(stream_id).i8(next).i8(static_cast<std::int64_t>(max)), Impl::Send::text);
     const int n = PQntuples(r.get());
     for (int i = 0; i < n; ++i) out.push_back(event_at(r.get(), i));
     if (n == 0) return false;
@@ -71,7 +70,8 @@ Cursor<LinkedEvent> PostgresEventStore::read_stream_linked(const std::string& st
                         "e.schema_version, e.payload, e.metadata, e.recorded_at, e.hash, p.hash "
                         "FROM events e LEFT JOIN events p ON p.position = e.position - 1 "
                         "WHERE e.stream_id = $1 AND e.version >= $2 ORDER BY e.version LIMIT $3",
-                        Params().text(stream_id).i8(next).i8(static_cast<std::int64_t>(max)));
+                        Params().text(stream_id).i8(next).i8(static_cast<std::int64_t>(max)),
+                        Impl::Send::text);
     const int n = PQntuples(r.get());
     for (int i = 0; i < n; ++i) {
       LinkedEvent linked{event_at(r.get(), i), std::nullopt};
@@ -107,7 +107,7 @@ Cursor<RecordedEvent> PostgresEventStore::read_all(std::int64_t from_position,
       auto r = Impl::exec(l.get(), "read all events",
                           std::string("SELECT ") + kEventColumns +
                               " FROM events WHERE position >= $1 ORDER BY position LIMIT $2",
-                          Params().i8(next).i8(static_cast<std::int64_t>(max)));
+                          Params().i8(next).i8(static_cast<std::int64_t>(max)), Impl::Send::text);
       const int n = PQntuples(r.get());
       for (int i = 0; i < n; ++i) {
         RecordedEvent e = event_at(r.get(), i);
@@ -146,7 +146,7 @@ Cursor<std::string> PostgresEventStore::list_streams(const std::string& prefix) 
         l.get(), "list streams",
         std::string("SELECT stream_id FROM streams WHERE starts_with(stream_id, $1) ") +
             (started ? "AND stream_id > $2 " : "AND $2 = $2 ") + "ORDER BY stream_id LIMIT $3",
-        Params().text(prefix).text(last).i8(static_cast<std::int64_t>(max)));
+        Params().text(prefix).text(last).i8(static_cast<std::int64_t>(max)), Impl::Send::text);
     started = true;
     const int n = PQntuples(r.get());
     for (int i = 0; i < n; ++i) out.push_back(get_bytes(r.get(), i, 0));

@@ -1,6 +1,6 @@
 // The installed store conformance kit against PostgresEventStore on a
 // throwaway PostgreSQL cluster (postgres_server.hpp), started once for the
-// whole program.
+// whole program; once with prepared statements (the default), once without.
 
 #include "annals/testing/store_conformance.hpp"
 
@@ -12,3 +12,5 @@ namespace {
 }
 
 ANNALS_STORE_CONFORMANCE(PostgresStore, ::annals::testing::PostgresStoreFactory);
+ANNALS_STORE_CONFORMANCE(PostgresStoreUnprepared,
+                         ::annals::testing::UnpreparedPostgresStoreFactory);

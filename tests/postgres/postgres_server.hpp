@@ -53,6 +53,23 @@ struct PostgresStoreFactory {
     options.schema = fresh_schema();
     // Small pages so every multi-page code path runs in ordinary tests.
     options.read_page_size = 7;
+    // One pooled connection, so that a connection that saw a failed,
+    // rolled-back append serves the next call with its prepared statements.
+    options.max_idle_connections = 1;
+    return std::make_unique<PostgresEventStore>(postgres_url(), options);
+  }
+};
+
+// The same with every statement sent as text (PostgresStoreOptions::
+// prepare_statements off, as behind a pooler in transaction mode).
+struct UnpreparedPostgresStoreFactory {
+  static constexpr const char* kName = "PostgresUnprepared";
+  std::unique_ptr<EventStore> make(std::shared_ptr<const Clock> clock) {
+    PostgresStoreOptions options;
+    options.clock = std::move(clock);
+    options.schema = fresh_schema();
+    options.read_page_size = 7;
+    options.prepare_statements = false;
     return std::make_unique<PostgresEventStore>(postgres_url(), options);
   }
 };

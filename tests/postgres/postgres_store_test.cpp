@@ -182,4 +182,37 @@ TEST(PostgresStore, TheStoreIdIsKeptInTheDatabaseAndSurvivesReopening) {
             id);
 }
 
+TEST(PostgresStore, PreparedStatementsServeTheConnectionAfterFailedAppends) {
+  // One pooled connection: it keeps its prepared statements through appends
+  // that fail and roll back, and every later call runs on it.
+  for (const bool prepare : {true, false}) {
+    SCOPED_TRACE(prepare ? "prepared" : "unprepared");
+    PostgresStoreOptions options = in_schema(annals::testing::fresh_schema());
+    options.max_idle_connections = 1;
+    options.prepare_statements = prepare;
+    PostgresEventStore store(annals::testing::postgres_url(), options);
+    EventData first = event(1);
+    first.event_id = "0190a0b0-0000-7000-8000-000000000001";
+    store.append("account-1", ExpectedVersion::no_stream(), {first});
+    EXPECT_THROW(store.append("account-1", ExpectedVersion::no_stream(), {event(2)}),
+                 annals::WrongExpectedVersion);
+    EventData again = event(3);
+    again.event_id = first.event_id;
+    EXPECT_THROW(store.append("account-2", ExpectedVersion::any(), {again}),
+                 annals::DuplicateEventId);
+    for (int i = 2; i <= 40; ++i) {
+      store.append("account-1", ExpectedVersion::exactly(i - 1), {event(i)});
+    }
+    EXPECT_EQ(store.stream_version("account-1"), 40);
+    EXPECT_EQ(store.head_position(), 40);
+    int read = 0;
+    for (const auto& e : store.read_stream("account-1")) read += e.version == read + 1 ? 1 : 0;
+    EXPECT_EQ(read, 40);
+    int all = 0;
+    for (const auto& e : store.read_all(1)) all += e.position == all + 1 ? 1 : 0;
+    EXPECT_EQ(all, 40);
+    EXPECT_TRUE(store.verify().ok);
+  }
+}
+
 }  // namespace

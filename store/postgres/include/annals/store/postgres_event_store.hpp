@@ -59,6 +59,12 @@ struct PostgresStoreOptions {
   /// object's watchers poll (for a connection pooler in transaction mode,
   /// which does not deliver notifications to LISTENing clients). Default: true.
   bool notify = true;
+  /// Statements with parameters are prepared once per pooled connection and
+  /// then executed by name, so the server parses and plans each one once per
+  /// connection rather than on every call. false: every statement is sent
+  /// with its text, for a connection pooler in transaction mode that does
+  /// not keep a session's prepared statements. Default: true.
+  bool prepare_statements = true;
 };
 
 class PostgresEventStore final : public EventStore, public SnapshotStore {

@@ -61,8 +61,9 @@ struct Batch {
     std::int64_t position;
     EventHash stored;
   };
-  // Grows to the largest batch, never shrinks, and is not zeroed: fresh
-  // memory on every load cost more in page faults than the hashing saved.
+  // Grows to the largest batch, never shrinks, and is not zeroed; kept from
+  // one replay to the next (BatchPool): fresh memory on every load cost more
+  // in page faults than the hashing saved.
   std::unique_ptr<char[]> bytes;
   std::size_t capacity = 0;
   std::size_t used = 0;
@@ -89,12 +90,63 @@ struct Batch {
   }
 };
 
-// The batches of a thread's replays, kept from one to the next (see
-// Batch::bytes); a replay started from inside another one's `apply` on the
-// same thread gets batches of its own.
-struct ThreadBatches {
-  std::array<Batch, kBatches> batches;
-  bool in_use = false;
+using Batches = std::array<Batch, kBatches>;
+
+// Batches kept between replays (see Batch::bytes), at most kKeptBatches sets
+// for the whole process: replays running at once beyond that allocate their
+// own and free them at the end, so what is kept stays a few MiB however many
+// threads load.
+constexpr std::size_t kKeptBatches = 2;
+// A set grown past this (a replay of events of hundreds of KiB) is not kept.
+constexpr std::size_t kKeptBytes = 4 * 1024 * 1024;
+
+class BatchPool {
+ public:
+  std::unique_ptr<Batches> take() {
+    {
+      MutexLock lock(mu_);
+      if (!kept_.empty()) {
+        auto batches = std::move(kept_.back());
+        kept_.pop_back();
+        return batches;
+      }
+    }
+    return std::make_unique<Batches>();
+  }
+  void give_back(std::unique_ptr<Batches> batches) noexcept {
+    std::size_t bytes = 0;
+    for (const Batch& b : *batches) bytes += b.capacity;
+    if (bytes > kKeptBytes) return;  // grown by very large events: freed here
+    MutexLock lock(mu_);
+    if (kept_.size() >= kKeptBatches) return;  // freed here
+    try {
+      kept_.push_back(std::move(batches));
+    } catch (...) {
+      // no room to keep it: freed here
+    }
+  }
+
+ private:
+  Mutex mu_;
+  std::vector<std::unique_ptr<Batches>> kept_ ANNALS_GUARDED_BY(mu_);
+};
+
+BatchPool& batch_pool() {
+  static BatchPool pool;
+  return pool;
+}
+
+// Lends a set of batches for one replay.
+class LentBatches {
+ public:
+  LentBatches() : batches_(batch_pool().take()) {}
+  ~LentBatches() { batch_pool().give_back(std::move(batches_)); }
+  LentBatches(const LentBatches&) = delete;
+  LentBatches& operator=(const LentBatches&) = delete;
+  Batches& operator*() noexcept { return *batches_; }
+
+ private:
+  std::unique_ptr<Batches> batches_;
 };
 
 // Digests batches, in order, on a thread of its own. Events are counted from
@@ -230,16 +282,8 @@ void for_each_checked(const EventStore& store, const std::string& stream_id,
   if (!can_check_beside()) return check_here(cursor, it, next_version, apply);
 
   // Declared before the checker, so that they outlive its thread.
-  thread_local ThreadBatches kept;
-  std::optional<ThreadBatches> own;  // when a replay in an `apply` of this thread uses `kept`
-  if (kept.in_use) own.emplace();
-  ThreadBatches& mine = own ? *own : kept;
-  mine.in_use = true;
-  const struct Release {
-    ThreadBatches& batches;
-    ~Release() { batches.in_use = false; }
-  } release{mine};
-  std::array<Batch, kBatches>& batches = mine.batches;
+  LentBatches lent;
+  Batches& batches = *lent;
   std::array<std::uint64_t, kBatches> batch_end{};  // 1 + the last event a batch held
   std::optional<HashChecker> checker;
   try {

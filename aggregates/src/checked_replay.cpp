@@ -248,15 +248,17 @@ class HashChecker {
   std::thread thread_;  // last: starts once everything above is initialized
 };
 
-// Checks and applies the rest of the cursor on this thread.
-void check_here(Cursor<LinkedEvent>& cursor, Cursor<LinkedEvent>::iterator& it,
-                std::int64_t next_version,
-                const std::function<bool(const RecordedEvent&)>& apply) {
-  for (; it != cursor.end(); ++it) {
+// Checks and applies up to `limit` more events of the cursor on this thread.
+// Returns false once `apply` has stopped.
+bool check_here(Cursor<LinkedEvent>& cursor, Cursor<LinkedEvent>::iterator& it,
+                std::int64_t& next_version, const std::function<bool(const RecordedEvent&)>& apply,
+                std::uint64_t limit = kNoLimit) {
+  for (std::uint64_t n = 0; it != cursor.end() && n < limit; ++it, ++n) {
     check_history_link(*it, next_version);
     next_version = it->event.version + 1;
-    if (!apply(it->event)) return;
+    if (!apply(it->event)) return false;
   }
+  return true;
 }
 
 // Whether a second thread can run beside this one at all.
@@ -273,13 +275,11 @@ void for_each_checked(const EventStore& store, const std::string& stream_id,
   Cursor<LinkedEvent> cursor = store.read_stream_linked(stream_id, from_version, max_count);
   auto it = cursor.begin();
   std::int64_t next_version = from_version;
-  for (std::size_t n = 0; it != cursor.end() && n < kCheckedInline; ++it, ++n) {
-    check_history_link(*it, next_version);
-    next_version = it->event.version + 1;
-    if (!apply(it->event)) return;
+  if (!check_here(cursor, it, next_version, apply, kCheckedInline) || it == cursor.end()) return;
+  if (!can_check_beside()) {
+    check_here(cursor, it, next_version, apply);
+    return;
   }
-  if (it == cursor.end()) return;
-  if (!can_check_beside()) return check_here(cursor, it, next_version, apply);
 
   // Declared before the checker, so that they outlive its thread.
   LentBatches lent;
@@ -289,7 +289,8 @@ void for_each_checked(const EventStore& store, const std::string& stream_id,
   try {
     checker.emplace(stream_id);
   } catch (const std::system_error&) {
-    return check_here(cursor, it, next_version, apply);  // no thread to be had
+    check_here(cursor, it, next_version, apply);  // no thread to be had
+    return;
   }
 
   std::uint64_t added = 0;   // events written into batches

@@ -35,6 +35,16 @@ void assign_text(std::string& out, sqlite3_stmt* st, int column) {
   }
 }
 
+// A hash column; all zeros when NULL or not 32 bytes (which then does not check).
+EventHash column_hash(sqlite3_stmt* st, int column) {
+  EventHash h{};
+  const void* bytes = sqlite3_column_blob(st, column);
+  if (bytes != nullptr && sqlite3_column_bytes(st, column) == static_cast<int>(h.size())) {
+    std::memcpy(h.data(), bytes, h.size());
+  }
+  return h;
+}
+
 // On the C API: see detail::RawStatement. Writes every member of `e`, into
 // the buffers it already has (QuerySource::refill reuses a page's events).
 void read_row(sqlite3_stmt* st, RecordedEvent& e) {
@@ -47,12 +57,7 @@ void read_row(sqlite3_stmt* st, RecordedEvent& e) {
   assign_text(e.payload, st, 6);
   assign_text(e.metadata, st, 7);
   e.recorded_at = from_micros(sqlite3_column_int64(st, 8));
-  const void* hash = sqlite3_column_blob(st, 9);
-  if (hash != nullptr && sqlite3_column_bytes(st, 9) == static_cast<int>(e.hash.size())) {
-    std::memcpy(e.hash.data(), hash, e.hash.size());
-  } else {
-    e.hash = EventHash{};
-  }
+  e.hash = column_hash(st, 9);
 }
 
 // Reads rows of a stream as linked events: each with the stored hash of the
@@ -70,7 +75,7 @@ class LinkedRowReader {
     linked.previous_hash.reset();
     if (e.position == 1) {
       linked.previous_hash = EventHash{};
-    } else if (last_position_ != 0 && e.position - 1 == last_position_) {
+    } else if (e.position - 1 == last_position_) {  // 0 before the first row: position > 1 here
       linked.previous_hash = last_hash_;
     } else {
       sqlite3_stmt* lookup = conn.raw_statement("SELECT hash FROM events WHERE position = ?1");
@@ -78,13 +83,7 @@ class LinkedRowReader {
       detail::check_rc(lookup, sqlite3_bind_int64(lookup, 1, e.position - 1));
       const int rc = sqlite3_step(lookup);
       if (rc == SQLITE_ROW) {
-        EventHash previous{};
-        const void* hash = sqlite3_column_blob(lookup, 0);
-        if (hash != nullptr &&
-            sqlite3_column_bytes(lookup, 0) == static_cast<int>(previous.size())) {
-          std::memcpy(previous.data(), hash, previous.size());
-        }
-        linked.previous_hash = previous;
+        linked.previous_hash = column_hash(lookup, 0);
       } else if (rc != SQLITE_DONE) {
         detail::check_rc(lookup, rc);
       }

@@ -45,14 +45,20 @@ inline std::string fresh_schema() {
   return "annals_t" + std::to_string(::getpid()) + "_" + std::to_string(++next);
 }
 
+// Options of a fresh store in a new schema, with small pages so every
+// multi-page code path runs in ordinary tests.
+inline PostgresStoreOptions fresh_store_options(std::shared_ptr<const Clock> clock) {
+  PostgresStoreOptions options;
+  options.clock = std::move(clock);
+  options.schema = fresh_schema();
+  options.read_page_size = 7;
+  return options;
+}
+
 struct PostgresStoreFactory {
   static constexpr const char* kName = "Postgres";
   std::unique_ptr<EventStore> make(std::shared_ptr<const Clock> clock) {
-    PostgresStoreOptions options;
-    options.clock = std::move(clock);
-    options.schema = fresh_schema();
-    // Small pages so every multi-page code path runs in ordinary tests.
-    options.read_page_size = 7;
+    PostgresStoreOptions options = fresh_store_options(std::move(clock));
     // One pooled connection, so that a connection that saw a failed,
     // rolled-back append serves the next call with its prepared statements.
     options.max_idle_connections = 1;
@@ -65,10 +71,7 @@ struct PostgresStoreFactory {
 struct UnpreparedPostgresStoreFactory {
   static constexpr const char* kName = "PostgresUnprepared";
   std::unique_ptr<EventStore> make(std::shared_ptr<const Clock> clock) {
-    PostgresStoreOptions options;
-    options.clock = std::move(clock);
-    options.schema = fresh_schema();
-    options.read_page_size = 7;
+    PostgresStoreOptions options = fresh_store_options(std::move(clock));
     options.prepare_statements = false;
     return std::make_unique<PostgresEventStore>(postgres_url(), options);
   }

@@ -50,6 +50,7 @@
 #include "annals/projections/projection_check.hpp"
 #include "annals/projections/projection_runner.hpp"
 #include "annals/projections/projection_status.hpp"
+#include "annals/projections/read_model.hpp"
 #include "annals/projections/rebuild_request.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
 #include "annals/projections/check_request.hpp"

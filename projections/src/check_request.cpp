@@ -28,34 +28,33 @@ Json row_json(const SqlRow& row) {
 
 }  // namespace
 
-std::int64_t request_check(SqliteReadModel& read_model, const std::string& name) {
+std::int64_t request_check(ReadModel& read_model, const std::string& name) {
   std::int64_t at = 0;
   bool known = false;
   read_model.write([&](SqlTransaction& tx) {
-    known = tx.query_int("SELECT count(*) FROM projection_checkpoints WHERE name = ?1", {name})
+    known = tx.query_int("SELECT count(*) FROM projection_checkpoints WHERE name = $1", {name})
                 .value_or(0) > 0;
     if (!known) return;
     const std::int64_t previous =
-        tx.query_int("SELECT requested_at FROM projection_checks WHERE name = ?1", {name})
+        tx.query_int("SELECT requested_at FROM projection_checks WHERE name = $1", {name})
             .value_or(0);
     at = std::max(to_micros(read_model.clock().now()), previous + 1);
     tx.exec(
         "INSERT INTO projection_checks (name, requested_at, checked_at, result) "
-        "VALUES (?1, ?2, NULL, NULL) ON CONFLICT(name) DO UPDATE SET "
+        "VALUES ($1, $2, NULL, NULL) ON CONFLICT(name) DO UPDATE SET "
         "requested_at = excluded.requested_at, checked_at = NULL, result = NULL",
         {name, at});
   });
   if (!known) {
-    throw InvalidArgument("read model '" + read_model.path().string() +
-                          "' has no projection named '" + name + "' (no checkpoint row)");
+    throw InvalidArgument(read_model.describe() + " has no projection named '" + name +
+                          "' (no checkpoint row)");
   }
   return at;
 }
 
-std::optional<CheckRecord> check_record(const SqliteReadModel& read_model,
-                                        const std::string& name) {
+std::optional<CheckRecord> check_record(const ReadModel& read_model, const std::string& name) {
   const auto rows = read_model.query(
-      "SELECT requested_at, checked_at, result FROM projection_checks WHERE name = ?1", {name});
+      "SELECT requested_at, checked_at, result FROM projection_checks WHERE name = $1", {name});
   if (rows.empty()) return std::nullopt;
   CheckRecord r;
   r.requested_at = rows[0][0].as_int();

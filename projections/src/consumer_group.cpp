@@ -49,7 +49,7 @@ std::string default_worker_id() {
 
 class ConsumerGroupWorker::Impl {
  public:
-  Impl(EventStore& store, SqliteReadModel& read_model, Projection projection,
+  Impl(EventStore& store, ReadModel& read_model, Projection projection,
        ConsumerGroupOptions options)
       : store_(store),
         read_model_(read_model),
@@ -165,7 +165,7 @@ class ConsumerGroupWorker::Impl {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       const auto low = read_model_.query_int(
-          "SELECT min(position) FROM projection_partitions WHERE name = ?1", {projection_.name});
+          "SELECT min(position) FROM projection_partitions WHERE name = $1", {projection_.name});
       if (low.value_or(0) >= position) return true;
       if (!running() || std::chrono::steady_clock::now() >= deadline) return false;
       detail::MutexLock lock(mu_);
@@ -393,7 +393,7 @@ class ConsumerGroupWorker::Impl {
     read_model_.write([&](SqlTransaction& tx) {
       if (!detail::holds(tx, name(), partition, worker_, h.token, t)) return;
       const auto stored = tx.query_int(
-          "SELECT position FROM projection_partitions WHERE name = ?1 AND partition = ?2",
+          "SELECT position FROM projection_partitions WHERE name = $1 AND partition = $2",
           {name(), partition});
       if (stored.value_or(-1) != event.position - 1) return;
       detail::park_event(tx, ParkedEvent{name(), event.position, event.stream_id, event.type,
@@ -502,7 +502,7 @@ class ConsumerGroupWorker::Impl {
   }
 
   EventStore& store_;
-  SqliteReadModel& read_model_;
+  ReadModel& read_model_;
   const Projection projection_;
   const ConsumerGroupOptions options_;
   const std::string worker_;
@@ -524,7 +524,7 @@ class ConsumerGroupWorker::Impl {
   std::thread thread_;
 };
 
-ConsumerGroupWorker::ConsumerGroupWorker(EventStore& store, SqliteReadModel& read_model,
+ConsumerGroupWorker::ConsumerGroupWorker(EventStore& store, ReadModel& read_model,
                                          Projection projection, ConsumerGroupOptions options)
     : impl_(std::make_unique<Impl>(store, read_model, std::move(projection), std::move(options))) {}
 ConsumerGroupWorker::~ConsumerGroupWorker() = default;

@@ -45,28 +45,41 @@ std::int64_t micros(Timestamp t) { return to_micros(t); }
 }  // namespace
 
 void create_group_tables(SqlTransaction& tx) {
-  tx.exec_script(
-      "CREATE TABLE IF NOT EXISTS projection_groups (name TEXT PRIMARY KEY, "
-      "partitions INTEGER NOT NULL, created_at INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS projection_partitions (name TEXT NOT NULL, "
-      "partition INTEGER NOT NULL, position INTEGER NOT NULL DEFAULT 0, owner TEXT, "
-      "lease_expires_at INTEGER NOT NULL DEFAULT 0, fencing_token INTEGER NOT NULL DEFAULT 0, "
-      "error TEXT, error_position INTEGER, attempts INTEGER, updated_at INTEGER NOT NULL, "
-      "PRIMARY KEY (name, partition));"
-      "CREATE TABLE IF NOT EXISTS projection_group_members (name TEXT NOT NULL, "
-      "worker TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (name, worker));"
-      "CREATE TABLE IF NOT EXISTS projection_partition_leases (id INTEGER PRIMARY KEY, "
-      "name TEXT NOT NULL, partition INTEGER NOT NULL, fencing_token INTEGER NOT NULL, "
-      "worker TEXT NOT NULL, position INTEGER NOT NULL, acquired_at INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS projection_partition_writes (id INTEGER PRIMARY KEY, "
-      "name TEXT NOT NULL, partition INTEGER NOT NULL, fencing_token INTEGER NOT NULL, "
-      "worker TEXT NOT NULL, from_position INTEGER NOT NULL, to_position INTEGER NOT NULL, "
-      "written_at INTEGER NOT NULL);");
+  std::string ddl = R"sql(
+CREATE TABLE IF NOT EXISTS projection_groups (name TEXT PRIMARY KEY,
+  partitions INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projection_partitions (name TEXT NOT NULL,
+  partition INTEGER NOT NULL, position INTEGER NOT NULL DEFAULT 0, owner TEXT,
+  lease_expires_at INTEGER NOT NULL DEFAULT 0, fencing_token INTEGER NOT NULL DEFAULT 0,
+  error TEXT, error_position INTEGER, attempts INTEGER, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (name, partition));
+CREATE TABLE IF NOT EXISTS projection_group_members (name TEXT NOT NULL,
+  worker TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (name, worker));
+CREATE TABLE IF NOT EXISTS projection_partition_leases (id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL, partition INTEGER NOT NULL, fencing_token INTEGER NOT NULL,
+  worker TEXT NOT NULL, position INTEGER NOT NULL, acquired_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS projection_partition_writes (id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL, partition INTEGER NOT NULL, fencing_token INTEGER NOT NULL,
+  worker TEXT NOT NULL, from_position INTEGER NOT NULL, to_position INTEGER NOT NULL,
+  written_at INTEGER NOT NULL);
+)sql";
+  if (tx.dialect() == SqlDialect::postgresql) {
+    // The same tables with 64-bit integers (INTEGER is 32 bits there) and
+    // identity keys where SQLite's rowid serves.
+    const auto replace_all = [&](const std::string& from, const std::string& to) {
+      for (auto at = ddl.find(from); at != std::string::npos; at = ddl.find(from, at + to.size())) {
+        ddl.replace(at, from.size(), to);
+      }
+    };
+    replace_all("id INTEGER PRIMARY KEY", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+    replace_all(" INTEGER", " BIGINT");
+  }
+  tx.exec_script(ddl);
 }
 
 void ensure_group(SqlTransaction& tx, const std::string& name, int partitions, Timestamp now) {
   const auto recorded =
-      tx.query_int("SELECT partitions FROM projection_groups WHERE name = ?1", {name});
+      tx.query_int("SELECT partitions FROM projection_groups WHERE name = $1", {name});
   if (recorded && *recorded != partitions) {
     throw InvalidArgument("consumer group '" + name + "' was created with " +
                           std::to_string(*recorded) + " partitions; this worker asks for " +
@@ -74,17 +87,17 @@ void ensure_group(SqlTransaction& tx, const std::string& name, int partitions, T
                           " (the count is fixed: rebuild under a new name to change it)");
   }
   if (recorded) return;
-  tx.exec("INSERT INTO projection_groups (name, partitions, created_at) VALUES (?1, ?2, ?3)",
+  tx.exec("INSERT INTO projection_groups (name, partitions, created_at) VALUES ($1, $2, $3)",
           {name, partitions, micros(now)});
   for (int p = 0; p < partitions; ++p) {
-    tx.exec("INSERT INTO projection_partitions (name, partition, updated_at) VALUES (?1, ?2, ?3)",
+    tx.exec("INSERT INTO projection_partitions (name, partition, updated_at) VALUES ($1, $2, $3)",
             {name, p, micros(now)});
   }
 }
 
 std::int64_t live_members(SqlTransaction& tx, const std::string& name, Timestamp now) {
   return tx
-      .query_int("SELECT count(*) FROM projection_group_members WHERE name = ?1 AND expires_at > ?2",
+      .query_int("SELECT count(*) FROM projection_group_members WHERE name = $1 AND expires_at > $2",
                  {name, micros(now)})
       .value_or(0);
 }
@@ -93,10 +106,10 @@ HeldPartitions renew_leases(SqlTransaction& tx, const std::string& name, int par
                             const HeldPartitions& held, const LeaseTerms& terms) {
   const std::int64_t now = micros(terms.now);
   const std::int64_t until = micros(terms.now + terms.lease);
-  tx.exec("INSERT INTO projection_group_members (name, worker, expires_at) VALUES (?1, ?2, ?3) "
+  tx.exec("INSERT INTO projection_group_members (name, worker, expires_at) VALUES ($1, $2, $3) "
           "ON CONFLICT (name, worker) DO UPDATE SET expires_at = excluded.expires_at",
           {name, terms.worker, until});
-  tx.exec("DELETE FROM projection_group_members WHERE name = ?1 AND expires_at <= ?2",
+  tx.exec("DELETE FROM projection_group_members WHERE name = $1 AND expires_at <= $2",
           {name, now});
   const std::int64_t live = std::max<std::int64_t>(1, live_members(tx, name, terms.now));
   const auto share = static_cast<std::size_t>((partitions + live - 1) / live);
@@ -104,7 +117,7 @@ HeldPartitions renew_leases(SqlTransaction& tx, const std::string& name, int par
   HeldPartitions kept;
   std::vector<SqlRow> free;
   for (auto& row : tx.query("SELECT partition, owner, lease_expires_at, fencing_token, position "
-                            "FROM projection_partitions WHERE name = ?1 ORDER BY partition",
+                            "FROM projection_partitions WHERE name = $1 ORDER BY partition",
                             {name})) {
     const int p = static_cast<int>(row[0].as_int());
     const bool owned = !row[1].is_null() && row[1].as_text() == terms.worker;
@@ -118,24 +131,24 @@ HeldPartitions renew_leases(SqlTransaction& tx, const std::string& name, int par
   while (kept.size() > share) {  // more than a fair share: give the highest back
     const auto last = std::prev(kept.end());
     tx.exec("UPDATE projection_partitions SET owner = NULL, lease_expires_at = 0 "
-            "WHERE name = ?1 AND partition = ?2",
+            "WHERE name = $1 AND partition = $2",
             {name, last->first});
     kept.erase(last);
   }
   for (const auto& [p, h] : kept) {
-    tx.exec("UPDATE projection_partitions SET lease_expires_at = ?3 "
-            "WHERE name = ?1 AND partition = ?2",
+    tx.exec("UPDATE projection_partitions SET lease_expires_at = $3 "
+            "WHERE name = $1 AND partition = $2",
             {name, p, until});
   }
   for (const SqlRow& row : free) {
     if (kept.size() >= share) break;
     const int p = static_cast<int>(row[0].as_int());
     const std::int64_t token = row[3].as_int() + 1;
-    tx.exec("UPDATE projection_partitions SET owner = ?3, lease_expires_at = ?4, "
-            "fencing_token = ?5 WHERE name = ?1 AND partition = ?2",
+    tx.exec("UPDATE projection_partitions SET owner = $3, lease_expires_at = $4, "
+            "fencing_token = $5 WHERE name = $1 AND partition = $2",
             {name, p, terms.worker, until, token});
     tx.exec("INSERT INTO projection_partition_leases (name, partition, fencing_token, worker, "
-            "position, acquired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "position, acquired_at) VALUES ($1, $2, $3, $4, $5, $6)",
             {name, p, token, terms.worker, row[4].as_int(), now});
     kept[p] = HeldPartition{token, row[4].as_int()};
   }
@@ -144,17 +157,17 @@ HeldPartitions renew_leases(SqlTransaction& tx, const std::string& name, int par
 
 void leave_group(SqlTransaction& tx, const std::string& name, const std::string& worker) {
   tx.exec("UPDATE projection_partitions SET owner = NULL, lease_expires_at = 0 "
-          "WHERE name = ?1 AND owner = ?2",
+          "WHERE name = $1 AND owner = $2",
           {name, worker});
-  tx.exec("DELETE FROM projection_group_members WHERE name = ?1 AND worker = ?2", {name, worker});
+  tx.exec("DELETE FROM projection_group_members WHERE name = $1 AND worker = $2", {name, worker});
 }
 
 bool holds(SqlTransaction& tx, const std::string& name, int partition, const std::string& worker,
            std::int64_t token, Timestamp now) {
   return tx
-             .query_int("SELECT count(*) FROM projection_partitions WHERE name = ?1 AND "
-                        "partition = ?2 AND owner = ?3 AND fencing_token = ?4 AND "
-                        "lease_expires_at > ?5",
+             .query_int("SELECT count(*) FROM projection_partitions WHERE name = $1 AND "
+                        "partition = $2 AND owner = $3 AND fencing_token = $4 AND "
+                        "lease_expires_at > $5",
                         {name, partition, worker, token, micros(now)})
              .value_or(0) == 1;
 }
@@ -162,26 +175,26 @@ bool holds(SqlTransaction& tx, const std::string& name, int partition, const std
 void save_partition(SqlTransaction& tx, const std::string& name, int partition,
                     std::int64_t from, std::int64_t to, const std::string& worker,
                     std::int64_t token, Timestamp now, bool record) {
-  tx.exec("UPDATE projection_partitions SET position = ?3, error = NULL, error_position = NULL, "
-          "attempts = NULL, updated_at = ?4 WHERE name = ?1 AND partition = ?2",
+  tx.exec("UPDATE projection_partitions SET position = $3, error = NULL, error_position = NULL, "
+          "attempts = NULL, updated_at = $4 WHERE name = $1 AND partition = $2",
           {name, partition, to, micros(now)});
   if (!record) return;
   tx.exec("INSERT INTO projection_partition_writes (name, partition, fencing_token, worker, "
-          "from_position, to_position, written_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+          "from_position, to_position, written_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
           {name, partition, token, worker, from, to, micros(now)});
 }
 
 void save_partition_failure(SqlTransaction& tx, const std::string& name, int partition,
                             const ProjectionFailure& failure, Timestamp now) {
-  tx.exec("UPDATE projection_partitions SET error = ?3, error_position = ?4, attempts = ?5, "
-          "updated_at = ?6 WHERE name = ?1 AND partition = ?2",
+  tx.exec("UPDATE projection_partitions SET error = $3, error_position = $4, attempts = $5, "
+          "updated_at = $6 WHERE name = $1 AND partition = $2",
           {name, partition, failure.message, failure.position, failure.attempts, micros(now)});
 }
 
 void save_group_checkpoint(SqlTransaction& tx, const std::string& name, ProjectionState state,
                            Timestamp now) {
   const std::int64_t low =
-      tx.query_int("SELECT min(position) FROM projection_partitions WHERE name = ?1", {name})
+      tx.query_int("SELECT min(position) FROM projection_partitions WHERE name = $1", {name})
           .value_or(0);
   save_checkpoint(tx, name, low, state, now);
 }
@@ -189,7 +202,7 @@ void save_group_checkpoint(SqlTransaction& tx, const std::string& name, Projecti
 void reset_partitions(SqlTransaction& tx, const std::string& name, Timestamp now) {
   tx.exec("UPDATE projection_partitions SET position = 0, owner = NULL, lease_expires_at = 0, "
           "fencing_token = fencing_token + 1, error = NULL, error_position = NULL, "
-          "attempts = NULL, updated_at = ?2 WHERE name = ?1",
+          "attempts = NULL, updated_at = $2 WHERE name = $1",
           {name, micros(now)});
 }
 
@@ -207,7 +220,7 @@ std::vector<ConsumerGroupStatus> load_groups(SqlTransaction& tx, std::int64_t he
     s.head_position = head;
     for (const auto& r : tx.query(
              "SELECT partition, position, owner, lease_expires_at, fencing_token, error, "
-             "error_position, attempts FROM projection_partitions WHERE name = ?1 "
+             "error_position, attempts FROM projection_partitions WHERE name = $1 "
              "ORDER BY partition",
              {s.name})) {
       PartitionStatus p;
@@ -224,8 +237,8 @@ std::vector<ConsumerGroupStatus> load_groups(SqlTransaction& tx, std::int64_t he
       s.partition_status.push_back(std::move(p));
     }
     if (has_table(tx, "projection_group_members")) {
-      for (const auto& m : tx.query("SELECT worker FROM projection_group_members WHERE name = ?1 "
-                                    "AND expires_at > ?2 ORDER BY worker",
+      for (const auto& m : tx.query("SELECT worker FROM projection_group_members WHERE name = $1 "
+                                    "AND expires_at > $2 ORDER BY worker",
                                     {s.name, micros(now)})) {
         s.live_workers.push_back(m[0].as_text());
       }
@@ -239,7 +252,7 @@ std::vector<ConsumerGroupStatus> load_groups(SqlTransaction& tx, std::int64_t he
 
 namespace annals {
 
-std::vector<ConsumerGroupStatus> SqliteReadModel::consumer_groups(std::int64_t head_position) const {
+std::vector<ConsumerGroupStatus> ReadModel::consumer_groups(std::int64_t head_position) const {
   std::vector<ConsumerGroupStatus> groups;
   read([&](SqlTransaction& tx) { groups = detail::load_groups(tx, head_position, clock().now()); });
   return groups;

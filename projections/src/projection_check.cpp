@@ -1,14 +1,12 @@
-// check_projection: the shadow is a plain SQLite file written by one
-// connection of its own (journal in memory, no fsync: it is thrown away),
-// extended batch by batch up to the live checkpoint. The comparison runs on a
-// second connection, main = the live model, in one read transaction that
-// first re-reads the live checkpoint: if a runner moved it since the replay
-// stopped, the replay goes on to the new checkpoint (or starts again after a
-// rebuild moved it back) and the comparison is made again.
+// check_projection: the shadow is a read model of the live one's kind
+// (ReadModel's shadow hook: a temporary SQLite file, or a temporary
+// PostgreSQL schema), extended batch by batch up to the live checkpoint. The
+// comparison runs in one read transaction of the live model that can reach
+// the shadow's tables, and first re-reads the live checkpoint: if a runner moved it since the
+// replay stopped, the replay goes on to the new checkpoint (or starts again after a rebuild moved
+// it back) and the comparison is made again.
 
 #include "annals/projections/projection_check.hpp"
-
-#include <sqlite3.h>
 
 #include <memory>
 #include <optional>
@@ -23,26 +21,22 @@ namespace {
 constexpr int kMaxRounds = 10;
 constexpr std::size_t kMaxFailuresKept = 100;
 
-// The projection replayed into a shadow file, up to a position.
+// The projection replayed into shadow tables, up to a position.
 class ShadowReplay {
  public:
-  ShadowReplay(EventStore& store, const Projection& projection, const std::filesystem::path& file,
+  ShadowReplay(EventStore& store, const Projection& projection, const ReadModel& live,
                std::size_t batch_size)
-      : store_(store), projection_(projection), file_(file), batch_size_(batch_size) {
-    try {
-      conn_.emplace(file_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                    detail::kShadowBusyTimeout);
-      conn_->db().exec("PRAGMA journal_mode = MEMORY");
-      conn_->db().exec("PRAGMA synchronous = OFF");
-    } catch (const SQLite::Exception& e) {
-      throw detail::storage_error(e, "creating shadow file '" + file_.string() + "'");
-    }
-    in_transaction([&] {
-      if (projection_.setup) projection_.setup(*conn_);
+      : store_(store),
+        projection_(projection),
+        shadow_(detail::ReadModelAccess::open_shadow(live)),
+        batch_size_(batch_size) {
+    shadow_->model().write([&](SqlTransaction& tx) {
+      if (projection_.setup) projection_.setup(tx);
     });
-    in_transaction([&] { tables_ = detail::projection_tables(*conn_); });
+    shadow_->model().read([&](SqlTransaction& tx) { tables_ = detail::projection_tables(tx); });
   }
 
+  detail::ShadowModel& shadow() { return *shadow_; }
   const std::vector<std::string>& tables() const { return tables_; }
   std::int64_t position() const { return position_; }
   const std::vector<ReplayFailure>& failures() const { return failures_; }
@@ -56,9 +50,9 @@ class ShadowReplay {
         events.push_back(std::move(e));
       }
       const bool last = events.size() < batch_size_;
-      in_transaction([&] {
+      shadow_->model().write([&](SqlTransaction& tx) {
         for (const auto& e : events) {
-          if (auto error = detail::in_savepoint(*conn_, [&] { projection_.apply(*conn_, e); })) {
+          if (auto error = detail::in_savepoint(tx, [&] { projection_.apply(tx, e); })) {
             if (failures_.size() < kMaxFailuresKept) {
               failures_.push_back(ReplayFailure{e.position, detail::message_of(error)});
             }
@@ -70,23 +64,10 @@ class ShadowReplay {
   }
 
  private:
-  template <class Fn>
-  void in_transaction(Fn&& fn) {
-    conn_->begin_immediate();
-    try {
-      fn();
-      conn_->commit();
-    } catch (...) {
-      conn_->rollback_quietly();
-      throw;
-    }
-  }
-
   EventStore& store_;
   const Projection& projection_;
-  std::filesystem::path file_;
+  std::unique_ptr<detail::ShadowModel> shadow_;
   std::size_t batch_size_;
-  std::optional<detail::SqlConnection> conn_;
   std::vector<std::string> tables_;
   std::int64_t position_ = 0;
   std::vector<ReplayFailure> failures_;
@@ -106,7 +87,7 @@ std::string to_string(RowDifference::Kind kind) {
   return "differing";
 }
 
-CheckReport check_projection(EventStore& store, const SqliteReadModel& read_model,
+CheckReport check_projection(EventStore& store, const ReadModel& read_model,
                              const Projection& projection, const CheckOptions& options) {
   if (projection.name.empty()) throw InvalidArgument("a projection needs a name");
   if (!projection.apply) {
@@ -116,10 +97,9 @@ CheckReport check_projection(EventStore& store, const SqliteReadModel& read_mode
     throw InvalidArgument("check of '" + projection.name + "': batch_size must be >= 1");
   }
   if (!read_model.checkpoint_record(projection.name)) {
-    throw InvalidArgument("read model '" + read_model.path().string() +
-                          "' has no projection named '" + projection.name + "'");
+    throw InvalidArgument(read_model.describe() + " has no projection named '" + projection.name +
+                          "'");
   }
-  detail::ShadowDir dir(read_model.path());
   // A unique_ptr, not an optional: GCC 12 at -O2 takes the optional's
   // payload for maybe-uninitialized (a false -Wmaybe-uninitialized).
   std::unique_ptr<ShadowReplay> replay;
@@ -129,32 +109,24 @@ CheckReport check_projection(EventStore& store, const SqliteReadModel& read_mode
     if (target > head) throw detail::checkpoint_beyond_head(projection.name, target, head);
     if (!replay || replay->position() > target) {  // first round, or a rebuild moved it back
       replay.reset();
-      std::error_code ignored;
-      std::filesystem::remove(dir.file(), ignored);
-      replay = std::make_unique<ShadowReplay>(store, projection, dir.file(), options.batch_size);
+      replay = std::make_unique<ShadowReplay>(store, projection, read_model, options.batch_size);
     }
     replay->extend_to(target);
 
-    auto conn = detail::open_live_with_shadow(read_model.path(), dir.file());
     CheckReport report;
     report.projection = projection.name;
     bool moved = false;
-    conn->begin_deferred();
-    try {
-      const std::int64_t live = detail::checkpoint_position(*conn, projection.name);
+    replay->shadow().with_live(false, [&](SqlTransaction& tx) {
+      const std::int64_t live = detail::checkpoint_position(tx, projection.name);
       if (live != target) {
         moved = true;
         target = live;
       } else {
         report.checkpoint = target;
         report.tables = replay->tables();
-        detail::compare_tables(*conn, replay->tables(), options.max_samples, report);
+        detail::compare_tables(tx, replay->shadow(), replay->tables(), options.max_samples, report);
       }
-      conn->commit();
-    } catch (...) {
-      conn->rollback_quietly();
-      throw;
-    }
+    });
     if (moved) continue;
     report.replay_failures = replay->failures();
     return report;

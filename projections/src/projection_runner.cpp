@@ -22,6 +22,7 @@
 // starts again from position 1) moves it on.
 
 #include "projection_runner_impl.hpp"
+#include "shadow_model.hpp"
 
 namespace annals {
 
@@ -162,40 +163,36 @@ void ProjectionRunner::Impl::start_locked() {
 // and parked events; readers see the old model or the new one, never a part.
 // Throws: what the replay throws (then the live model is untouched).
 void ProjectionRunner::Impl::rebuild_into_shadow_and_swap() {
-  detail::ShadowDir dir(read_model_.path());
+  auto shadow = detail::ReadModelAccess::open_shadow(read_model_);
   std::vector<std::string> tables;
   {
-    SqliteReadModel shadow(dir.file());
     ProjectionRunnerOptions shadow_options = options_;
     shadow_options.dispatcher = nullptr;
     shadow_options.metrics = nullptr;
-    ProjectionRunner replay(store_, shadow, projection_, shadow_options);
+    ProjectionRunner replay(store_, shadow->model(), projection_, shadow_options);
     replay.catch_up();
-    shadow.read([&](SqlTransaction& tx) { tables = detail::projection_tables(tx); });
+    shadow->model().read([&](SqlTransaction& tx) { tables = detail::projection_tables(tx); });
   }
-  auto conn = detail::open_live_with_shadow(read_model_.path(), dir.file());
+  const std::string live = detail::quote_identifier(shadow->live_schema()) + ".";
+  const std::string from = detail::quote_identifier(shadow->shadow_schema()) + ".";
   std::optional<CheckpointRecord> record;
-  conn->begin_immediate();
-  try {
-    detail::replace_tables(*conn, tables);
-    conn->exec("DELETE FROM main.projection_parked_events WHERE name = ?1", {projection_.name});
-    conn->exec(
-        "INSERT INTO main.projection_parked_events (name, position, stream_id, type, error, "
-        "attempts, parked_at) SELECT name, position, stream_id, type, error, attempts, parked_at "
-        "FROM shadow.projection_parked_events WHERE name = ?1",
-        {projection_.name});
-    conn->exec(
-        "UPDATE main.projection_checkpoints SET (position, state, error, error_position, "
-        "attempts, updated_at, rebuild_requested) = (SELECT position, 'stopped', error, "
-        "error_position, attempts, updated_at, NULL FROM shadow.projection_checkpoints "
-        "WHERE name = ?1) WHERE name = ?1",
-        {projection_.name});
-    record = detail::load_checkpoint(*conn, projection_.name);
-    conn->commit();
-  } catch (...) {
-    conn->rollback_quietly();
-    throw;
-  }
+  shadow->with_live(true, [&](SqlTransaction& tx) {
+    shadow->replace_tables(tx, tables);
+    tx.exec("DELETE FROM " + live + "projection_parked_events WHERE name = $1", {projection_.name});
+    tx.exec("INSERT INTO " + live +
+                "projection_parked_events (name, position, stream_id, type, error, attempts, "
+                "parked_at) SELECT name, position, stream_id, type, error, attempts, parked_at "
+                "FROM " +
+                from + "projection_parked_events WHERE name = $1",
+            {projection_.name});
+    tx.exec("UPDATE " + live +
+                "projection_checkpoints SET (position, state, error, error_position, attempts, "
+                "updated_at, rebuild_requested) = (SELECT position, 'stopped', error, "
+                "error_position, attempts, updated_at, CAST(NULL AS BIGINT) FROM " +
+                from + "projection_checkpoints WHERE name = $1) WHERE name = $1",
+            {projection_.name});
+    record = detail::load_checkpoint(tx, projection_.name);
+  });
   {
     detail::MutexLock lock(mu_);
     checkpoint_ = record ? record->position : 0;
@@ -242,8 +239,8 @@ void ProjectionRunner::Impl::stop_locked() noexcept {
   cv_.notify_all();
 }
 
-ProjectionRunner::ProjectionRunner(EventStore& store, SqliteReadModel& read_model,
-                                   Projection projection, ProjectionRunnerOptions options)
+ProjectionRunner::ProjectionRunner(EventStore& store, ReadModel& read_model, Projection projection,
+                                   ProjectionRunnerOptions options)
     : impl_(std::make_shared<Impl>(store, read_model, std::move(projection), std::move(options))) {}
 
 ProjectionRunner::~ProjectionRunner() { impl_->stop(); }

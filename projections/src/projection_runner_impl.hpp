@@ -48,7 +48,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   using Outcome = detail::Outcome;
   using StepResult = detail::StepResult;
 
-  Impl(EventStore& store, SqliteReadModel& read_model, Projection projection,
+  Impl(EventStore& store, ReadModel& read_model, Projection projection,
        ProjectionRunnerOptions options)
       : store_(store),
         read_model_(read_model),
@@ -133,7 +133,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   std::vector<ParkedEvent> parked() const { return read_model_.parked_events(projection_.name); }
 
   EventStore& store() const { return store_; }
-  const SqliteReadModel& read_model() const { return read_model_; }
+  const ReadModel& read_model() const { return read_model_; }
   const Projection& projection() const { return projection_; }
 
   bool retry_parked(std::int64_t position);
@@ -264,9 +264,10 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   // A check request (check_request.hpp) pending?
   bool check_pending() const {
     return read_model_
-        .query_int("SELECT count(*) FROM projection_checks WHERE name = ?1 AND checked_at IS NULL",
+               .query_int(
+                   "SELECT count(*) FROM projection_checks WHERE name = $1 AND checked_at IS NULL",
                    {projection_.name})
-        .value_or(0) > 0;
+               .value_or(0) > 0;
   }
 
   // Runs a pending check request between two batches (the live model does not
@@ -304,7 +305,7 @@ class ProjectionRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   EventStore& store_;
-  SqliteReadModel& read_model_;
+  ReadModel& read_model_;
   const Projection projection_;
   const ProjectionRunnerOptions options_;
   const std::unique_ptr<detail::ProjectionMetrics> metrics_ =

@@ -62,6 +62,39 @@ constexpr const char* kParkedColumns = "position, stream_id, type, error, attemp
 }  // namespace
 
 void create_projection_tables(SqlTransaction& tx) {
+  if (tx.dialect() == SqlDialect::postgresql) {
+    // The same tables with 64-bit integers (INTEGER is 32 bits there), made
+    // with rebuild_requested from the start.
+    tx.exec_script(R"sql(
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+  name           TEXT   PRIMARY KEY,
+  position       BIGINT NOT NULL,
+  state          TEXT   NOT NULL,
+  error          TEXT,
+  error_position BIGINT,
+  attempts       BIGINT,
+  updated_at     BIGINT NOT NULL,
+  rebuild_requested BIGINT
+);
+CREATE TABLE IF NOT EXISTS projection_parked_events (
+  name      TEXT   NOT NULL,
+  position  BIGINT NOT NULL,
+  stream_id TEXT   NOT NULL,
+  type      TEXT   NOT NULL,
+  error     TEXT   NOT NULL,
+  attempts  BIGINT NOT NULL,
+  parked_at BIGINT NOT NULL,
+  PRIMARY KEY (name, position)
+);
+CREATE TABLE IF NOT EXISTS projection_checks (
+  name         TEXT   PRIMARY KEY,
+  requested_at BIGINT NOT NULL,
+  checked_at   BIGINT,
+  result       TEXT
+);
+)sql");
+    return;
+  }
   tx.exec_script(R"sql(
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
   name           TEXT    PRIMARY KEY,
@@ -99,32 +132,38 @@ CREATE TABLE IF NOT EXISTS projection_checks (
 }
 
 bool request_rebuild(SqlTransaction& tx, const std::string& name, Timestamp now) {
-  return tx.exec("UPDATE projection_checkpoints SET rebuild_requested = ?2 WHERE name = ?1",
+  return tx.exec("UPDATE projection_checkpoints SET rebuild_requested = $2 WHERE name = $1",
                  {name, to_micros(now)}) > 0;
 }
 
 bool rebuild_requested(SqlTransaction& tx, const std::string& name) {
-  return tx.query_int("SELECT rebuild_requested FROM projection_checkpoints WHERE name = ?1",
-                      {name})
+  return tx
+      .query_int("SELECT rebuild_requested FROM projection_checkpoints WHERE name = $1", {name})
       .has_value();
 }
 
 void clear_rebuild_request(SqlTransaction& tx, const std::string& name) {
-  tx.exec("UPDATE projection_checkpoints SET rebuild_requested = NULL WHERE name = ?1", {name});
+  tx.exec("UPDATE projection_checkpoints SET rebuild_requested = NULL WHERE name = $1", {name});
 }
 
 void ensure_checkpoint(SqlTransaction& tx, const std::string& name, Timestamp now) {
   tx.exec(
       "INSERT INTO projection_checkpoints (name, position, state, updated_at) "
-      "VALUES (?1, 0, 'stopped', ?2) ON CONFLICT(name) DO NOTHING",
+      "VALUES ($1, 0, 'stopped', $2) ON CONFLICT(name) DO NOTHING",
       {name, to_micros(now)});
 }
 
 namespace {
 
 bool has_column(SqlTransaction& tx, const std::string& table, const std::string& column) {
-  return tx.query_int("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
-                      {table, column})
+  if (tx.dialect() == SqlDialect::postgresql) {
+    return tx.query_int(
+                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+                 "current_schema() AND table_name = $1 AND column_name = $2",
+                 {table, column})
+               .value_or(0) > 0;
+  }
+  return tx.query_int("SELECT count(*) FROM pragma_table_info($1) WHERE name = $2", {table, column})
              .value_or(0) > 0;
 }
 
@@ -150,14 +189,21 @@ CheckpointRecord checkpoint_from(const SqlRow& row) {
 
 std::string requested_expression(SqlTransaction& tx) {
   return has_column(tx, "projection_checkpoints", "rebuild_requested")
-             ? "rebuild_requested IS NOT NULL"
+             ? "CASE WHEN rebuild_requested IS NULL THEN 0 ELSE 1 END"
              : "0";
 }
 
 }  // namespace
 
 bool has_table(SqlTransaction& tx, const std::string& table) {
-  return tx.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+  if (tx.dialect() == SqlDialect::postgresql) {
+    return tx.query_int(
+                 "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+                 "AND tablename = $1",
+                 {table})
+               .value_or(0) > 0;
+  }
+  return tx.query_int("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = $1",
                       {table})
              .value_or(0) > 0;
 }
@@ -165,7 +211,7 @@ bool has_table(SqlTransaction& tx, const std::string& table) {
 std::optional<CheckpointRecord> load_checkpoint(SqlTransaction& tx, const std::string& name) {
   if (!has_table(tx, "projection_checkpoints")) return std::nullopt;
   const auto rows = tx.query("SELECT " + checkpoint_columns(requested_expression(tx)) +
-                                 " FROM projection_checkpoints WHERE name = ?1",
+                                 " FROM projection_checkpoints WHERE name = $1",
                              {name});
   if (rows.empty()) return std::nullopt;
   return checkpoint_from(rows.front());
@@ -182,7 +228,7 @@ std::vector<CheckpointRecord> load_checkpoints(SqlTransaction& tx) {
 }
 
 std::int64_t checkpoint_position(SqlTransaction& tx, const std::string& name) {
-  return tx.query_int("SELECT position FROM projection_checkpoints WHERE name = ?1", {name})
+  return tx.query_int("SELECT position FROM projection_checkpoints WHERE name = $1", {name})
       .value_or(0);
 }
 
@@ -190,7 +236,7 @@ void save_checkpoint(SqlTransaction& tx, const std::string& name, std::int64_t p
                      ProjectionState state, Timestamp now) {
   tx.exec(
       "INSERT INTO projection_checkpoints (name, position, state, updated_at) "
-      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET position = excluded.position, "
+      "VALUES ($1, $2, $3, $4) ON CONFLICT(name) DO UPDATE SET position = excluded.position, "
       "state = excluded.state, error = NULL, error_position = NULL, attempts = NULL, "
       "updated_at = excluded.updated_at",
       {name, position, std::string(to_string(state)), to_micros(now)});
@@ -198,36 +244,36 @@ void save_checkpoint(SqlTransaction& tx, const std::string& name, std::int64_t p
 
 void save_state(SqlTransaction& tx, const std::string& name, ProjectionState state,
                 Timestamp now) {
-  tx.exec("UPDATE projection_checkpoints SET state = ?2, updated_at = ?3 WHERE name = ?1",
+  tx.exec("UPDATE projection_checkpoints SET state = $2, updated_at = $3 WHERE name = $1",
           {name, std::string(to_string(state)), to_micros(now)});
 }
 
 void clear_failure(SqlTransaction& tx, const std::string& name, ProjectionState state,
                    Timestamp now) {
   tx.exec(
-      "UPDATE projection_checkpoints SET state = ?2, error = NULL, error_position = NULL, "
-      "attempts = NULL, updated_at = ?3 WHERE name = ?1",
+      "UPDATE projection_checkpoints SET state = $2, error = NULL, error_position = NULL, "
+      "attempts = NULL, updated_at = $3 WHERE name = $1",
       {name, std::string(to_string(state)), to_micros(now)});
 }
 
 void save_position(SqlTransaction& tx, const std::string& name, std::int64_t position,
                    Timestamp now) {
-  tx.exec("UPDATE projection_checkpoints SET position = ?2, updated_at = ?3 WHERE name = ?1",
+  tx.exec("UPDATE projection_checkpoints SET position = $2, updated_at = $3 WHERE name = $1",
           {name, position, to_micros(now)});
 }
 
 void save_failure(SqlTransaction& tx, const std::string& name, const ProjectionFailure& failure,
                   Timestamp now) {
   tx.exec(
-      "UPDATE projection_checkpoints SET state = 'stopped', error = ?2, error_position = ?3, "
-      "attempts = ?4, updated_at = ?5 WHERE name = ?1",
+      "UPDATE projection_checkpoints SET state = 'stopped', error = $2, error_position = $3, "
+      "attempts = $4, updated_at = $5 WHERE name = $1",
       {name, failure.message, failure.position, failure.attempts, to_micros(now)});
 }
 
 void park_event(SqlTransaction& tx, const ParkedEvent& parked) {
   tx.exec(
       "INSERT INTO projection_parked_events (name, position, stream_id, type, error, attempts, "
-      "parked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name, position) DO UPDATE SET "
+      "parked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(name, position) DO UPDATE SET "
       "error = excluded.error, attempts = projection_parked_events.attempts + excluded.attempts",
       {parked.projection, parked.position, parked.stream_id, parked.type, parked.error,
        parked.attempts, to_micros(parked.parked_at)});
@@ -237,7 +283,7 @@ std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name
   std::vector<ParkedEvent> out;
   if (!has_table(tx, "projection_parked_events")) return out;
   for (const auto& row : tx.query(std::string("SELECT ") + kParkedColumns +
-                                      " FROM projection_parked_events WHERE name = ?1 "
+                                      " FROM projection_parked_events WHERE name = $1 "
                                       "ORDER BY position",
                                   {name})) {
     out.push_back(parked_from(name, row));
@@ -250,8 +296,8 @@ std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name
   std::vector<ParkedEvent> out;
   if (!has_table(tx, "projection_parked_events")) return out;
   for (const auto& row : tx.query(std::string("SELECT ") + kParkedColumns +
-                                      " FROM projection_parked_events WHERE name = ?1 "
-                                      "ORDER BY position LIMIT ?2",
+                                      " FROM projection_parked_events WHERE name = $1 "
+                                      "ORDER BY position LIMIT $2",
                                   {name, static_cast<std::int64_t>(std::min<std::size_t>(
                                              limit, std::numeric_limits<std::int64_t>::max()))})) {
     out.push_back(parked_from(name, row));
@@ -262,32 +308,32 @@ std::vector<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name
 std::optional<ParkedEvent> load_parked(SqlTransaction& tx, const std::string& name,
                                        std::int64_t position) {
   const auto rows = tx.query(std::string("SELECT ") + kParkedColumns +
-                                 " FROM projection_parked_events WHERE name = ?1 AND position = ?2",
+                                 " FROM projection_parked_events WHERE name = $1 AND position = $2",
                              {name, position});
   if (rows.empty()) return std::nullopt;
   return parked_from(name, rows.front());
 }
 
 void unpark_event(SqlTransaction& tx, const std::string& name, std::int64_t position) {
-  tx.exec("DELETE FROM projection_parked_events WHERE name = ?1 AND position = ?2",
+  tx.exec("DELETE FROM projection_parked_events WHERE name = $1 AND position = $2",
           {name, position});
 }
 
 void update_parked(SqlTransaction& tx, const std::string& name, std::int64_t position,
                    const std::string& error) {
   tx.exec(
-      "UPDATE projection_parked_events SET error = ?3, attempts = attempts + 1 "
-      "WHERE name = ?1 AND position = ?2",
+      "UPDATE projection_parked_events SET error = $3, attempts = attempts + 1 "
+      "WHERE name = $1 AND position = $2",
       {name, position, error});
 }
 
 void clear_parked(SqlTransaction& tx, const std::string& name) {
-  tx.exec("DELETE FROM projection_parked_events WHERE name = ?1", {name});
+  tx.exec("DELETE FROM projection_parked_events WHERE name = $1", {name});
 }
 
 std::int64_t count_parked(SqlTransaction& tx, const std::string& name) {
   if (!has_table(tx, "projection_parked_events")) return 0;
-  return tx.query_int("SELECT count(*) FROM projection_parked_events WHERE name = ?1", {name})
+  return tx.query_int("SELECT count(*) FROM projection_parked_events WHERE name = $1", {name})
       .value_or(0);
 }
 

@@ -8,16 +8,16 @@
 
 namespace annals {
 
-void request_rebuild(SqliteReadModel& read_model, const std::string& name) {
+void request_rebuild(ReadModel& read_model, const std::string& name) {
   bool known = false;
   read_model.write([&](SqlTransaction& tx) { known = detail::request_rebuild(tx, name, read_model.clock().now()); });
   if (!known) {
-    throw InvalidArgument("read model '" + read_model.path().string() +
-                          "' has no projection named '" + name + "' (no checkpoint row)");
+    throw InvalidArgument(read_model.describe() + " has no projection named '" + name +
+                          "' (no checkpoint row)");
   }
 }
 
-bool rebuild_requested(const SqliteReadModel& read_model, const std::string& name) {
+bool rebuild_requested(const ReadModel& read_model, const std::string& name) {
   bool requested = false;
   read_model.read([&](SqlTransaction& tx) { requested = detail::rebuild_requested(tx, name); });
   return requested;

@@ -306,7 +306,7 @@ void ProjectionRunner::Impl::fail(ProjectionFailure failure) noexcept {
 void ProjectionRunner::Impl::serve_check_request() noexcept {
   try {
     const auto pending = read_model_.query(
-        "SELECT requested_at FROM projection_checks WHERE name = ?1 AND checked_at IS NULL",
+        "SELECT requested_at FROM projection_checks WHERE name = $1 AND checked_at IS NULL",
         {projection_.name});
     if (pending.empty()) return;
     Json result;
@@ -316,9 +316,10 @@ void ProjectionRunner::Impl::serve_check_request() noexcept {
       result = Json{{"error", e.what()}};
     }
     read_model_.write([&](SqlTransaction& tx) {
-      tx.exec("UPDATE projection_checks SET checked_at = ?3, result = ?4 "
-              "WHERE name = ?1 AND requested_at = ?2",
-              {projection_.name, pending[0][0].as_int(), to_micros(now()), result.dump()});
+      tx.exec(
+          "UPDATE projection_checks SET checked_at = $3, result = $4 "
+          "WHERE name = $1 AND requested_at = $2",
+          {projection_.name, pending[0][0].as_int(), to_micros(now()), result.dump()});
     });
   } catch (...) {
   }

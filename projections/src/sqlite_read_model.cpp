@@ -18,6 +18,7 @@
 
 #include "annals/core/thread_annotations.hpp"
 #include "projection_tables.hpp"
+#include "shadow_model.hpp"
 #include "sql_connection.hpp"
 
 namespace annals {
@@ -165,55 +166,12 @@ void SqliteReadModel::read(const std::function<void(SqlTransaction&)>& fn) const
   impl_->read(fn);
 }
 
-std::vector<SqlRow> SqliteReadModel::query(std::string_view sql,
-                                           const std::vector<SqlValue>& params) const {
-  std::vector<SqlRow> rows;
-  read([&](SqlTransaction& tx) { rows = tx.query(sql, params); });
-  return rows;
+std::string SqliteReadModel::describe() const {
+  return "read model '" + impl_->path_.string() + "'";
 }
 
-std::optional<std::int64_t> SqliteReadModel::query_int(std::string_view sql,
-                                                       const std::vector<SqlValue>& params) const {
-  std::optional<std::int64_t> value;
-  read([&](SqlTransaction& tx) { value = tx.query_int(sql, params); });
-  return value;
-}
-
-std::int64_t SqliteReadModel::checkpoint(const std::string& name) const {
-  std::int64_t position = 0;
-  read([&](SqlTransaction& tx) { position = detail::checkpoint_position(tx, name); });
-  return position;
-}
-
-std::optional<CheckpointRecord> SqliteReadModel::checkpoint_record(const std::string& name) const {
-  std::optional<CheckpointRecord> record;
-  read([&](SqlTransaction& tx) { record = detail::load_checkpoint(tx, name); });
-  return record;
-}
-
-std::vector<ParkedEvent> SqliteReadModel::parked_events(const std::string& name) const {
-  std::vector<ParkedEvent> parked;
-  read([&](SqlTransaction& tx) { parked = detail::load_parked(tx, name); });
-  return parked;
-}
-
-std::vector<CheckpointRecord> SqliteReadModel::checkpoint_records() const {
-  std::vector<CheckpointRecord> records;
-  read([&](SqlTransaction& tx) { records = detail::load_checkpoints(tx); });
-  return records;
-}
-
-std::vector<ParkedEvent> SqliteReadModel::parked_events(const std::string& name,
-                                                        std::size_t limit) const {
-  std::vector<ParkedEvent> parked;
-  read([&](SqlTransaction& tx) { parked = detail::load_parked(tx, name, limit); });
-  return parked;
-}
-
-std::int64_t SqliteReadModel::parked_count(const std::string& name) const {
-  std::int64_t count = 0;
-  read([&](SqlTransaction& tx) { count = detail::count_parked(tx, name); });
-  return count;
+std::unique_ptr<detail::ShadowModel> SqliteReadModel::open_shadow() const {
+  return detail::open_sqlite_shadow(impl_->path_);
 }
 
 }  // namespace annals

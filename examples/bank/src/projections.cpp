@@ -36,23 +36,23 @@ annals::Projection accounts_projection(const annals::KeyStore& keys) {
             const std::string account = account_of(e);
             const auto at = annals::to_micros(e.recorded_at);
             if (const auto* opened = std::get_if<AccountOpened>(&event)) {
-              tx.exec("INSERT INTO bank_accounts VALUES (?1, ?2, ?3, ?4, 0, 'open', ?5, ?6, ?6)",
+              tx.exec("INSERT INTO bank_accounts VALUES ($1, $2, $3, $4, 0, 'open', $5, $6, $6)",
                       {account, opened->owner, opened->currency, opened->overdraft_limit,
                        e.version, at});
             } else if (std::holds_alternative<AccountClosed>(event)) {
-              tx.exec("UPDATE bank_accounts SET status = 'closed', version = ?2, updated_at = ?3"
-                      " WHERE account = ?1",
+              tx.exec("UPDATE bank_accounts SET status = 'closed', version = $2, updated_at = $3"
+                      " WHERE account = $1",
                       {account, e.version, at});
             } else {
               // The sum is computed here, checked: SQLite would turn an
               // integer overflow into a REAL that the read model cannot
               // read back as cents.
               const auto rows =
-                  tx.query("SELECT balance FROM bank_accounts WHERE account = ?1", {account});
+                  tx.query("SELECT balance FROM bank_accounts WHERE account = $1", {account});
               if (rows.empty()) return;  // no AccountOpened before it: nothing to move
               const Cents balance = replayed_balance(rows[0][0].as_int(), event, account, e.version);
-              tx.exec("UPDATE bank_accounts SET balance = ?2, version = ?3,"
-                      " updated_at = ?4 WHERE account = ?1",
+              tx.exec("UPDATE bank_accounts SET balance = $2, version = $3,"
+                      " updated_at = $4 WHERE account = $1",
                       {account, balance, e.version, at});
             }
           },
@@ -86,7 +86,7 @@ annals::Projection ledger_projection() {
             const std::string account = account_of(e);
             const auto at = annals::to_micros(e.recorded_at);
             constexpr std::string_view insert =
-                "INSERT INTO bank_ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+                "INSERT INTO bank_ledger VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
             if (const auto* d = std::get_if<Deposited>(&event)) {
               tx.exec(insert, {e.position, at, "deposit", nullptr, account, d->amount, nullptr,
                                nullptr});

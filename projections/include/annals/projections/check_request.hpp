@@ -34,7 +34,7 @@ namespace annals {
 /// (microseconds since the epoch, UTC; later than any earlier request's).
 /// Throws: InvalidArgument when the read model has no projection `name`;
 /// StorageError.
-std::int64_t request_check(SqliteReadModel& read_model, const std::string& name);
+std::int64_t request_check(ReadModel& read_model, const std::string& name);
 
 /// The last check request of `name` and its result, if any.
 struct CheckRecord {
@@ -44,7 +44,7 @@ struct CheckRecord {
 };
 
 /// Throws: StorageError.
-std::optional<CheckRecord> check_record(const SqliteReadModel& read_model, const std::string& name);
+std::optional<CheckRecord> check_record(const ReadModel& read_model, const std::string& name);
 
 /// A report as JSON: projection, checkpoint, equal, tables, live_rows,
 /// replay_rows, only_in_live, only_in_replay, differing, schema_differences,

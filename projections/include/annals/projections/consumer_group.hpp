@@ -123,7 +123,7 @@ class ConsumerGroupWorker {
   /// count (or checks it), creates the partitions' rows. Does not start.
   /// Throws: InvalidArgument (no name, no apply, bad options, or a group
   /// recorded with another partition count, naming both counts); StorageError.
-  ConsumerGroupWorker(EventStore& store, SqliteReadModel& read_model, Projection projection,
+  ConsumerGroupWorker(EventStore& store, ReadModel& read_model, Projection projection,
                       ConsumerGroupOptions options = {});
   /// Stops the worker and releases its leases (best effort). Never throws.
   ~ConsumerGroupWorker();

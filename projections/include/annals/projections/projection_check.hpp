@@ -104,7 +104,7 @@ struct CheckReport {
 /// IntegrityError when the live checkpoint is beyond the store's head;
 /// StorageError when the store, the read model or the shadow file fails, or
 /// the live checkpoint kept moving through 10 comparisons.
-CheckReport check_projection(EventStore& store, const SqliteReadModel& read_model,
+CheckReport check_projection(EventStore& store, const ReadModel& read_model,
                              const Projection& projection, const CheckOptions& options = {});
 
 }  // namespace annals

@@ -124,7 +124,7 @@ class ProjectionRunner {
   /// checkpoint row (position 0) if it has none. Does not start it.
   /// Throws: InvalidArgument (no name, no apply, batch_size or max_attempts
   /// of 0, poll_interval under 1 ms); StorageError, or what setup() throws.
-  ProjectionRunner(EventStore& store, SqliteReadModel& read_model, Projection projection,
+  ProjectionRunner(EventStore& store, ReadModel& read_model, Projection projection,
                    ProjectionRunnerOptions options = {});
   /// Stops the runner (see stop()). Never throws.
   ~ProjectionRunner();

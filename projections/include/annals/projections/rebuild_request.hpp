@@ -31,10 +31,10 @@ namespace annals {
 /// Throws: InvalidArgument naming the projection and the file when the read
 /// model has no checkpoint for `name` (no runner ever prepared it there);
 /// StorageError.
-void request_rebuild(SqliteReadModel& read_model, const std::string& name);
+void request_rebuild(ReadModel& read_model, const std::string& name);
 
 /// Whether a rebuild of `name` was requested and not yet started by a runner.
 /// Throws: StorageError.
-bool rebuild_requested(const SqliteReadModel& read_model, const std::string& name);
+bool rebuild_requested(const ReadModel& read_model, const std::string& name);
 
 }  // namespace annals

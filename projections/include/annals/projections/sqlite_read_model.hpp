@@ -46,6 +46,7 @@
 
 #include "annals/core/clock.hpp"
 #include "annals/projections/projection_status.hpp"
+#include "annals/projections/read_model.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 
 namespace annals {
@@ -72,28 +73,14 @@ struct SqliteReadModelOptions {
   std::shared_ptr<const Clock> clock{};
 };
 
-/// A projection's checkpoint row, as stored.
-struct CheckpointRecord {
-  std::string name;
-  std::int64_t position = 0;
-  ProjectionState state = ProjectionState::stopped;
-  std::optional<ProjectionFailure> failure;
-  Timestamp updated_at{};
-  /// A rebuild was requested (annals/projections/rebuild_request.hpp) and
-  /// not yet done.
-  bool rebuild_requested = false;
-};
-
-class SqliteReadModel {
+class SqliteReadModel final : public ReadModel {
  public:
   /// Opens (or creates) the database at `path` and creates the checkpoint and
   /// parked-event tables if they are missing.
   /// Throws: StorageError when the file cannot be opened, created, switched to
   /// WAL, or is not an SQLite database.
   explicit SqliteReadModel(const std::filesystem::path& path, SqliteReadModelOptions options = {});
-  ~SqliteReadModel();
-  SqliteReadModel(const SqliteReadModel&) = delete;
-  SqliteReadModel& operator=(const SqliteReadModel&) = delete;
+  ~SqliteReadModel() override;
 
   const std::filesystem::path& path() const noexcept;
 
@@ -102,7 +89,7 @@ class SqliteReadModel {
   /// Throws: what `fn` throws; StorageError when SQLite fails (busy past the
   /// timeout, disk full, ...); InvalidArgument when called from inside a
   /// write() on the same thread (transactions do not nest).
-  void write(const std::function<void(SqlTransaction&)>& fn);
+  void write(const std::function<void(SqlTransaction&)>& fn) override;
 
   /// Runs `fn` in one read transaction: every query sees the same committed
   /// state. Statements that write fail with StorageError. A read() (or
@@ -112,40 +99,17 @@ class SqliteReadModel {
   /// write() may be called from inside `fn` (another connection; the reads
   /// do not see its changes).
   /// Throws: what `fn` throws; StorageError.
-  void read(const std::function<void(SqlTransaction&)>& fn) const;
-
-  /// One query on committed data. Throws: StorageError.
-  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params = {}) const;
-  /// The first column of the first row; nullopt for no row or NULL. Throws: StorageError.
-  std::optional<std::int64_t> query_int(std::string_view sql,
-                                        const std::vector<SqlValue>& params = {}) const;
+  void read(const std::function<void(SqlTransaction&)>& fn) const override;
 
   /// The clock of SqliteReadModelOptions::clock (the system clock if none
   /// was given).
-  const Clock& clock() const noexcept;
+  const Clock& clock() const noexcept override;
 
-  /// The checkpoint of projection `name`; 0 when it has none.
-  /// Throws: StorageError.
-  std::int64_t checkpoint(const std::string& name) const;
-  /// The stored checkpoint row of `name`, if any. Throws: StorageError.
-  std::optional<CheckpointRecord> checkpoint_record(const std::string& name) const;
-  /// Every projection's checkpoint row, in name order (one read transaction).
-  /// Throws: StorageError.
-  std::vector<CheckpointRecord> checkpoint_records() const;
-  /// Events parked by projection `name`, in position order. Throws: StorageError.
-  std::vector<ParkedEvent> parked_events(const std::string& name) const;
-  /// The first `limit` of them (a page for a screen). Throws: StorageError.
-  std::vector<ParkedEvent> parked_events(const std::string& name, std::size_t limit) const;
-  /// How many events projection `name` parked. Throws: StorageError.
-  std::int64_t parked_count(const std::string& name) const;
-  /// Every consumer group (consumer_group.hpp) in the database, in name order,
-  /// with each partition's checkpoint, owner, fencing token and failure, and
-  /// its lag against `head_position` (pass the store's head); leases are
-  /// judged current by clock(). None when no group ever ran here.
-  /// Throws: StorageError.
-  std::vector<ConsumerGroupStatus> consumer_groups(std::int64_t head_position) const;
+  /// "read model '<path>'".
+  std::string describe() const override;
 
  private:
+  std::unique_ptr<detail::ShadowModel> open_shadow() const override;
   class Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -52,6 +52,14 @@ class SqlValue {
 /// One result row, a value per column.
 using SqlRow = std::vector<SqlValue>;
 
+/// The database an SqlTransaction runs on, for the few statements that cannot
+/// be written once for both (column types wider than SQLite needs, catalog
+/// queries): `if (tx.dialect() == annals::SqlDialect::postgresql) ...`.
+enum class SqlDialect {
+  sqlite,
+  postgresql,
+};
+
 /// Runs SQL inside a write transaction that its owner opened and will commit
 /// or roll back: the append transaction of a SqliteEventStore (handed to a
 /// TransactionHook) or a read model's transaction (annals::projections).
@@ -62,8 +70,12 @@ using SqlRow = std::vector<SqlValue>;
 /// values as parameters, not in the SQL text.
 /// Throws (every member): StorageError carrying the database's codes when it
 /// rejects a statement (on SQLite, SQLITE_CONSTRAINT_UNIQUE for a UNIQUE
-/// violation, for instance); the owner of the transaction decides what that
-/// does to it.
+/// violation, for instance; on PostgreSQL the message carries the SQLSTATE);
+/// the owner of the transaction decides what that does to it. On PostgreSQL
+/// a failed statement aborts the transaction up to the last savepoint.
+/// Values read back: integers (bigint, integer, smallint, boolean as 0/1, and
+/// numeric without a fraction), reals (double, real, other numeric) and
+/// text (every other type, in PostgreSQL's text form).
 /// Never end the owner's transaction (COMMIT, ROLLBACK, BEGIN): the owner
 /// does; use savepoints of your own for partial rollbacks.
 /// Thread safety: use it only on the thread it was handed to, only during the
@@ -78,6 +90,8 @@ class SqlTransaction {
                                     const std::vector<SqlValue>& params = {}) = 0;
   /// Runs a script of statements separated by ';', without parameters (schemas).
   virtual void exec_script(std::string_view sql) = 0;
+  /// The database underneath. Never throws.
+  virtual SqlDialect dialect() const noexcept { return SqlDialect::sqlite; }
   /// The first column of the first row as an integer; nullopt when there is
   /// no row or the value is NULL.
   std::optional<std::int64_t> query_int(std::string_view sql,

@@ -1,0 +1,386 @@
+// PostgresReadModel: one writer and one reader connection (libpq), the
+// bookkeeping tables of projection_tables.cpp in the model's schema, and
+// shadows in temporary schemas of the same database. See the header for the
+// locking.
+
+#include "annals/projections/postgres_read_model.hpp"
+
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "annals/core/error.hpp"
+#include "annals/core/thread_annotations.hpp"
+#include "postgres_store_impl.hpp"
+#include "projection_tables.hpp"
+#include "shadow_model.hpp"
+
+namespace annals {
+
+namespace {
+
+using detail::pg::Conn;
+using detail::pg::Result;
+
+// Type oids of values read back (pg_type.dat).
+constexpr Oid kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4 = 700,
+              kFloat8 = 701, kNumeric = 1700;
+
+void check_schema_name(const std::string& s) {
+  bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9');
+  for (const char c : s) {
+    ok = ok &&
+         ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  if (!ok) {
+    throw InvalidArgument("PostgresReadModelOptions::schema '" + s +
+                          "': use ASCII letters, digits and '_', not starting with a digit, "
+                          "at most 63 bytes");
+  }
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// A value of a result in text form, typed by its column's type.
+SqlValue value_of(const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col) != 0) return SqlValue();
+  const char* text = PQgetvalue(r, row, col);
+  const std::size_t size = static_cast<std::size_t>(PQgetlength(r, row, col));
+  switch (PQftype(r, col)) {
+    case kBool:
+      return SqlValue(std::int64_t{text[0] == 't' ? 1 : 0});
+    case kInt2:
+    case kInt4:
+    case kInt8:
+    case kOid: {
+      std::int64_t v = 0;
+      std::from_chars(text, text + size, v);
+      return SqlValue(v);
+    }
+    case kNumeric: {
+      // sum() and avg() of integers give numeric: whole ones that fit come
+      // back as integers, as SQLite's would.
+      std::int64_t v = 0;
+      const auto [end, ec] = std::from_chars(text, text + size, v);
+      if (ec == std::errc() && end == text + size) return SqlValue(v);
+      return SqlValue(std::strtod(text, nullptr));
+    }
+    case kFloat4:
+    case kFloat8:
+      return SqlValue(std::strtod(text, nullptr));  // "Infinity", "NaN" included
+    default:
+      return SqlValue(std::string(text, size));
+  }
+}
+
+// SqlTransaction on one libpq connection inside a transaction its owner
+// opened. Integers and reals are sent typed (bigint, double precision), text
+// untyped so that the server gives it the type the statement needs.
+class PgTransaction final : public SqlTransaction {
+ public:
+  PgTransaction(PGconn* c, const std::string& owner) : c_(c), owner_(owner) {}
+
+  std::int64_t exec(std::string_view sql, const std::vector<SqlValue>& params) override {
+    const Result r = run(sql, params);
+    std::int64_t n = 0;
+    const char* tuples = PQcmdTuples(r.get());
+    std::from_chars(tuples, tuples + std::strlen(tuples), n);
+    return n;
+  }
+
+  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params) override {
+    const Result r = run(sql, params);
+    std::vector<SqlRow> rows;
+    const int n = PQntuples(r.get()), columns = PQnfields(r.get());
+    rows.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      SqlRow row;
+      row.reserve(static_cast<std::size_t>(columns));
+      for (int j = 0; j < columns; ++j) row.push_back(value_of(r.get(), i, j));
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  }
+
+  void exec_script(std::string_view sql) override {
+    const Result r(PQexec(c_, std::string(sql).c_str()));
+    check(r.get());
+  }
+
+  SqlDialect dialect() const noexcept override { return SqlDialect::postgresql; }
+
+ private:
+  Result run(std::string_view sql, const std::vector<SqlValue>& params) {
+    std::vector<std::string> text(params.size());
+    std::vector<const char*> values(params.size(), nullptr);
+    std::vector<Oid> types(params.size(), 0);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const SqlValue& p = params[i];
+      if (p.is_null()) continue;
+      if (p.is_int()) {
+        text[i] = std::to_string(p.as_int());
+        types[i] = kInt8;
+      } else if (p.is_real()) {
+        char buffer[32];
+        const auto end = std::to_chars(buffer, buffer + sizeof buffer, p.as_real()).ptr;
+        text[i].assign(buffer, end);  // shortest text that reads back the same
+        types[i] = kFloat8;
+      } else {
+        text[i] = p.as_text();
+        if (text[i].find('\0') != std::string::npos) {
+          throw InvalidArgument(owner_ + ": parameter $" + std::to_string(i + 1) +
+                                " is text with a NUL byte, which PostgreSQL cannot store");
+        }
+      }
+      values[i] = text[i].c_str();
+    }
+    Result r(PQexecParams(c_, std::string(sql).c_str(), static_cast<int>(params.size()),
+                          types.data(), values.data(), nullptr, nullptr, 0));
+    check(r.get());
+    return r;
+  }
+
+  void check(const PGresult* r) const {
+    const auto status = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
+    std::string msg = trimmed(r != nullptr ? PQresultErrorMessage(r) : "");
+    if (msg.empty()) msg = trimmed(PQerrorMessage(c_));
+    const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    throw StorageError(owner_ + ": " + msg +
+                       (state != nullptr ? std::string(" (SQLSTATE ") + state + ")" : ""));
+  }
+
+  PGconn* c_;
+  const std::string& owner_;
+};
+
+}  // namespace
+
+class PostgresReadModel::Impl {
+ public:
+  Impl(std::string connection, PostgresReadModelOptions options)
+      : connection_(std::move(connection)),
+        options_(std::move(options)),
+        clock_(options_.clock ? options_.clock : SystemClock::shared()),
+        owner_("PostgreSQL read model (schema \"" + options_.schema + "\")"),
+        lock_key_("annals_read_model." + options_.schema) {
+    detail::MutexLock lock(write_mu_);
+    // The schema and the bookkeeping tables, under the write lock so that
+    // processes opening a new model at once do not race to create them.
+    in_transaction(writer_, "BEGIN", [&](PgTransaction& tx) {
+      tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
+      const bool exists =
+          tx.query_int("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                       {options_.schema})
+              .value_or(0) > 0;
+      if (!exists) tx.exec_script("CREATE SCHEMA \"" + options_.schema + "\"");
+      detail::create_projection_tables(tx);
+    });
+  }
+
+  void write(const std::function<void(SqlTransaction&)>& fn) {
+    if (writing_thread_.load() == std::this_thread::get_id()) {
+      throw InvalidArgument(owner_ + ": write() called inside write(); transactions do not nest");
+    }
+    detail::MutexLock lock(write_mu_);
+    writing_thread_.store(std::this_thread::get_id());
+    struct Clear {
+      std::atomic<std::thread::id>& id;
+      ~Clear() { id.store(std::thread::id()); }
+    } clear{writing_thread_};
+    in_transaction(writer_, "BEGIN", [&](PgTransaction& tx) {
+      tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
+      fn(tx);
+    });
+  }
+
+  void read(const std::function<void(SqlTransaction&)>& fn) {
+    if (reading_thread_.load() == std::this_thread::get_id()) {
+      read_mu_.assert_held();  // by this thread, further up its stack
+      PgTransaction tx(reader_.get(), owner_);
+      fn(tx);
+      return;
+    }
+    detail::MutexLock lock(read_mu_);
+    reading_thread_.store(std::this_thread::get_id());
+    struct Clear {
+      std::atomic<std::thread::id>& id;
+      ~Clear() { id.store(std::thread::id()); }
+    } clear{reading_thread_};
+    in_transaction(reader_, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                   [&](PgTransaction& tx) { fn(tx); });
+  }
+
+  const std::string connection_;
+  const PostgresReadModelOptions options_;
+  const std::shared_ptr<const Clock> clock_;
+  const std::string owner_;
+
+ private:
+  // A connection whose search_path is the model's schema. NOTICEs (such as
+  // "relation already exists, skipping") are not printed.
+  Conn connect() const {
+    const std::string options =
+        "-c search_path=\"" + options_.schema + "\" -c client_min_messages=warning";
+    const char* keys[] = {"dbname", "options", "application_name", nullptr};
+    const char* values[] = {connection_.c_str(), options.c_str(), "annals", nullptr};
+    Conn c(PQconnectdbParams(keys, values, 1));
+    if (!c) throw StorageError(owner_ + ": cannot allocate a connection");
+    if (PQstatus(c.get()) != CONNECTION_OK) {
+      throw StorageError(owner_ + ": cannot connect: " + trimmed(PQerrorMessage(c.get())));
+    }
+    return c;
+  }
+
+  // BEGIN (`begin`) on `conn`, fn, COMMIT; ROLLBACK when anything throws. A
+  // COMMIT the server turns into a ROLLBACK (a statement failed and `fn`
+  // swallowed the error) is reported: nothing was stored. A connection the
+  // server closed while it idled (a restart, pg_terminate_backend) is found
+  // out at BEGIN, before anything ran, and replaced once.
+  template <class Fn>
+  void in_transaction(Conn& conn, const char* begin, Fn&& fn) const {
+    if (!conn) conn = connect();
+    try {
+      PgTransaction(conn.get(), owner_).exec_script(begin);
+    } catch (const StorageError&) {
+      if (PQstatus(conn.get()) == CONNECTION_OK) throw;
+      conn = connect();
+      PgTransaction(conn.get(), owner_).exec_script(begin);
+    }
+    PGconn* c = conn.get();
+    PgTransaction tx(c, owner_);
+    try {
+      fn(tx);
+      const Result r(PQexec(c, "COMMIT"));
+      const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+      if (status != PGRES_COMMAND_OK) {
+        throw StorageError(owner_ + ": commit failed: " +
+                           trimmed(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c)));
+      }
+      if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
+        throw StorageError(owner_ +
+                           ": the transaction was rolled back: a statement in it failed and "
+                           "its error was caught without a savepoint");
+      }
+    } catch (...) {
+      if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+        const Result ignored(PQexec(c, "ROLLBACK"));
+      }
+      throw;
+    }
+  }
+
+  const std::string lock_key_;  // the advisory lock of write transactions
+  detail::Mutex write_mu_;
+  std::atomic<std::thread::id> writing_thread_{};
+  Conn writer_ ANNALS_GUARDED_BY(write_mu_);
+  detail::Mutex read_mu_;
+  std::atomic<std::thread::id> reading_thread_{};  // inside read(), holding read_mu_
+  Conn reader_ ANNALS_GUARDED_BY(read_mu_);
+};
+
+namespace {
+
+// A shadow in a schema of its own, "annals_shadow_<16 hex digits>", in the
+// live model's database, dropped with everything in it when destroyed. A
+// process killed meanwhile leaves the schema behind: safe to drop.
+class PostgresShadow final : public detail::ShadowModel {
+ public:
+  PostgresShadow(PostgresReadModel& live, const std::string& connection,
+                 std::shared_ptr<const Clock> clock)
+      : live_(live), name_(random_name()) {
+    PostgresReadModelOptions options;
+    options.schema = name_;
+    options.clock = std::move(clock);
+    model_ = std::make_unique<PostgresReadModel>(connection, options);
+  }
+
+  ~PostgresShadow() override {
+    model_.reset();
+    try {
+      live_.write([&](SqlTransaction& tx) {
+        tx.exec_script("DROP SCHEMA IF EXISTS \"" + name_ + "\" CASCADE");
+      });
+    } catch (...) {
+      // Left behind, as after a killed process (see above); never thrown
+      // from a destructor.
+    }
+  }
+
+  ReadModel& model() override { return *model_; }
+  std::string live_schema() const override { return live_.schema(); }
+  std::string shadow_schema() const override { return name_; }
+
+  void with_live(bool write, const std::function<void(SqlTransaction&)>& fn) override {
+    if (write) {
+      live_.write(fn);
+    } else {
+      live_.read(fn);
+    }
+  }
+
+  // Each live table dropped and the shadow's moved into the live schema:
+  // its indexes, constraints, triggers and owned sequences move with it.
+  void replace_tables(SqlTransaction& tx, const std::vector<std::string>& tables) override {
+    const std::string live = detail::quote_identifier(live_.schema());
+    const std::string shadow = detail::quote_identifier(name_);
+    for (const auto& table : tables) {
+      const std::string t = detail::quote_identifier(table);
+      tx.exec("DROP TABLE IF EXISTS " + live + "." + t);
+      tx.exec("ALTER TABLE " + shadow + "." + t + " SET SCHEMA " + live);
+    }
+  }
+
+ private:
+  static std::string random_name() {
+    std::random_device device;
+    std::string name = "annals_shadow_";
+    constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; ++i) name.push_back(kHex[device() % 16]);
+    return name;
+  }
+
+  PostgresReadModel& live_;
+  std::string name_;
+  std::unique_ptr<PostgresReadModel> model_;
+};
+
+}  // namespace
+
+PostgresReadModel::PostgresReadModel(const std::string& connection,
+                                     PostgresReadModelOptions options) {
+  check_schema_name(options.schema);
+  impl_ = std::make_unique<Impl>(connection, std::move(options));
+}
+
+PostgresReadModel::~PostgresReadModel() = default;
+
+const std::string& PostgresReadModel::schema() const noexcept { return impl_->options_.schema; }
+
+void PostgresReadModel::write(const std::function<void(SqlTransaction&)>& fn) { impl_->write(fn); }
+
+void PostgresReadModel::read(const std::function<void(SqlTransaction&)>& fn) const {
+  impl_->read(fn);
+}
+
+const Clock& PostgresReadModel::clock() const noexcept { return *impl_->clock_; }
+
+std::string PostgresReadModel::describe() const { return impl_->owner_; }
+
+std::unique_ptr<detail::ShadowModel> PostgresReadModel::open_shadow() const {
+  // The shadow writes through the live model's transactions (the swap), which
+  // are non-const operations of this object.
+  return std::make_unique<PostgresShadow>(const_cast<PostgresReadModel&>(*this), impl_->connection_,
+                                          impl_->clock_);
+}
+
+}  // namespace annals

@@ -104,7 +104,8 @@ ProjectionRunnerOptions quick_retries(PoisonPolicy policy = PoisonPolicy::stop) 
 // 1..n cents over 3 streams.
 struct Fixture {
   explicit Fixture(int n = 0)
-      : store(testing::postgres_url(), store_options(testing::fresh_schema())),
+      : store_schema(testing::fresh_schema()),
+        store(testing::postgres_url(), store_options(store_schema)),
         views(testing::postgres_url(), views_options(testing::fresh_schema())) {
     add(n);
   }
@@ -113,6 +114,7 @@ struct Fixture {
       store.append("acct-" + std::to_string(i % 3), ExpectedVersion::any(), {deposit(i)});
     }
   }
+  std::string store_schema;
   PostgresEventStore store;
   PostgresReadModel views;
 };
@@ -213,6 +215,30 @@ TEST(PostgresReadModel, BadSchemaNamesAndUnreachableServersAreRefused) {
         << bad;
   }
   EXPECT_THROW(PostgresReadModel("host=/nonexistent-dir dbname=x connect_timeout=2"), StorageError);
+}
+
+TEST(PostgresReadModel, AReadOnlyModelLooksWithoutCreatingOrWriting) {
+  Fixture f(3);
+  ProjectionRunner runner(f.store, f.views, balances(), quick_retries());
+  runner.catch_up();
+  PostgresReadModelOptions look = views_options(f.views.schema());
+  look.read_only = true;
+  PostgresReadModel reader(testing::postgres_url(), look);
+  ASSERT_EQ(reader.checkpoint_records().size(), 1u);
+  EXPECT_EQ(reader.checkpoint("balances"), 3);
+  EXPECT_EQ(total_cents(reader), 6);
+  EXPECT_THROW(reader.write([](SqlTransaction&) {}), InvalidArgument);
+  EXPECT_THROW(request_rebuild(reader, "balances"), InvalidArgument);
+  EXPECT_FALSE(rebuild_requested(reader, "balances"));
+
+  look.schema = testing::fresh_schema();  // never created
+  EXPECT_THROW(PostgresReadModel(testing::postgres_url(), look), StorageError);
+  EXPECT_EQ(count_schemas(look.schema), 0);
+  // A schema without the bookkeeping tables has no projections.
+  look.schema = f.store_schema;
+  PostgresReadModel store_schema(testing::postgres_url(), look);
+  EXPECT_TRUE(store_schema.checkpoint_records().empty());
+  EXPECT_EQ(store_schema.parked_count("balances"), 0);
 }
 
 TEST(PostgresReadModel, ANestedReadJoinsTheOuterSnapshot) {

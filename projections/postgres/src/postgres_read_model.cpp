@@ -173,6 +173,17 @@ class PostgresReadModel::Impl {
         clock_(options_.clock ? options_.clock : SystemClock::shared()),
         owner_("PostgreSQL read model (schema \"" + options_.schema + "\")"),
         lock_key_("annals_read_model." + options_.schema) {
+    if (options_.read_only) {
+      // Connect now, so that a wrong server or a missing schema fails here.
+      std::int64_t found = 0;
+      read([&](SqlTransaction& tx) {
+        found = tx.query_int("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                             {options_.schema})
+                    .value_or(0);
+      });
+      if (found == 0) throw StorageError(owner_ + ": the schema does not exist");
+      return;
+    }
     detail::MutexLock lock(write_mu_);
     // The schema and the bookkeeping tables, under the write lock so that
     // processes opening a new model at once do not race to create them.
@@ -188,6 +199,7 @@ class PostgresReadModel::Impl {
   }
 
   void write(const std::function<void(SqlTransaction&)>& fn) {
+    if (options_.read_only) throw InvalidArgument(owner_ + " was opened read-only");
     if (writing_thread_.load() == std::this_thread::get_id()) {
       throw InvalidArgument(owner_ + ": write() called inside write(); transactions do not nest");
     }

@@ -60,6 +60,11 @@ struct PostgresReadModelOptions {
   /// What stamps the bookkeeping (checkpoint updated_at, parked_at, rebuild
   /// requests). Default: the system clock.
   std::shared_ptr<const Clock> clock{};
+  /// Only look: the schema must exist; nothing is created (a schema without
+  /// the bookkeeping tables reads as having no projections) and write()
+  /// throws InvalidArgument. For tools and pages that show a read model, and
+  /// roles that may only SELECT. Default: false.
+  bool read_only = false;
 };
 
 class PostgresReadModel final : public ReadModel {
@@ -68,7 +73,7 @@ class PostgresReadModel final : public ReadModel {
   /// postgresql:// URL), creates the schema and the bookkeeping tables if
   /// missing.
   /// Throws: InvalidArgument (bad schema name); StorageError when it cannot
-  /// connect or create them.
+  /// connect or create them, or, read-only, when the schema does not exist.
   explicit PostgresReadModel(const std::string& connection, PostgresReadModelOptions options = {});
   ~PostgresReadModel() override;
 
@@ -77,7 +82,8 @@ class PostgresReadModel final : public ReadModel {
 
   /// See ReadModel::write (above for the locking). Throws: what `fn` throws;
   /// StorageError when PostgreSQL fails (the message carries its SQLSTATE);
-  /// InvalidArgument when nested in a write() on the same thread.
+  /// InvalidArgument when nested in a write() on the same thread, or on a
+  /// read-only model.
   void write(const std::function<void(SqlTransaction&)>& fn) override;
   /// See ReadModel::read. Throws: what `fn` throws; StorageError.
   void read(const std::function<void(SqlTransaction&)>& fn) const override;

@@ -238,7 +238,7 @@ void PostgresEventStore::Impl::create_schema() {
   }
   exec_script(l.get(), "create the schema",
               "BEGIN; SELECT pg_advisory_xact_lock(7382761305); " +
-                  schema_sql(options_.schema) + "COMMIT;");
+                  schema_sql(options_.schema) + kSealsSql + "COMMIT;");
   // A failed script leaves the transaction aborted: the lease drops it.
 }
 

@@ -66,13 +66,22 @@ class Params {
     return add(kInt4, std::move(b));
   }
   Params& text(std::string_view v) { return add(kText, std::string(v)); }
+  // SQL NULL of `type`.
+  Params& null(Oid type) {
+    add(type, std::string());
+    nulls_.resize(values_.size(), false);
+    nulls_.back() = true;
+    return *this;
+  }
   Params& bytes(std::string_view v) { return add(kBytea, std::string(v)); }
 
   int size() const { return static_cast<int>(values_.size()); }
   const Oid* types() const { return types_.data(); }
   std::vector<const char*> values() const {
     std::vector<const char*> out;
-    for (const auto& v : values_) out.push_back(v.data());
+    for (std::size_t i = 0; i < values_.size(); ++i) {
+      out.push_back(i < nulls_.size() && nulls_[i] ? nullptr : values_[i].data());
+    }
     return out;
   }
   std::vector<int> lengths() const {
@@ -89,6 +98,7 @@ class Params {
   }
   std::vector<Oid> types_;
   std::vector<std::string> values_;
+  std::vector<bool> nulls_;  // by index; shorter than values_ when the rest are not NULL
 };
 
 inline std::int64_t get_i8(const PGresult* r, int row, int col) {
@@ -138,6 +148,11 @@ inline RecordedEvent event_at(const PGresult* r, int row) {
   e.hash = to_hash(get_bytes(r, row, 9));
   return e;
 }
+
+// The seals table and its append-only triggers, unqualified (the
+// connection's search_path is the store's schema); idempotent
+// (postgres_seal.cpp).
+extern const char* const kSealsSql;
 
 // The channel the store's appends NOTIFY and its watchers LISTEN on.
 std::string notify_channel(const std::string& schema);

@@ -32,6 +32,7 @@
 #include "annals/core/clock.hpp"
 #include "annals/store/event_export.hpp"
 #include "annals/store/event_store.hpp"
+#include "annals/store/seal.hpp"
 #include "annals/store/snapshot_store.hpp"
 
 namespace annals {
@@ -137,7 +138,22 @@ class PostgresEventStore final : public EventStore, public SnapshotStore {
   class Impl;
 
  private:
+  friend Seal seal(PostgresEventStore& store, const SealKey* key, const Clock& clock);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Seals a PostgreSQL store, as seal() does an SQLite one (annals/store/seal.hpp):
+/// in one transaction that holds the head-row lock (so no append commits in
+/// between), reads the store id, the head position and hash and the event
+/// count, signs the statement with `key` (unsigned when null) and records it
+/// in the schema's `seals` table, which refuses UPDATE, DELETE and TRUNCATE
+/// like `events`. A store made before seals existed gets the table at its
+/// first seal (that needs the owner's rights once). verify_seal() checks a
+/// seal against either kind of store.
+/// Throws: InvalidArgument if `key` holds no private key; StorageError when
+/// the store cannot be written or reached; IntegrityError when the head event
+/// has no valid hash.
+Seal seal(PostgresEventStore& store, const SealKey* key = nullptr,
+          const Clock& clock = *SystemClock::shared());
 
 }  // namespace annals

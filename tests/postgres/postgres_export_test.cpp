@@ -157,3 +157,37 @@ TEST(PostgresExport, ATamperedExportIsRefusedNamingTheLineAndLeavesThePostgresSt
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PostgresExport, ASealOfAnSqliteStoreHoldsForItsCopyInPostgresAndBack) {
+  TempDir dir;
+  const auto key = SealKey::generate();
+  Seal sealed;
+  std::stringstream exported;
+  {
+    SqliteEventStore store(dir.path() / "a.db");
+    append_varied(store);
+    sealed = seal(store, &key);
+    export_events(store, exported);
+  }
+  const std::string schema = fresh_schema();
+  ASSERT_GT(import_into_postgres(schema, exported), 0);
+  PostgresEventStore copy(postgres_url(), in_schema(schema));
+  const auto checked = verify_seal(copy, sealed, &key);
+  EXPECT_TRUE(checked.ok) << checked.reason;
+  // A seal taken on PostgreSQL holds for the copy back in SQLite.
+  EventData more;
+  more.type = "test.More";
+  copy.append("more", ExpectedVersion::any(), {more});
+  const Seal again = seal(copy, &key);
+  std::stringstream back;
+  export_events(copy, back);
+  const auto file = dir.path() / "b.db";
+  import_events(file, back);
+  SqliteEventStore sqlite_copy(file);
+  const auto checked_back = verify_seal(sqlite_copy, again, &key);
+  EXPECT_TRUE(checked_back.ok) << checked_back.reason;
+}
+
+}  // namespace

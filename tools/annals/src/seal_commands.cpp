@@ -48,18 +48,22 @@ int run_seal(const SealCommand& c, Io& io) {
     throw ToolError(kExitFailure, "the key file " + named(c.key) +
                                       " holds a public key; sealing needs the private key");
   }
-  require_sqlite(c.db, "seal", "an SQLite store file (seals are kept in it)");
-  open_for_reading(c.db);  // refuses what is not a store, untouched
-  require_writable(c.db, "store file");
-  SqliteStoreOptions options;
-  options.create_if_missing = false;
-  std::unique_ptr<SqliteEventStore> store;
-  try {
-    store = std::make_unique<SqliteEventStore>(c.db, options);
-  } catch (const StorageError& e) {
-    throw ToolError(kExitUnusable, e.what());
+  Seal s;
+  if (is_postgres_url(c.db)) {
+    s = seal_postgres(c.db, key ? &*key : nullptr);  // kept in the schema's seals table
+  } else {
+    open_for_reading(c.db);  // refuses what is not a store, untouched
+    require_writable(c.db, "store file");
+    SqliteStoreOptions options;
+    options.create_if_missing = false;
+    std::unique_ptr<SqliteEventStore> store;
+    try {
+      store = std::make_unique<SqliteEventStore>(c.db, options);
+    } catch (const StorageError& e) {
+      throw ToolError(kExitUnusable, e.what());
+    }
+    s = seal(*store, key ? &*key : nullptr);
   }
-  const Seal s = seal(*store, key ? &*key : nullptr);
   io.out << to_seal_json(s);
   io.out.flush();
   if (!io.out) throw ToolError(kExitFailure, "cannot write the seal to the output");
@@ -67,7 +71,7 @@ int run_seal(const SealCommand& c, Io& io) {
     io.err << "annals seal: warning: no --key given, so the seal is unsigned: it records the "
               "head, but anyone able to rewrite the store could write a matching one\n";
   }
-  io.err << "sealed " << named(c.db) << " at position " << s.head_position << " ("
+  io.err << "sealed " << store_name(c.db) << " at position " << s.head_position << " ("
          << s.event_count << " events)"
          << (key ? ", signed with key " + key->key_id() : std::string()) << '\n';
   return kExitOk;

@@ -111,6 +111,15 @@ std::int64_t import_into_postgres(const std::filesystem::path& url, std::istream
 #endif
 }
 
+Seal seal_postgres(const std::filesystem::path& url, const SealKey* key) {
+#ifdef ANNALS_WITH_POSTGRES
+  return seal(*open_postgres(url, false), key);
+#else
+  (void)key;
+  no_postgres(url);
+#endif
+}
+
 void require_sqlite(const std::filesystem::path& db, const std::string& command,
                     const std::string& what) {
   if (!is_postgres_url(db)) return;

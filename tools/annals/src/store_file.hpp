@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "annals/store/event_export.hpp"
+#include "annals/store/seal.hpp"
 #include "annals/store/sqlite_event_store.hpp"
 
 namespace annals::tool {
@@ -65,6 +66,12 @@ std::unique_ptr<EventStore> open_store(const std::filesystem::path& db);
 /// import_events() throws.
 std::int64_t import_into_postgres(const std::filesystem::path& url, std::istream& in,
                                   const ImportOptions& options);
+
+/// Seals the PostgreSQL store `url` names (schema as open_store()), as
+/// annals::seal(PostgresEventStore&, ...) does.
+/// Throws: ToolError(kExitUnusable) when the store cannot be opened (as
+/// open_store()); what seal() throws.
+Seal seal_postgres(const std::filesystem::path& url, const SealKey* key);
 
 /// For the commands that work on SQLite files only.
 /// Throws: ToolError(kExitUsage) when `db` is a PostgreSQL URL, saying that

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -176,8 +177,7 @@ TEST_F(PostgresTool, ReadModelCommandsOnAPostgresUrlSayTheyNeedAnSqliteReadModel
   const std::vector<std::vector<std::string>> commands{{"projections", "--db", url},
                                                        {"rebuild", "balances", "--db", url},
                                                        {"check", "balances", "--db", url},
-                                                       {"serve", "--db", url},
-                                                       {"seal", "--db", url}};
+                                                       {"serve", "--db", url}};
   for (const auto& args : commands) {
     const auto r = annals(args);
     EXPECT_EQ(r.code, 2) << args.front() << ": " << r.err;
@@ -228,4 +228,22 @@ TEST_F(PostgresTool, AnUnreachableServerIsUnusableAndThePasswordIsNotPrinted) {
 }
 
 }  // namespace
+TEST_F(PostgresTool, SealAndVerifySealWorkOnAPostgresqlUrl) {
+  fill();
+  const std::string url = server_url();
+  ASSERT_EQ(annals({"keygen", "--key", (dir_ / "k.pem").string(), "--public",
+                    (dir_ / "k.pub").string()})
+                .code,
+            0);
+  const auto sealed = annals({"seal", "--db", url, "--key", (dir_ / "k.pem").string()});
+  ASSERT_EQ(sealed.code, 0) << sealed.err;
+  EXPECT_NE(sealed.err.find("sealed"), std::string::npos) << sealed.err;
+  std::ofstream(dir_ / "seal.json") << sealed.out;
+  const auto checked = annals({"verify", "--db", url, "--seal", (dir_ / "seal.json").string(),
+                               "--key", (dir_ / "k.pub").string()});
+  EXPECT_EQ(checked.code, 0) << checked.out << checked.err;
+  EXPECT_NE(checked.out.find("holds"), std::string::npos) << checked.out;
+  EXPECT_NE(checked.out.find("trusted key"), std::string::npos) << checked.out;
+}
+
 }  // namespace annals

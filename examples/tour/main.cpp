@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
         },
         .apply = [](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
           const auto event = annals::decode<CartEvent>(e);
-          tx.exec("INSERT INTO cart_totals VALUES (?1, ?2) ON CONFLICT (cart) DO UPDATE SET cents = cents + ?2",
+          tx.exec("INSERT INTO cart_totals VALUES ($1, $2) ON CONFLICT (cart) DO UPDATE SET cents = cents + $2",
                   {cart_of(e), cents_of(event)});
         },
         .reset = [](annals::SqlTransaction& tx) { tx.exec("DELETE FROM cart_totals"); },

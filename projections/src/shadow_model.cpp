@@ -62,15 +62,35 @@ std::string column_list(const std::vector<Column>& columns, const std::string& p
   return join(parts, ", ");
 }
 
-// "s.a IS l.a AND s.b IS l.b" over `columns` (NULL equals NULL).
-std::string same(const SqlTransaction& tx, const std::vector<Column>& columns) {
-  const std::string is = postgres(tx) ? " IS NOT DISTINCT FROM " : " IS ";
+// "s.a IS l.a AND s.b IS l.b" over `columns` (NULL equals NULL). On
+// PostgreSQL the values compare as text, so types without an equality
+// operator (json, point, ...) compare too; key columns (`keys`: never NULL
+// there) with "=", so the server can hash-join them instead of comparing
+// every pair of rows.
+std::string same(const SqlTransaction& tx, const std::vector<Column>& columns, bool keys = false) {
   std::vector<std::string> parts;
   for (const auto& c : columns) {
     const auto q = quote_identifier(c.name);
-    parts.push_back("s." + q + is + "l." + q);
+    if (!postgres(tx)) {
+      parts.push_back("s." + q + " IS l." + q);
+    } else if (keys) {
+      parts.push_back("s." + q + "::text = l." + q + "::text");
+    } else {
+      parts.push_back("s." + q + "::text IS NOT DISTINCT FROM l." + q + "::text");
+    }
   }
   return join(parts, " AND ");
+}
+
+// The columns of a whole-row comparison, as text on PostgreSQL (as same()
+// compares them), each under its own name.
+std::string grouping(const SqlTransaction& tx, const std::vector<Column>& columns) {
+  std::vector<std::string> parts;
+  for (const auto& c : columns) {
+    const auto q = quote_identifier(c.name);
+    parts.push_back(postgres(tx) ? q + "::text AS " + q : q);
+  }
+  return join(parts, ", ");
 }
 
 SqlRow slice(const SqlRow& row, std::size_t from, std::size_t n) {
@@ -97,7 +117,7 @@ void compare_keyed(SqlTransaction& tx, const std::string& live_schema,
                             RowDifference::Kind kind, std::int64_t& count) {
     const std::string rows = "SELECT " + column_list(columns, "l.") + " FROM " + here + t +
                              " AS l WHERE NOT EXISTS (SELECT 1 FROM " + there + t + " AS s WHERE " +
-                             same(tx, key) + ")";
+                             same(tx, key, true) + ")";
     const std::int64_t n =
         tx.query_int("SELECT count(*) FROM (" + rows + ") AS annals_rows").value_or(0);
     count += n;
@@ -115,7 +135,7 @@ void compare_keyed(SqlTransaction& tx, const std::string& live_schema,
   // Keys on both sides whose rows differ.
   const std::string rows = "SELECT " + column_list(columns, "l.") + ", " +
                            column_list(columns, "s.") + " FROM " + live + t + " AS l JOIN " +
-                           shadow + t + " AS s ON " + same(tx, key) + " WHERE NOT (" +
+                           shadow + t + " AS s ON " + same(tx, key, true) + " WHERE NOT (" +
                            same(tx, columns) + ")";
   const std::int64_t n =
       tx.query_int("SELECT count(*) FROM (" + rows + ") AS annals_rows").value_or(0);
@@ -136,9 +156,10 @@ void compare_multiset(SqlTransaction& tx, const std::string& live_schema,
                       CheckReport& report) {
   const std::string t = quote_identifier(table);
   const std::string cols = column_list(columns, "");
-  const std::string groups = "SELECT " + cols + ", sum(side) AS annals_d FROM (SELECT " + cols +
+  const std::string values = grouping(tx, columns);  // what rows are compared by
+  const std::string groups = "SELECT " + cols + ", sum(side) AS annals_d FROM (SELECT " + values +
                              ", 1 AS side FROM " + prefix(live_schema) + t + " UNION ALL SELECT " +
-                             cols + ", -1 FROM " + prefix(shadow_schema) + t +
+                             values + ", -1 FROM " + prefix(shadow_schema) + t +
                              ") AS annals_both GROUP BY " + cols + " HAVING sum(side) <> 0";
   const auto counts = tx.query(
       "SELECT coalesce(sum(CASE WHEN annals_d > 0 THEN annals_d END), 0), "
@@ -197,9 +218,10 @@ std::vector<std::string> projection_tables(SqlTransaction& tx) {
       "'projection_partition_leases', 'projection_partition_writes')";
   const std::string sql =
       postgres(tx)
-          ? "SELECT tablename::text FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
-            "AND tablename NOT IN " +
-                bookkeeping + " ORDER BY tablename COLLATE \"C\""
+          ? "SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN "
+            "('r', 'p') AND NOT c.relispartition AND c.relname NOT IN " +
+                bookkeeping + " ORDER BY c.relname COLLATE \"C\""
           : "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE "
             "'sqlite\\_%' ESCAPE '\\' AND name NOT IN " +
                 bookkeeping + " ORDER BY name";

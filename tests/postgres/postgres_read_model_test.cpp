@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -364,7 +366,6 @@ TEST(PostgresReadModel, CheckFindsEveryKindOfDifferenceAndRebuildSwapsInTheRepla
   ASSERT_FALSE(report.samples.empty());
   EXPECT_EQ(report.samples[0].table, "balances_rows");
 
-  // A reader holding the live tables sees the old rows until the swap.
   runner.rebuild();
   EXPECT_TRUE(runner.check().equal());
   EXPECT_EQ(f.views.query_int("SELECT count(*) FROM balances_rows"), 20);
@@ -455,6 +456,143 @@ TEST(PostgresReadModel, ASqliteStoreFeedsIt) {
   EXPECT_TRUE(lite_runner.check().equal());
   lite_runner.rebuild();
   EXPECT_EQ(total_cents(lite), 15);
+}
+
+// ---- what the review of the first version found ----------------------------
+
+TEST(PostgresReadModel, FloatsReadBackExactlyWhateverTheServerSettings) {
+  PostgresReadModel views(testing::postgres_url(), views_options(testing::fresh_schema()));
+  views.write([](SqlTransaction& tx) { tx.exec_script("CREATE TABLE f (r DOUBLE PRECISION)"); });
+  const std::vector<double> values = {1.0 / 3, 5e-324, 1e300, -0.0,
+                                      std::numeric_limits<double>::infinity(),
+                                      -std::numeric_limits<double>::infinity()};
+  views.write([&](SqlTransaction& tx) {
+    // A session that asks for fewer digits does not change what reads back.
+    tx.exec("SET LOCAL extra_float_digits = 0");
+    for (const double v : values) tx.exec("INSERT INTO f VALUES ($1)", {v});
+  });
+  const auto rows = views.query("SELECT r FROM f");
+  ASSERT_EQ(rows.size(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) EXPECT_EQ(rows[i][0].as_real(), values[i]);
+  EXPECT_TRUE(std::isnan(views.query("SELECT 'NaN'::float8")[0][0].as_real()));
+}
+
+TEST(PostgresReadModel, WritesStayReadCommittedWhenTheServerDefaultIsSerializable) {
+  const std::string& url = testing::postgres_url();
+  if (url.find("://") != std::string::npos) GTEST_SKIP() << "needs a key=value connection string";
+  Fixture f(300);
+  const std::string strict = url + " options='-c default_transaction_isolation=serializable'";
+  PostgresReadModel a(strict, views_options(f.views.schema()));
+  PostgresReadModel b(strict, views_options(f.views.schema()));
+  EXPECT_EQ(a.query("SHOW default_transaction_isolation")[0][0], SqlValue("serializable"));
+  ProjectionRunnerOptions options = quick_retries();
+  options.batch_size = 5;
+  ProjectionRunner ra(f.store, a, balances(), options);
+  ProjectionRunner rb(f.store, b, balances(), options);
+  std::thread ta([&] { EXPECT_EQ(ra.catch_up(), 300); });
+  std::thread tb([&] { EXPECT_EQ(rb.catch_up(), 300); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(f.views.query_int("SELECT count(*) FROM balances_rows"), 300);
+  EXPECT_FALSE(ra.status().failure.has_value());
+  EXPECT_FALSE(rb.status().failure.has_value());
+}
+
+TEST(PostgresReadModel, RebuildKeepsGrantsAndTablesThatReferenceEachOther) {
+  Fixture f(9);
+  const std::string role = f.views.schema() + "_reader";
+  PostgresReadModel admin(testing::postgres_url());
+  admin.write([&](SqlTransaction& tx) { tx.exec_script("CREATE ROLE " + role); });
+  Projection linked;
+  linked.name = "linked";
+  linked.setup = [](SqlTransaction& tx) {
+    tx.exec_script(
+        "CREATE TABLE IF NOT EXISTS owners (stream_id TEXT PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS moves (position BIGINT PRIMARY KEY, "
+        "stream_id TEXT NOT NULL REFERENCES owners (stream_id), cents BIGINT NOT NULL, "
+        "extra JSON)");
+  };
+  linked.apply = [](SqlTransaction& tx, const RecordedEvent& e) {
+    tx.exec("INSERT INTO owners VALUES ($1) ON CONFLICT DO NOTHING", {e.stream_id});
+    tx.exec("INSERT INTO moves VALUES ($1, $2, $3, $4)",
+            {e.position, e.stream_id, cents_of(e), R"({"json": true})"});
+  };
+  linked.reset = [](SqlTransaction& tx) { tx.exec_script("DELETE FROM moves; DELETE FROM owners"); };
+  ProjectionRunner runner(f.store, f.views, linked, quick_retries());
+  runner.catch_up();
+  f.views.write([&](SqlTransaction& tx) { tx.exec_script("GRANT SELECT ON moves TO " + role); });
+  EXPECT_TRUE(runner.check().equal());  // a json column compares too
+  runner.rebuild();
+  EXPECT_EQ(f.views.query_int("SELECT count(*) FROM moves"), 9);
+  EXPECT_EQ(f.views.query_int("SELECT has_table_privilege($1, $2, 'SELECT')::int",
+                              {role, f.views.schema() + ".moves"}),
+            1);
+  EXPECT_TRUE(runner.check().equal());
+}
+
+TEST(PostgresReadModel, ARebuildWhoseTablesNeedATypeItsSetupMadeIsRefusedAndChangesNothing) {
+  Fixture f(4);
+  Projection typed;
+  typed.name = "typed";
+  typed.setup = [](SqlTransaction& tx) {
+    tx.exec_script(
+        "DO $$ BEGIN IF to_regtype('kind') IS NULL THEN CREATE TYPE kind AS ENUM ('in', 'out'); "
+        "END IF; END $$;"
+        "CREATE TABLE IF NOT EXISTS kinds (position BIGINT PRIMARY KEY, k kind)");
+  };
+  typed.apply = [](SqlTransaction& tx, const RecordedEvent& e) {
+    tx.exec("INSERT INTO kinds VALUES ($1, 'in')", {e.position});
+  };
+  typed.reset = [](SqlTransaction& tx) { tx.exec("DELETE FROM kinds"); };
+  ProjectionRunner runner(f.store, f.views, typed, quick_retries());
+  runner.catch_up();
+  // The type exists in the live schema, and the replay's search_path finds
+  // it there: the rebuild works.
+  runner.rebuild();
+  EXPECT_EQ(f.views.query_int("SELECT count(*) FROM kinds"), 4);
+
+  // A setup that creates its type unconditionally makes it in the replay's
+  // schema: the swap is refused, naming it, and the live model stays.
+  auto eager = typed;
+  eager.setup = [](SqlTransaction& tx) {
+    tx.exec_script(
+        "DO $$ BEGIN IF to_regtype('mood') IS NULL OR current_schema() LIKE 'annals\\_shadow\\_%' "
+        "THEN CREATE TYPE mood AS ENUM ('calm'); END IF; END $$;"
+        "CREATE TABLE IF NOT EXISTS kinds2 (position BIGINT PRIMARY KEY, m mood)");
+  };
+  eager.name = "eager";
+  eager.apply = [](SqlTransaction& tx, const RecordedEvent& e) {
+    tx.exec("INSERT INTO kinds2 VALUES ($1, 'calm')", {e.position});
+  };
+  eager.reset = [](SqlTransaction& tx) { tx.exec("DELETE FROM kinds2"); };
+  ProjectionRunner eager_runner(f.store, f.views, eager, quick_retries());
+  eager_runner.catch_up();
+  try {
+    eager_runner.rebuild();
+    FAIL() << "the swap was made";
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find("type"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mood"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(f.views.query_int("SELECT count(*) FROM kinds2"), 4);
+  EXPECT_EQ(f.views.query_int("SELECT count(*) FROM information_schema.columns WHERE "
+                              "table_schema = $1 AND table_name = 'kinds2'",
+                              {f.views.schema()}),
+            2);
+  EXPECT_EQ(count_schemas("annals\\_shadow\\_%"), 0);
+  f.add(1);
+  EXPECT_EQ(eager_runner.catch_up(), 5);
+}
+
+TEST(PostgresReadModel, ACheckOfAReadOnlyModelLeavesNoSchemaBehind) {
+  Fixture f(5);
+  ProjectionRunner runner(f.store, f.views, balances(), quick_retries());
+  runner.catch_up();
+  PostgresReadModelOptions look = views_options(f.views.schema());
+  look.read_only = true;
+  const PostgresReadModel reader(testing::postgres_url(), look);
+  EXPECT_TRUE(check_projection(f.store, reader, balances()).equal());
+  EXPECT_EQ(count_schemas("annals\\_shadow\\_%"), 0);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
+#include <limits>
+#include <string_view>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -32,14 +34,14 @@ using detail::pg::Result;
 constexpr Oid kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4 = 700,
               kFloat8 = 701, kNumeric = 1700;
 
-void check_schema_name(const std::string& s) {
+void check_schema_name(const std::string& s, const char* option) {
   bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9');
   for (const char c : s) {
     ok = ok &&
          ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
   }
   if (!ok) {
-    throw InvalidArgument("PostgresReadModelOptions::schema '" + s +
+    throw InvalidArgument(std::string("PostgresReadModelOptions::") + option + " '" + s +
                           "': use ASCII letters, digits and '_', not starting with a digit, "
                           "at most 63 bytes");
   }
@@ -48,6 +50,18 @@ void check_schema_name(const std::string& s) {
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+// A real in PostgreSQL's text form, whatever the process's locale:
+// "Infinity", "-Infinity" and "NaN" included.
+double real_of(const char* text, std::size_t size) {
+  const std::string_view t(text, size);
+  if (t == "Infinity") return std::numeric_limits<double>::infinity();
+  if (t == "-Infinity") return -std::numeric_limits<double>::infinity();
+  if (t == "NaN") return std::numeric_limits<double>::quiet_NaN();
+  double v = 0;
+  std::from_chars(text, text + size, v);
+  return v;
 }
 
 // A value of a result in text form, typed by its column's type.
@@ -72,11 +86,11 @@ SqlValue value_of(const PGresult* r, int row, int col) {
       std::int64_t v = 0;
       const auto [end, ec] = std::from_chars(text, text + size, v);
       if (ec == std::errc() && end == text + size) return SqlValue(v);
-      return SqlValue(std::strtod(text, nullptr));
+      return SqlValue(real_of(text, size));
     }
     case kFloat4:
     case kFloat8:
-      return SqlValue(std::strtod(text, nullptr));  // "Infinity", "NaN" included
+      return SqlValue(real_of(text, size));
     default:
       return SqlValue(std::string(text, size));
   }
@@ -187,7 +201,8 @@ class PostgresReadModel::Impl {
     detail::MutexLock lock(write_mu_);
     // The schema and the bookkeeping tables, under the write lock so that
     // processes opening a new model at once do not race to create them.
-    in_transaction(writer_, "BEGIN", [&](PgTransaction& tx) {
+    in_transaction(writer_, "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
+                   [&](PgTransaction& tx) {
       tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
       const bool exists =
           tx.query_int("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
@@ -209,7 +224,11 @@ class PostgresReadModel::Impl {
       std::atomic<std::thread::id>& id;
       ~Clear() { id.store(std::thread::id()); }
     } clear{writing_thread_};
-    in_transaction(writer_, "BEGIN", [&](PgTransaction& tx) {
+    // READ COMMITTED whatever the server's default: each statement after the
+    // lock sees what the writer before committed (the runner re-reads its
+    // checkpoint there).
+    in_transaction(writer_, "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
+                   [&](PgTransaction& tx) {
       tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
       fn(tx);
     });
@@ -238,18 +257,25 @@ class PostgresReadModel::Impl {
   const std::string owner_;
 
  private:
-  // A connection whose search_path is the model's schema. NOTICEs (such as
-  // "relation already exists, skipping") are not printed.
+  // A connection whose search_path is the model's schema, then
+  // PostgresReadModelOptions::search_path. Set after connecting, so options
+  // in the user's connection string (statement_timeout, ...) stay in force.
+  // Floats are sent with every digit (extra_float_digits), so they read back
+  // as stored; NOTICEs ("relation already exists, skipping") are not printed.
   Conn connect() const {
-    const std::string options =
-        "-c search_path=\"" + options_.schema + "\" -c client_min_messages=warning";
-    const char* keys[] = {"dbname", "options", "application_name", nullptr};
-    const char* values[] = {connection_.c_str(), options.c_str(), "annals", nullptr};
+    // application_name first: a name in the user's string wins.
+    const char* keys[] = {"application_name", "dbname", nullptr};
+    const char* values[] = {"annals", connection_.c_str(), nullptr};
     Conn c(PQconnectdbParams(keys, values, 1));
     if (!c) throw StorageError(owner_ + ": cannot allocate a connection");
     if (PQstatus(c.get()) != CONNECTION_OK) {
       throw StorageError(owner_ + ": cannot connect: " + trimmed(PQerrorMessage(c.get())));
     }
+    std::string path = detail::quote_identifier(options_.schema);
+    for (const auto& extra : options_.search_path) path += ", " + detail::quote_identifier(extra);
+    PgTransaction(c.get(), owner_)
+        .exec_script("SET search_path TO " + path +
+                     "; SET extra_float_digits = 3; SET client_min_messages = warning");
     return c;
   }
 
@@ -304,23 +330,28 @@ namespace {
 
 // A shadow in a schema of its own, "annals_shadow_<16 hex digits>", in the
 // live model's database, dropped with everything in it when destroyed. A
-// process killed meanwhile leaves the schema behind: safe to drop.
+// process killed meanwhile leaves the schema behind: safe to drop. Its
+// search_path goes on with the live schema's, so setup() finds the types and
+// functions the live model has.
 class PostgresShadow final : public detail::ShadowModel {
  public:
   PostgresShadow(PostgresReadModel& live, const std::string& connection,
-                 std::shared_ptr<const Clock> clock)
+                 const PostgresReadModelOptions& live_options, std::shared_ptr<const Clock> clock)
       : live_(live), name_(random_name()) {
     PostgresReadModelOptions options;
     options.schema = name_;
+    options.search_path = {live_options.schema};
+    options.search_path.insert(options.search_path.end(), live_options.search_path.begin(),
+                               live_options.search_path.end());
     options.clock = std::move(clock);
     model_ = std::make_unique<PostgresReadModel>(connection, options);
   }
 
   ~PostgresShadow() override {
-    model_.reset();
+    // Through the shadow's own connection: the live model may be read-only.
     try {
-      live_.write([&](SqlTransaction& tx) {
-        tx.exec_script("DROP SCHEMA IF EXISTS \"" + name_ + "\" CASCADE");
+      model_->write([&](SqlTransaction& tx) {
+        tx.exec_script("DROP SCHEMA IF EXISTS " + detail::quote_identifier(name_) + " CASCADE");
       });
     } catch (...) {
       // Left behind, as after a killed process (see above); never thrown
@@ -340,19 +371,79 @@ class PostgresShadow final : public detail::ShadowModel {
     }
   }
 
-  // Each live table dropped and the shadow's moved into the live schema:
-  // its indexes, constraints, triggers and owned sequences move with it.
+  // The live tables dropped in one statement (so tables that reference each
+  // other go together), the shadow's moved into the live schema with their
+  // indexes, constraints, triggers and owned sequences, the live tables'
+  // GRANTs given to them; then a check that nothing moved still needs an
+  // object of the shadow's, which the shadow's drop would take along.
   void replace_tables(SqlTransaction& tx, const std::vector<std::string>& tables) override {
+    if (tables.empty()) return;
     const std::string live = detail::quote_identifier(live_.schema());
     const std::string shadow = detail::quote_identifier(name_);
+    std::string live_list, names;
     for (const auto& table : tables) {
-      const std::string t = detail::quote_identifier(table);
-      tx.exec("DROP TABLE IF EXISTS " + live + "." + t);
-      tx.exec("ALTER TABLE " + shadow + "." + t + " SET SCHEMA " + live);
+      live_list += (live_list.empty() ? "" : ", ") + live + "." + detail::quote_identifier(table);
+      names += (names.empty() ? "" : ", ") + literal(table);
+    }
+    // privilege, grantee ("" for PUBLIC), table, of each live table
+    const auto grants = tx.query(
+        "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN '' ELSE "
+        "pg_get_userbyid(a.grantee)::text END, c.relname::text FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace, "
+        "aclexplode(c.relacl) AS a WHERE n.nspname = $1 AND c.relname IN (" +
+            names + ") AND a.grantee <> c.relowner",
+        {live_.schema()});
+    tx.exec("DROP TABLE IF EXISTS " + live_list);
+    for (const auto& table : tables) {
+      tx.exec("ALTER TABLE " + shadow + "." + detail::quote_identifier(table) + " SET SCHEMA " +
+              live);
+    }
+    for (const auto& g : grants) {
+      const std::string& grantee = g[1].as_text();
+      tx.exec("GRANT " + g[0].as_text() + " ON " + live + "." +
+              detail::quote_identifier(g[2].as_text()) + " TO " +
+              (grantee.empty() ? std::string("PUBLIC") : detail::quote_identifier(grantee)));
+    }
+    const auto needs = tx.query(
+        "WITH moved AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname IN (" + names + ")), "
+        "theirs AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $2) "
+        "SELECT DISTINCT pg_describe_object(d.refclassid, d.refobjid, 0) FROM pg_catalog.pg_depend d "
+        "WHERE ((d.classid = 'pg_class'::regclass AND d.objid IN (SELECT oid FROM moved)) "
+        "OR (d.classid = 'pg_attrdef'::regclass AND d.objid IN (SELECT oid FROM pg_attrdef "
+        "WHERE adrelid IN (SELECT oid FROM moved))) "
+        "OR (d.classid = 'pg_trigger'::regclass AND d.objid IN (SELECT oid FROM pg_trigger "
+        "WHERE tgrelid IN (SELECT oid FROM moved))) "
+        "OR (d.classid = 'pg_constraint'::regclass AND d.objid IN (SELECT oid FROM pg_constraint "
+        "WHERE conrelid IN (SELECT oid FROM moved)))) "
+        "AND ((d.refclassid = 'pg_type'::regclass AND d.refobjid IN (SELECT oid FROM pg_type "
+        "WHERE typnamespace IN (SELECT oid FROM theirs))) "
+        "OR (d.refclassid = 'pg_proc'::regclass AND d.refobjid IN (SELECT oid FROM pg_proc "
+        "WHERE pronamespace IN (SELECT oid FROM theirs))) "
+        "OR (d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT oid FROM pg_class "
+        "WHERE relnamespace IN (SELECT oid FROM theirs)))) ORDER BY 1",
+        {live_.schema(), name_});
+    if (!needs.empty()) {
+      std::string list;
+      for (const auto& row : needs) list += (list.empty() ? "" : ", ") + row[0].as_text();
+      throw StorageError(
+          live_.describe() + ": rebuild refused: the projection's tables need " + list +
+          ", which its setup() created in the replay's temporary schema; create such types, "
+          "functions and sequences once in the read model's schema, outside setup(), and "
+          "let setup() create tables only (the live model is unchanged)");
     }
   }
 
  private:
+  static std::string literal(const std::string& text) {
+    std::string out = "'";
+    for (const char c : text) {
+      out += c;
+      if (c == '\'') out += '\'';
+    }
+    return out + "'";
+  }
+
   static std::string random_name() {
     std::random_device device;
     std::string name = "annals_shadow_";
@@ -370,7 +461,8 @@ class PostgresShadow final : public detail::ShadowModel {
 
 PostgresReadModel::PostgresReadModel(const std::string& connection,
                                      PostgresReadModelOptions options) {
-  check_schema_name(options.schema);
+  check_schema_name(options.schema, "schema");
+  for (const auto& extra : options.search_path) check_schema_name(extra, "search_path");
   impl_ = std::make_unique<Impl>(connection, std::move(options));
 }
 
@@ -391,8 +483,8 @@ std::string PostgresReadModel::describe() const { return impl_->owner_; }
 std::unique_ptr<detail::ShadowModel> PostgresReadModel::open_shadow() const {
   // The shadow writes through the live model's transactions (the swap), which
   // are non-const operations of this object.
-  return std::make_unique<PostgresShadow>(const_cast<PostgresReadModel&>(*this), impl_->connection_,
-                                          impl_->clock_);
+  return std::make_unique<PostgresShadow>(const_cast<PostgresReadModel&>(*this),
+                                          impl_->connection_, impl_->options_, impl_->clock_);
 }
 
 }  // namespace annals

@@ -17,7 +17,7 @@
 /// is 32 bits on PostgreSQL, use BIGINT).
 ///
 /// Where things live: the projections' tables and the bookkeeping tables
-/// (read_model.hpp) in `schema`, which is the connections' search_path, so
+/// (read_model.hpp) in `schema`, first on the connections' search_path, so
 /// projections name their tables unqualified. The role needs CREATE on the
 /// schema (projections create their tables; rebuild and check create a
 /// temporary schema "annals_shadow_<random>" in the database, dropped
@@ -30,10 +30,18 @@
 /// what the other already applied. read() runs at REPEATABLE READ, READ ONLY:
 /// one snapshot for everything inside it.
 ///
-/// Rebuild swap: each live table is dropped and the shadow's moved in (ALTER
-/// TABLE ... SET SCHEMA, indexes, triggers and sequences with it) in one
-/// transaction. A view of your own on a projection's table blocks the drop:
-/// the rebuild then fails and leaves the live model as it was.
+/// Rebuild swap: in one transaction the live tables are dropped and the
+/// shadow's moved in (ALTER TABLE ... SET SCHEMA: indexes, constraints,
+/// triggers and owned sequences move with them), and each gets the live
+/// table's GRANTs. setup() should create tables (with their indexes,
+/// triggers, serial or identity columns) and nothing else: a type, function
+/// or standalone sequence it creates would be the shadow's, and a rebuild
+/// whose tables need one fails naming it (create such objects once, in the
+/// schema, outside setup()). A view of your own on a projection's table
+/// blocks the drop. A failed rebuild leaves the live model as it was. The
+/// swap waits for readers of those tables to finish; a REPEATABLE READ
+/// reader that began before it and reads a swapped table afterwards sees it
+/// empty (PostgreSQL's catalog is not versioned like rows).
 ///
 /// Connections: one for writes, one for reads, opened at construction and
 /// opened again at the next call after the server dropped them (that call's
@@ -46,6 +54,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "annals/core/clock.hpp"
 #include "annals/projections/read_model.hpp"
@@ -57,6 +66,10 @@ struct PostgresReadModelOptions {
   /// digits and '_', not starting with a digit, at most 63 bytes.
   /// Default: "public".
   std::string schema = "public";
+  /// Schemas searched after `schema` for types and functions that
+  /// projections use but do not create (an extension's, installed in
+  /// public). Same rules as `schema`. Default: {"public"}.
+  std::vector<std::string> search_path{"public"};
   /// What stamps the bookkeeping (checkpoint updated_at, parked_at, rebuild
   /// requests). Default: the system clock.
   std::shared_ptr<const Clock> clock{};

@@ -16,13 +16,11 @@ namespace annals::tool {
 
 namespace {
 
-std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
-
 // The projections' names and states in the read model, read without writing
-// the file (an unknown name must not leave tables behind).
-std::vector<std::pair<std::string, std::string>> projections_in(const std::filesystem::path& file) {
+// it (an unknown name must not leave tables behind).
+std::vector<std::pair<std::string, std::string>> projections_in(const CommandReadModel& model) {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const CheckpointRecord& record : read_checkpoint_records(file)) {
+  for (const CheckpointRecord& record : checkpoint_records_in(model)) {
     out.emplace_back(record.name, std::string(to_string(record.state)));
   }
   return out;
@@ -75,16 +73,9 @@ int print_report(const Json& r, const CheckCommand& c, Io& io) {
 int run_check(const CheckCommand& c, Io& io) {
   using Clock = std::chrono::steady_clock;
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
-  if (c.read_model.empty()) {
-    require_sqlite(c.db, "check", "an SQLite read model file (give --read-model FILE)");
-  }
   const auto store = open_store(c.db);  // the store must be usable
-  const auto file = c.read_model.empty() ? c.db : c.read_model;
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) {
-    throw ToolError(kExitUnusable, "read model file " + quoted(file) + " does not exist");
-  }
-  const auto rows = projections_in(file);
+  const auto found = find_read_model(c.db, c.read_model);
+  const auto rows = projections_in(found);
   std::string state;
   std::string known;
   for (const auto& [name, s] : rows) {
@@ -92,28 +83,34 @@ int run_check(const CheckCommand& c, Io& io) {
     known += (known.empty() ? "" : ", ") + name;
   }
   if (state.empty()) {
-    throw ToolError(kExitFailure, "no projection named '" + c.name + "' in " + quoted(file) +
-                                      (known.empty() ? " (it has none)" : " (it has: " + known + ")"));
-  }
-  SqliteReadModelOptions options;
-  options.create_if_missing = false;
-  std::unique_ptr<SqliteReadModel> model;
-  if (!c.last) require_writable(file, "read model file");
-  try {
-    model = std::make_unique<SqliteReadModel>(file, options);
-  } catch (const StorageError& e) {
-    throw ToolError(kExitUnusable, e.what());
+    throw ToolError(kExitFailure,
+                    "no projection named '" + c.name + "' in " + found.name +
+                        (known.empty() ? " (it has none)" : " (it has: " + known + ")"));
   }
   if (c.last) {
-    const auto record = check_record(*model, c.name);
+    // Only a look. A PostgreSQL model looks through its read-only
+    // connection; an SQLite file is opened as for a request, minus the
+    // writability check, as it always was.
+    std::unique_ptr<ReadModel> opened;
+    if (!found.looking) {
+      SqliteReadModelOptions options;
+      options.create_if_missing = false;
+      try {
+        opened = std::make_unique<SqliteReadModel>(found.location, options);
+      } catch (const StorageError& e) {
+        throw ToolError(kExitUnusable, e.what());
+      }
+    }
+    const auto record = check_record(found.looking ? *found.looking : *opened, c.name);
     if (!record || !record->checked_at) {
       throw ToolError(kExitFailure, "no check of '" + c.name + "' has been recorded yet" +
                                         (record ? " (one is pending)" : ""));
     }
     return print_report(record->result, c, io);
   }
+  const auto model = open_for_requests(found);
   const std::int64_t at = request_check(*model, c.name);
-  io.err << "check of '" << printable(c.name) << "' requested in " << quoted(file) << '\n';
+  io.err << "check of '" << printable(c.name) << "' requested in " << found.name << '\n';
   if (state == "stopped") {
     throw ToolError(kExitFailure,
                     "not waiting: no runner of '" + printable(c.name) +

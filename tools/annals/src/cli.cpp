@@ -187,16 +187,20 @@ int run(int argc, const char* const* argv, Io& io) {
   i->add_option("file", imp.input, "The export file, - for standard input")->required();
   i->callback([&] { action = [&] { return run_import(imp, io); }; });
 
+  // projections, rebuild and check: a PostgreSQL read model too (serve reads
+  // SQLite files only).
+  const std::string kReadModelHelp =
+      "The read model: an SQLite file, or a postgresql:// URL (default: the store's own)";
   ProjectionsCommand projections;
   auto* p = add("projections", "Each durable projection's checkpoint, lag and state", projections.db);
-  p->add_option("--read-model", projections.read_model, "The read model file (default: the store file)");
+  p->add_option("--read-model", projections.read_model, kReadModelHelp);
   p->add_flag("--json", projections.json, "One JSON object per line");
   p->callback([&] { action = [&] { return run_projections(projections, io); }; });
 
   RebuildCommand rebuild;
   auto* b = add("rebuild", "Ask the runner of a projection to rebuild it", rebuild.db);
   b->add_option("name", rebuild.name, "The projection's name")->required();
-  b->add_option("--read-model", rebuild.read_model, "The read model file (default: the store file)");
+  b->add_option("--read-model", rebuild.read_model, kReadModelHelp);
   b->add_flag("--wait", rebuild.wait, "Wait until the rebuild reached the head");
   b->add_option("--timeout", rebuild.timeout_seconds, "With --wait: give up after this many seconds")
       ->check(non_negative_seconds());
@@ -208,7 +212,7 @@ int run(int argc, const char* const* argv, Io& io) {
   auto* ck = add("check", "Have the runner of a projection compare its read model with a replay; exit 4 when they differ",
                  check.db);
   ck->add_option("name", check.name, "The projection's name")->required();
-  ck->add_option("--read-model", check.read_model, "The read model file (default: the store file)");
+  ck->add_option("--read-model", check.read_model, kReadModelHelp);
   ck->add_flag("--last", check.last, "Print the last recorded report; request no check");
   ck->add_flag("--json", check.json, "The report as one JSON object");
   ck->add_option("--timeout", check.timeout_seconds, "Give up after this many seconds")

@@ -77,13 +77,6 @@ struct CheckpointRow {
   bool rebuild_requested = false;
 };
 
-// The read model is an SQLite file: the store's own file, or --read-model
-// (the only way on a PostgreSQL store).
-void require_read_model_file(const std::filesystem::path& db,
-                             const std::filesystem::path& read_model, const std::string& command) {
-  if (read_model.empty()) require_sqlite(db, command, "an SQLite read model file (give --read-model FILE)");
-}
-
 std::filesystem::path read_model_path(const std::filesystem::path& db,
                                       const std::filesystem::path& read_model) {
   const auto path = read_model.empty() ? db : read_model;
@@ -94,9 +87,10 @@ std::filesystem::path read_model_path(const std::filesystem::path& db,
   return path;
 }
 
-// Every checkpoint row, in name order; none when the file has no such table.
-std::vector<CheckpointRow> load_checkpoints(const std::filesystem::path& file) {
-  const std::vector<CheckpointRecord> records = read_checkpoint_records(file);
+// Every checkpoint row, in name order; none when the read model has no such
+// table.
+std::vector<CheckpointRow> load_checkpoints(const CommandReadModel& model) {
+  const std::vector<CheckpointRecord> records = checkpoint_records_in(model);
   std::vector<CheckpointRow> rows;
   rows.reserve(records.size());
   for (const CheckpointRecord& record : records) {
@@ -134,6 +128,41 @@ std::vector<CheckpointRecord> read_checkpoint_records(const std::filesystem::pat
   } catch (const StorageError& e) {
     throw ToolError((e.code() & 0xff) == SQLITE_NOTADB ? kExitUnusable : kExitFailure,
                     "reading " + named(file) + ": " + e.what());
+  }
+}
+
+CommandReadModel find_read_model(const std::filesystem::path& db,
+                                 const std::filesystem::path& read_model) {
+  CommandReadModel model;
+  if (!is_postgres_read_model(db, read_model)) {
+    model.location = read_model_path(db, read_model);
+    model.name = named(model.location);
+    return model;
+  }
+  model.location = read_model.empty() ? db : read_model;
+  model.name = postgres_read_model_name(model.location);
+  model.looking = open_postgres_read_model(model.location, true);
+  return model;
+}
+
+std::vector<CheckpointRecord> checkpoint_records_in(const CommandReadModel& model) {
+  if (!model.looking) return read_checkpoint_records(model.location);
+  try {
+    return model.looking->checkpoint_records();
+  } catch (const StorageError& e) {
+    throw ToolError(kExitFailure, "reading " + model.name + ": " + e.what());
+  }
+}
+
+std::unique_ptr<ReadModel> open_for_requests(const CommandReadModel& model) {
+  if (model.looking) return open_postgres_read_model(model.location, false);
+  require_writable(model.location, "read model file");
+  SqliteReadModelOptions options;
+  options.create_if_missing = false;
+  try {
+    return std::make_unique<SqliteReadModel>(model.location, options);
+  } catch (const StorageError& e) {
+    throw ToolError(kExitUnusable, e.what());
   }
 }
 
@@ -485,22 +514,23 @@ int run_import(const ImportCommand& c, Io& io) {
 // with their positions and make the command exit with kExitIntegrity.
 // The partitions of consumer groups (annals/projections/consumer_group.hpp):
 // owner, fencing token, checkpoint and lag, listed under the group's row.
-static std::vector<ConsumerGroupStatus> read_consumer_groups(const std::filesystem::path& file,
+static std::vector<ConsumerGroupStatus> read_consumer_groups(const CommandReadModel& model,
                                                              std::int64_t head) {
   try {
-    return SqliteReadModel(file, SqliteReadModelOptions{.read_only = true}).consumer_groups(head);
+    if (model.looking) return model.looking->consumer_groups(head);
+    return SqliteReadModel(model.location, SqliteReadModelOptions{.read_only = true})
+        .consumer_groups(head);
   } catch (const StorageError& e) {
-    throw ToolError(kExitFailure, "reading " + named(file) + ": " + e.what());
+    throw ToolError(kExitFailure, "reading " + model.name + ": " + e.what());
   }
 }
 
 int run_projections(const ProjectionsCommand& c, Io& io) {
-  require_read_model_file(c.db, c.read_model, "projections");
   const auto store = open_store(c.db);
-  const auto file = read_model_path(c.db, c.read_model);
-  const auto rows = load_checkpoints(file);  // before the head: a live runner may move on
+  const auto model = find_read_model(c.db, c.read_model);
+  const auto rows = load_checkpoints(model);  // before the head: a live runner may move on
   const std::int64_t head = store->head_position();
-  const auto groups = read_consumer_groups(file, head);
+  const auto groups = read_consumer_groups(model, head);
   const auto group_of = [&](const std::string& name) -> const ConsumerGroupStatus* {
     for (const auto& g : groups) {
       if (g.name == name) return &g;
@@ -574,7 +604,7 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
     std::string names;
     for (const auto& n : beyond_head) names += (names.empty() ? "" : ", ") + n;
     throw ToolError(kExitIntegrity,
-                    named(file) + ": checkpoint beyond the store's head (position " +
+                    model.name + ": checkpoint beyond the store's head (position " +
                         std::to_string(head) + " in " + store_name(c.db) + "): " + names +
                         "; events were removed from the store's tail, or the read model "
                         "belongs to another store (check the store with annals verify, then "
@@ -587,30 +617,19 @@ int run_projections(const ProjectionsCommand& c, Io& io) {
 
 int run_rebuild(const RebuildCommand& c, Io& io) {
   if (c.poll_ms < 1) throw ToolError(kExitUsage, "--poll-interval must be at least 1 ms");
-  require_read_model_file(c.db, c.read_model, "rebuild");
   const auto store = open_store(c.db);
-  const auto file = read_model_path(c.db, c.read_model);
-  const auto rows = load_checkpoints(file);
+  const auto model = find_read_model(c.db, c.read_model);
+  const auto rows = load_checkpoints(model);
   if (std::none_of(rows.begin(), rows.end(),
                    [&](const CheckpointRow& r) { return r.name == c.name; })) {
     std::string known;
     for (const auto& r : rows) known += (known.empty() ? "" : ", ") + r.name;
-    throw ToolError(kExitFailure, "no projection named '" + c.name + "' in " + named(file) +
-                                      (known.empty() ? " (it has none)" : " (it has: " + known + ")"));
+    throw ToolError(kExitFailure,
+                    "no projection named '" + c.name + "' in " + model.name +
+                        (known.empty() ? " (it has none)" : " (it has: " + known + ")"));
   }
-  require_writable(file, "read model file");
-  {
-    SqliteReadModelOptions options;
-    options.create_if_missing = false;
-    std::unique_ptr<SqliteReadModel> model;
-    try {
-      model = std::make_unique<SqliteReadModel>(file, options);
-    } catch (const StorageError& e) {
-      throw ToolError(kExitUnusable, e.what());
-    }
-    request_rebuild(*model, c.name);
-  }
-  io.err << "rebuild of '" << c.name << "' requested in " << named(file) << '\n';
+  request_rebuild(*open_for_requests(model), c.name);
+  io.err << "rebuild of '" << c.name << "' requested in " << model.name << '\n';
   if (!c.wait) return kExitOk;
 
   // A checkpoint row whose state is "stopped" was left by a runner that
@@ -630,10 +649,12 @@ int run_rebuild(const RebuildCommand& c, Io& io) {
   const auto started = Clock::now();
   for (;;) {
     std::optional<CheckpointRow> row;
-    for (auto& r : load_checkpoints(file)) {
+    for (auto& r : load_checkpoints(model)) {
       if (r.name == c.name) row = std::move(r);
     }
-    if (!row) throw ToolError(kExitFailure, "projection '" + c.name + "' disappeared from " + named(file));
+    if (!row) {
+      throw ToolError(kExitFailure, "projection '" + c.name + "' disappeared from " + model.name);
+    }
     if (!row->rebuild_requested) {
       if (row->error) {
         throw ToolError(kExitFailure, "the rebuild of '" + c.name + "' stopped at position " +

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,13 +39,41 @@ struct StreamsCommand {
   bool json = false;
 };
 /// Stream ids (with their versions) in byte order.
+int run_streams(const StreamsCommand& c, Io& io);
+
 /// Every projection's checkpoint record in the read model `file`, opened
 /// read-only (nothing is created or changed).
 /// Throws: ToolError (kExitUnusable when the file cannot be opened or is not
 /// a database, kExitFailure when reading it fails).
 std::vector<CheckpointRecord> read_checkpoint_records(const std::filesystem::path& file);
 
-int run_streams(const StreamsCommand& c, Io& io);
+/// The read model `projections`, `rebuild` and `check` work on: an SQLite
+/// file (--read-model FILE, else the store's own file), or a PostgreSQL
+/// schema (--read-model URL, else the store's server when --db is a URL;
+/// open_postgres_read_model() says which schema). Found, it has been looked
+/// at only: nothing is created or written.
+struct CommandReadModel {
+  std::filesystem::path location;  ///< the file, or the URL
+  /// As messages name it: 'views.db'; schema "views" of 'postgresql://app:***@db/bank'.
+  std::string name;
+  /// PostgreSQL: the model, opened read-only. SQLite: null (each look opens
+  /// the file, so a file that is not a database is reported as one).
+  std::unique_ptr<ReadModel> looking;
+};
+/// Throws: ToolError(kExitUnusable) when the file does not exist or the
+/// PostgreSQL read model cannot be opened (a missing schema, an unreachable
+/// server); ToolError(kExitUsage) for an invalid schema name.
+CommandReadModel find_read_model(const std::filesystem::path& db,
+                                 const std::filesystem::path& read_model);
+/// Every projection's checkpoint record in it, in name order.
+/// Throws: as read_checkpoint_records(); on PostgreSQL ToolError(kExitFailure)
+/// when reading fails.
+std::vector<CheckpointRecord> checkpoint_records_in(const CommandReadModel& model);
+/// The read model opened for recording a request (rebuild, check): an SQLite
+/// file must be writable by this process and is not created; a PostgreSQL one
+/// is opened writable (open_postgres_read_model()).
+/// Throws: ToolError(kExitUnusable) when it cannot be opened or written.
+std::unique_ptr<ReadModel> open_for_requests(const CommandReadModel& model);
 
 struct ReadCommand {
   std::filesystem::path db;
@@ -131,7 +160,7 @@ int run_import(const ImportCommand& c, Io& io);
 
 struct ProjectionsCommand {
   std::filesystem::path db;
-  std::filesystem::path read_model;  ///< empty: the store's own file
+  std::filesystem::path read_model;  ///< file or URL; empty: the store's own file or server
   bool json = false;
 };
 /// Each durable projection's checkpoint row with the store's head and lag.
@@ -140,7 +169,7 @@ int run_projections(const ProjectionsCommand& c, Io& io);
 struct RebuildCommand {
   std::filesystem::path db;
   std::string name;
-  std::filesystem::path read_model;  ///< empty: the store's own file
+  std::filesystem::path read_model;  ///< file or URL; empty: the store's own file or server
   bool wait = false;
   double timeout_seconds = 0;  ///< with wait; 0: no limit
   int poll_ms = 200;
@@ -152,7 +181,7 @@ int run_rebuild(const RebuildCommand& c, Io& io);
 struct CheckCommand {
   std::filesystem::path db;
   std::string name;
-  std::filesystem::path read_model;  ///< empty: the store's own file
+  std::filesystem::path read_model;  ///< file or URL; empty: the store's own file or server
   bool last = false;                 ///< print the last recorded report; request nothing
   bool json = false;
   double timeout_seconds = 0;  ///< 0: no limit

@@ -195,6 +195,14 @@ class WebServer::Impl {
                                       " is not a loopback address: serving it needs --token");
     }
     require_sqlite(options_.db, "serve", "an SQLite store file");
+    // The page reads SQLite read models only: a URL given for one is refused
+    // rather than looked for as a file that does not exist.
+    if (is_postgres_url(options_.read_model)) {
+      throw ToolError(kExitUsage, "annals serve needs an SQLite read model file, and " +
+                                      store_name(options_.read_model) +
+                                      " is a PostgreSQL read model; `annals projections` "
+                                      "shows one");
+    }
     store_ = open_for_reading(options_.db);
     read_model_ = options_.read_model.empty() ? options_.db : options_.read_model;
     routes();

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "annals/core/error.hpp"
 #ifdef ANNALS_WITH_POSTGRES
+#include "annals/projections/postgres_read_model.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #endif
 
@@ -116,6 +118,52 @@ Seal seal_postgres(const std::filesystem::path& url, const SealKey* key) {
   return seal(*open_postgres(url, false), key);
 #else
   (void)key;
+  no_postgres(url);
+#endif
+}
+
+bool is_postgres_read_model(const std::filesystem::path& db,
+                            const std::filesystem::path& read_model) {
+  return read_model.empty() ? is_postgres_url(db) : is_postgres_url(read_model);
+}
+
+namespace {
+
+// The variable that names the read model's schema, and the schema; the
+// store's variable when the read model's is not set, so that a read model
+// beside the store needs nothing more.
+std::pair<std::string, std::string> read_model_schema() {
+  for (const char* variable : {"ANNALS_PG_READ_MODEL_SCHEMA", "ANNALS_PG_SCHEMA"}) {
+    if (const char* schema = std::getenv(variable); schema != nullptr && *schema != '\0') {
+      return {variable, schema};
+    }
+  }
+  return {"ANNALS_PG_READ_MODEL_SCHEMA", "public"};
+}
+
+}  // namespace
+
+std::string postgres_read_model_name(const std::filesystem::path& url) {
+  return "schema \"" + read_model_schema().second + "\" of " + store_name(url);
+}
+
+std::unique_ptr<ReadModel> open_postgres_read_model(const std::filesystem::path& url,
+                                                    bool read_only) {
+#ifdef ANNALS_WITH_POSTGRES
+  const auto [variable, schema] = read_model_schema();
+  PostgresReadModelOptions options;
+  options.schema = schema;
+  options.read_only = read_only;
+  try {
+    return std::make_unique<PostgresReadModel>(url.string(), options);
+  } catch (const InvalidArgument& e) {
+    throw ToolError(kExitUsage, variable + ": " + e.what());
+  } catch (const StorageError& e) {
+    throw ToolError(kExitUnusable,
+                    "cannot open the read model in " + store_name(url) + ": " + e.what());
+  }
+#else
+  (void)read_only;
   no_postgres(url);
 #endif
 }

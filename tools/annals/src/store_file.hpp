@@ -1,7 +1,7 @@
 #pragma once
 // Exit codes, the error type that carries one, and how the commands open
-// stores (SQLite files and PostgreSQL URLs) and read-model files. Private to
-// the annals tool.
+// stores (SQLite files and PostgreSQL URLs) and PostgreSQL read models.
+// Private to the annals tool.
 
 #include <filesystem>
 #include <memory>
@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "annals/projections/read_model.hpp"
 #include "annals/store/event_export.hpp"
 #include "annals/store/seal.hpp"
 #include "annals/store/sqlite_event_store.hpp"
@@ -72,6 +73,32 @@ std::int64_t import_into_postgres(const std::filesystem::path& url, std::istream
 /// Throws: ToolError(kExitUnusable) when the store cannot be opened (as
 /// open_store()); what seal() throws.
 Seal seal_postgres(const std::filesystem::path& url, const SealKey* key);
+
+/// True when the read model of `projections`, `rebuild` or `check` is a
+/// PostgreSQL one: `read_model` (--read-model) is a PostgreSQL URL, or it is
+/// empty and the store `db` is one (the read model then lives on the store's
+/// server, as it lives in the store's own file on SQLite).
+bool is_postgres_read_model(const std::filesystem::path& db,
+                            const std::filesystem::path& read_model);
+
+/// A PostgreSQL read model as messages name it: its schema and its URL
+/// without the password, `schema "views" of 'postgresql://app:***@db/bank'`.
+/// The schema is the one open_postgres_read_model() uses.
+std::string postgres_read_model_name(const std::filesystem::path& url);
+
+/// Opens the PostgreSQL read model at `url`, in the schema the environment
+/// variable ANNALS_PG_READ_MODEL_SCHEMA names, else the store's
+/// (ANNALS_PG_SCHEMA), else "public". `read_only`: only looks (the schema
+/// must exist; nothing is created; PostgresReadModelOptions::read_only).
+/// Otherwise the bookkeeping tables are created if missing, as
+/// PostgresReadModel does: the commands open it so only after a read-only
+/// look found the projection, so they are there already.
+/// Throws: ToolError(kExitUsage) naming the variable for an invalid schema
+/// name; ToolError(kExitUnusable) naming the URL when it cannot be opened (a
+/// server that cannot be reached, a schema that does not exist, a build
+/// without PostgreSQL support).
+std::unique_ptr<ReadModel> open_postgres_read_model(const std::filesystem::path& url,
+                                                    bool read_only);
 
 /// For the commands that work on SQLite files only.
 /// Throws: ToolError(kExitUsage) when `db` is a PostgreSQL URL, saying that

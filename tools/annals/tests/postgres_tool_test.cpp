@@ -1,8 +1,11 @@
 // The built `annals` program on a PostgreSQL store named by a postgresql://
 // (or postgres://) URL: the store commands read, follow, verify, export and
-// import it; the commands that need an SQLite read model say so. The server
-// is a throwaway cluster (tests/postgres/postgres_server.hpp); each test uses
-// a schema of its own, given to the program through ANNALS_PG_SCHEMA.
+// import it; projections, rebuild and check work on a PostgreSQL read model
+// (beside the store, or named by --read-model URL); seal and serve say they
+// need SQLite. The server is a throwaway cluster
+// (tests/postgres/postgres_server.hpp); each test uses a schema of its own,
+// given to the program through ANNALS_PG_SCHEMA (and
+// ANNALS_PG_READ_MODEL_SCHEMA).
 
 #include <gtest/gtest.h>
 
@@ -14,7 +17,10 @@
 #include <thread>
 
 #include "annals/core/error.hpp"
+#include "annals/projections/check_request.hpp"
+#include "annals/projections/postgres_read_model.hpp"
 #include "annals/projections/projection_runner.hpp"
+#include "annals/projections/rebuild_request.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #include "postgres/postgres_server.hpp"
@@ -73,6 +79,19 @@ class PostgresTool : public ::testing::Test {
   Outcome annals(const std::vector<std::string>& args,
                  const std::filesystem::path& stdin_file = "/dev/null") {
     return annals_exec(dir_.path(), args, stdin_file, {"env", "ANNALS_PG_SCHEMA=" + schema_});
+  }
+  // With the read model in `read_model_schema` (ANNALS_PG_READ_MODEL_SCHEMA).
+  Outcome annals_views_in(const std::string& read_model_schema,
+                          const std::vector<std::string>& args) {
+    return annals_exec(dir_.path(), args, "/dev/null",
+                       {"env", "ANNALS_PG_SCHEMA=" + schema_,
+                        "ANNALS_PG_READ_MODEL_SCHEMA=" + read_model_schema});
+  }
+  // The read model beside the store: the store's schema.
+  PostgresReadModelOptions views_options() const {
+    PostgresReadModelOptions o;
+    o.schema = schema_;
+    return o;
   }
 
   std::string schema_;
@@ -171,19 +190,294 @@ TEST_F(PostgresTool, TailFollowIsWokenByACommitWithoutWaitingForItsPollInterval)
   EXPECT_NE(follow.out.find("6\tlate-1@1\t"), std::string::npos) << follow.out;
 }
 
-TEST_F(PostgresTool, ReadModelCommandsOnAPostgresUrlSayTheyNeedAnSqliteReadModel) {
+TEST_F(PostgresTool, SealAndServeOnAPostgresUrlSayTheyNeedSqlite) {
   fill();
   const std::string url = server_url();
-  const std::vector<std::vector<std::string>> commands{{"projections", "--db", url},
-                                                       {"rebuild", "balances", "--db", url},
-                                                       {"check", "balances", "--db", url},
-                                                       {"serve", "--db", url}};
+  fill_sample(dir_ / "a.db");
+  const std::vector<std::vector<std::string>> commands{
+      {"serve", "--db", url},
+      {"serve", "--db", (dir_ / "a.db").string(), "--read-model", url}};
   for (const auto& args : commands) {
     const auto r = annals(args);
     EXPECT_EQ(r.code, 2) << args.front() << ": " << r.err;
     EXPECT_NE(r.err.find("SQLite"), std::string::npos) << args.front() << ": " << r.err;
     EXPECT_NE(r.err.find("PostgreSQL"), std::string::npos) << args.front() << ": " << r.err;
   }
+}
+
+// ---- PostgreSQL read models --------------------------------------------------------
+
+// One row per stream with its event count (BIGINT: INTEGER is 32 bits on
+// PostgreSQL).
+Projection counter() {
+  Projection p;
+  p.name = "counter";
+  p.setup = [](SqlTransaction& tx) {
+    tx.exec_script("CREATE TABLE IF NOT EXISTS counts (stream_id TEXT PRIMARY KEY, n BIGINT)");
+  };
+  p.apply = [](SqlTransaction& tx, const RecordedEvent& e) {
+    tx.exec("INSERT INTO counts VALUES ($1, 1) ON CONFLICT(stream_id) DO UPDATE SET n = counts.n + 1",
+            {e.stream_id});
+  };
+  p.reset = [](SqlTransaction& tx) { tx.exec("DELETE FROM counts"); };
+  return p;
+}
+
+// Waits (bounded) until a started runner has recorded a state other than
+// "stopped", which is what the tool looks at.
+bool recorded_running(const ReadModel& views) {
+  for (int i = 0; i < 30'000; ++i) {
+    const auto r = views.checkpoint_record("counter");
+    if (r && r->state != ProjectionState::stopped) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+// Whether `schema` has a table `table` (through the catalog, so asking
+// creates nothing).
+bool has_table(const std::string& schema, const std::string& table) {
+  PostgresReadModelOptions o;
+  o.schema = "pg_catalog";
+  o.read_only = true;
+  const PostgresReadModel catalog(postgres_url(), o);
+  return catalog
+             .query_int("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2",
+                        {schema, table})
+             .value_or(0) > 0;
+}
+
+TEST_F(PostgresTool, ProjectionsOnAPostgresStoreShowTheReadModelBesideTheStore) {
+  fill();
+  const std::string url = server_url();
+  // No read model here yet: nothing to list, and looking creates nothing.
+  auto r = annals({"projections", "--db", url});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_FALSE(has_table(schema_, "projection_checkpoints"));
+  std::string stored_state;
+  std::int64_t updated_at = 0;
+  {
+    PostgresEventStore store(postgres_url(), options());
+    PostgresReadModel views(postgres_url(), views_options());
+    ProjectionRunner runner(store, views, counter());
+    EXPECT_EQ(runner.catch_up(), 5);
+    store.append("late-1", ExpectedVersion::any(), {tool_event("test.Late")});
+    const auto record = views.checkpoint_record("counter");
+    stored_state = std::string(to_string(record->state));
+    updated_at = to_micros(record->updated_at);
+  }
+  r = annals({"projections", "--db", url});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "counter\tcheckpoint 5\thead 6\tlag 1\t" + stored_state + "\n");
+  r = annals({"projections", "--db", url, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = Json::parse(r.out);
+  EXPECT_EQ(j["name"], "counter");
+  EXPECT_EQ(j["checkpoint"], 5);
+  EXPECT_EQ(j["head_position"], 6);
+  EXPECT_EQ(j["lag"], 1);
+  EXPECT_EQ(j["rebuild_requested"], false);
+  // A look only: the checkpoint row is as the runner left it.
+  const PostgresReadModel views(postgres_url(), views_options());
+  EXPECT_EQ(to_micros(views.checkpoint_record("counter")->updated_at), updated_at);
+  EXPECT_FALSE(rebuild_requested(views, "counter"));
+  EXPECT_FALSE(check_record(views, "counter").has_value());
+}
+
+TEST_F(PostgresTool, RebuildOnAPostgresReadModelRecordsARequestTheRunnerCarriesOut) {
+  fill();
+  const std::string url = server_url();
+  PostgresEventStore store(postgres_url(), options());
+  PostgresReadModel views(postgres_url(), views_options());
+  {
+    ProjectionRunner runner(store, views, counter());
+    ASSERT_EQ(runner.catch_up(), 5);
+  }
+  views.write([](SqlTransaction& tx) { tx.exec("UPDATE counts SET n = 99"); });
+  auto r = annals({"rebuild", "counter", "--db", url});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("rebuild of 'counter' requested in schema \"" + schema_ + "\" of '"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(rebuild_requested(views, "counter"));
+  r = annals({"projections", "--db", url});
+  EXPECT_NE(r.out.find("\trebuild requested"), std::string::npos) << r.out;
+  // Its state is "stopped": --wait says no runner runs it, and does not wait.
+  r = annals({"rebuild", "counter", "--db", url, "--wait", "--poll-interval", "10"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no runner of 'counter' is running"), std::string::npos) << r.err;
+  {
+    ProjectionRunner runner(store, views, counter());
+    EXPECT_EQ(runner.catch_up(), 5);  // reset, then every event again
+  }
+  EXPECT_FALSE(rebuild_requested(views, "counter"));
+  EXPECT_EQ(views.query_int("SELECT max(n) FROM counts"), 3);
+}
+
+TEST_F(PostgresTool, CheckOnAPostgresReadModelIsServedByItsRunningRunner) {
+  fill();
+  const std::string url = server_url();
+  PostgresEventStore store(postgres_url(), options());
+  PostgresReadModel views(postgres_url(), views_options());
+  ProjectionRunnerOptions options;
+  options.poll_interval = 5ms;
+  ProjectionRunner runner(store, views, counter(), options);
+  runner.catch_up();
+  views.write([](SqlTransaction& tx) {
+    tx.exec("UPDATE counts SET n = 7 WHERE stream_id = 'account-1'");
+  });
+  runner.start();
+  // A runner started at the head records its state with its next batch.
+  store.append("audit-2", ExpectedVersion::no_stream(), {tool_event("audit.Checked")});
+  ASSERT_TRUE(recorded_running(views));
+  auto r = annals({"check", "counter", "--db", url, "--timeout", "60", "--poll-interval", "5"});
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_NE(r.err.find("check of 'counter' requested in schema \"" + schema_ + "\" of '"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("check of 'counter' at position 6: DIFFERS (4 live rows, 4 replayed; 0 "
+                       "only in live, 0 only in replay, 1 differing)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("counts differing: stream_id=account-1 n=7 (replay: 3)"), std::string::npos)
+      << r.out;
+  runner.stop();
+  EXPECT_EQ(views.query_int("SELECT n FROM counts WHERE stream_id = 'account-1'"), 7)
+      << "the check changes nothing";
+  r = annals({"check", "counter", "--db", url, "--last", "--json"});
+  EXPECT_EQ(r.code, 4) << r.err;
+  EXPECT_EQ(Json::parse(r.out).at("differing"), 1);
+}
+
+TEST_F(PostgresTool, CheckOfAStoppedProjectionRecordsTheRequestAndDoesNotWait) {
+  fill();
+  const std::string url = server_url();
+  PostgresEventStore store(postgres_url(), options());
+  PostgresReadModel views(postgres_url(), views_options());
+  ProjectionRunner runner(store, views, counter());
+  runner.catch_up();
+  auto r = annals({"check", "counter", "--db", url, "--last"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no check of 'counter' has been recorded yet"), std::string::npos) << r.err;
+  EXPECT_FALSE(check_record(views, "counter").has_value()) << "--last requests nothing";
+  r = annals({"check", "counter", "--db", url});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not waiting: no runner of 'counter' is running"), std::string::npos)
+      << r.err;
+  const auto pending = check_record(views, "counter");
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_FALSE(pending->checked_at.has_value());
+  runner.catch_up();  // serves the pending request
+  r = annals({"check", "counter", "--db", url, "--last"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("check of 'counter' at position 5: ok"), std::string::npos) << r.out;
+}
+
+TEST_F(PostgresTool, AnUnknownProjectionInAPostgresReadModelIsRefusedAndNothingIsRecorded) {
+  fill();
+  const std::string url = server_url();
+  PostgresEventStore store(postgres_url(), options());
+  PostgresReadModel views(postgres_url(), views_options());
+  ProjectionRunner runner(store, views, counter());
+  runner.catch_up();
+  for (const auto& command : {"rebuild", "check"}) {
+    const auto r = annals({command, "countr", "--db", url});
+    EXPECT_EQ(r.code, 1) << command << ": " << r.err;
+    EXPECT_NE(r.err.find(std::string("annals ") + command + ": no projection named 'countr' in "
+                                                          "schema \"" + schema_ + "\" of '"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("(it has: counter)"), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(rebuild_requested(views, "counter"));
+  EXPECT_FALSE(check_record(views, "countr").has_value());
+  EXPECT_FALSE(check_record(views, "counter").has_value());
+}
+
+TEST_F(PostgresTool, AReadModelUrlWithItsOwnSchemaServesPostgresAndSqliteStores) {
+  fill();
+  const std::string url = server_url();
+  const std::string views_schema = schema_ + "_views";
+  PostgresReadModelOptions o;
+  o.schema = views_schema;
+  {
+    PostgresEventStore store(postgres_url(), options());
+    PostgresReadModel views(postgres_url(), o);
+    ProjectionRunner runner(store, views, counter());
+    ASSERT_EQ(runner.catch_up(), 5);
+  }
+  // Given by --read-model (the postgres:// form here), beside a PostgreSQL
+  // store in another schema.
+  auto r = annals_views_in(views_schema, {"projections", "--db", url, "--read-model",
+                                          server_url("postgres")});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("counter\tcheckpoint 5\thead 5\tlag 0"), std::string::npos) << r.out;
+  // Without ANNALS_PG_READ_MODEL_SCHEMA the read model is in the store's
+  // schema, which has none; with it, no --read-model is needed.
+  r = annals({"projections", "--db", url});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  r = annals_views_in(views_schema, {"rebuild", "counter", "--db", url});
+  EXPECT_EQ(r.code, 0) << r.err;
+  const PostgresReadModel views(postgres_url(), o);
+  EXPECT_TRUE(rebuild_requested(views, "counter"));
+  // A PostgreSQL read model fed by an SQLite store.
+  fill_sample(dir_ / "a.db");
+  const std::string sqlite_views = schema_ + "_sqlite_views";
+  {
+    SqliteEventStore store(dir_ / "a.db");
+    PostgresReadModelOptions so;
+    so.schema = sqlite_views;
+    PostgresReadModel from_sqlite(postgres_url(), so);
+    ProjectionRunner runner(store, from_sqlite, counter());
+    ASSERT_EQ(runner.catch_up(), 5);
+  }
+  r = annals_views_in(sqlite_views, {"check", "counter", "--db", (dir_ / "a.db").string(),
+                                     "--read-model", url});
+  EXPECT_EQ(r.code, 1) << r.err;  // stopped: recorded, not waited for
+  EXPECT_NE(r.err.find("check of 'counter' requested in schema \"" + sqlite_views + "\""),
+            std::string::npos)
+      << r.err;
+  r = annals_views_in(sqlite_views, {"projections", "--db", (dir_ / "a.db").string(),
+                                     "--read-model", url});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("counter\tcheckpoint 5\thead 5\tlag 0"), std::string::npos) << r.out;
+}
+
+TEST_F(PostgresTool, AMissingReadModelSchemaIsUnusableAndIsNotCreated) {
+  fill();
+  const std::string url = server_url();
+  const std::string missing = schema_ + "_none";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"projections", "--db", url},
+           {"rebuild", "counter", "--db", url},
+           {"check", "counter", "--db", url},
+           {"projections", "--db", url, "--read-model", url}}) {
+    const auto r = annals_views_in(missing, args);
+    EXPECT_EQ(r.code, 3) << args.front() << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("annals " + args.front() + ": cannot open the read model in '", 0), 0u)
+        << r.err;
+    EXPECT_NE(r.err.find("\"" + missing + "\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "") << args.front();
+  }
+  PostgresReadModelOptions o;
+  o.schema = missing;
+  o.read_only = true;
+  EXPECT_THROW({ PostgresReadModel views(postgres_url(), o); }, StorageError);
+  const auto bad = annals_views_in("no-dashes", {"projections", "--db", url});
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("ANNALS_PG_READ_MODEL_SCHEMA"), std::string::npos) << bad.err;
+}
+
+TEST_F(PostgresTool, AnUnreachableReadModelServerIsUnusableAndThePasswordIsNotPrinted) {
+  fill_sample(dir_ / "a.db");
+  const auto r = annals({"projections", "--db", (dir_ / "a.db").string(), "--read-model",
+                         "postgresql://ann:s3cret@/nodb?host=/nonexistent-annals-dir&port=1"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("ann:***@"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("s3cret"), std::string::npos) << r.err;
 }
 
 TEST_F(PostgresTool, ProjectionsOfAPostgresStoreAreShownFromTheReadModelFileGiven) {

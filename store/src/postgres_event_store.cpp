@@ -63,19 +63,6 @@ std::string schema_sql(const std::string& s) {
          ".events\n  FOR EACH STATEMENT EXECUTE FUNCTION " + q + ".annals_refuse_change();\n";
 }
 
-void validate_schema_name(const std::string& s) {
-  bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9');
-  for (char c : s) {
-    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '_');
-  }
-  if (!ok) {
-    throw InvalidArgument("PostgresStoreOptions::schema '" + s +
-                          "': use ASCII letters, digits and '_', not starting with a digit, "
-                          "at most 63 bytes");
-  }
-}
-
 // The statements prepared on one connection, by SQL text and parameter types,
 // kept as the connection's instance data (libpq's event system frees it with
 // the connection and empties it when the connection is reset, since a new
@@ -133,7 +120,7 @@ std::string statement_key(const std::string& sql, const Params& params) {
 PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions options)
     : connection_(std::move(connection)), options_(std::move(options)) {
   if (!options_.clock) options_.clock = SystemClock::shared();
-  validate_schema_name(options_.schema);
+  check_schema_name(options_.schema, "PostgresStoreOptions::schema");
   if (options_.read_page_size == 0) {
     throw InvalidArgument("PostgresStoreOptions::read_page_size is 0: it must be at least 1");
   }
@@ -159,9 +146,7 @@ PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
   Conn c(PQconnectdbParams(keys, values, 1));
   if (!c) throw StorageError("PostgreSQL: cannot allocate a connection");
   if (PQstatus(c.get()) != CONNECTION_OK) {
-    std::string msg = PQerrorMessage(c.get());
-    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    throw StorageError("PostgreSQL: cannot connect: " + msg);
+    throw StorageError("PostgreSQL: cannot connect: " + error_text(c.get(), nullptr));
   }
   if (options_.prepare_statements) keep_prepared_statements(c.get());
   return Lease(this, std::move(c));
@@ -209,10 +194,7 @@ void PostgresEventStore::Impl::exec_script(PGconn* c, const char* what, const st
 void PostgresEventStore::Impl::check(PGconn* c, const PGresult* r, const char* what) {
   const auto status = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
-  std::string msg = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(c);
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-  if (msg.empty()) msg = PQerrorMessage(c);
-  throw StorageError(std::string("PostgreSQL: ") + what + ": " + msg);
+  throw StorageError(std::string("PostgreSQL: ") + what + ": " + error_text(c, r));
 }
 
 // Creates the tables unless they exist; an application role that may only

@@ -34,6 +34,36 @@ constexpr Oid kInt4 = 23;
 constexpr Oid kText = 25;
 constexpr Oid kBytea = 17;
 
+// Throws InvalidArgument naming `option` unless `name` is an identifier the
+// store, read model and key store can put in SQL unquoted-safe: ASCII letters,
+// digits and '_', not starting with a digit, at most 63 bytes (PostgreSQL's
+// NAMEDATALEN). One rule for every schema option, so a name one accepts the
+// others accept too.
+inline void check_schema_name(const std::string& name, const std::string& option) {
+  bool ok = !name.empty() && name.size() <= 63 && !(name[0] >= '0' && name[0] <= '9');
+  for (const char c : name) {
+    ok = ok &&
+         ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  if (!ok) {
+    throw InvalidArgument(option + " '" + name +
+                          "': use ASCII letters, digits and '_', not starting with a digit, "
+                          "at most 63 bytes");
+  }
+}
+
+// The server's message for a failed `r` (or, without one, the connection's),
+// without libpq's trailing newline, for error messages.
+inline std::string error_text(PGconn* c, const PGresult* r) {
+  const auto trim = [](std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  };
+  std::string msg = trim(r != nullptr ? PQresultErrorMessage(r) : "");
+  if (msg.empty() && c != nullptr) msg = trim(PQerrorMessage(c));
+  return msg;
+}
+
 struct ConnDeleter {
   void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };

@@ -34,24 +34,6 @@ using detail::pg::Result;
 constexpr Oid kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kOid = 26, kFloat4 = 700,
               kFloat8 = 701, kNumeric = 1700;
 
-void check_schema_name(const std::string& s, const char* option) {
-  bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9');
-  for (const char c : s) {
-    ok = ok &&
-         ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
-  }
-  if (!ok) {
-    throw InvalidArgument(std::string("PostgresReadModelOptions::") + option + " '" + s +
-                          "': use ASCII letters, digits and '_', not starting with a digit, "
-                          "at most 63 bytes");
-  }
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // A real in PostgreSQL's text form, whatever the process's locale:
 // "Infinity", "-Infinity" and "NaN" included.
 double real_of(const char* text, std::size_t size) {
@@ -166,8 +148,7 @@ class PgTransaction final : public SqlTransaction {
   void check(const PGresult* r) const {
     const auto status = r == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(r);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return;
-    std::string msg = trimmed(r != nullptr ? PQresultErrorMessage(r) : "");
-    if (msg.empty()) msg = trimmed(PQerrorMessage(c_));
+    const std::string msg = detail::pg::error_text(c_, r);
     const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     throw StorageError(owner_ + ": " + msg +
                        (state != nullptr ? std::string(" (SQLSTATE ") + state + ")" : ""));
@@ -269,7 +250,7 @@ class PostgresReadModel::Impl {
     Conn c(PQconnectdbParams(keys, values, 1));
     if (!c) throw StorageError(owner_ + ": cannot allocate a connection");
     if (PQstatus(c.get()) != CONNECTION_OK) {
-      throw StorageError(owner_ + ": cannot connect: " + trimmed(PQerrorMessage(c.get())));
+      throw StorageError(owner_ + ": cannot connect: " + detail::pg::error_text(c.get(), nullptr));
     }
     std::string path = detail::quote_identifier(options_.schema);
     for (const auto& extra : options_.search_path) path += ", " + detail::quote_identifier(extra);
@@ -301,8 +282,7 @@ class PostgresReadModel::Impl {
       const Result r(PQexec(c, "COMMIT"));
       const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
       if (status != PGRES_COMMAND_OK) {
-        throw StorageError(owner_ + ": commit failed: " +
-                           trimmed(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(c)));
+        throw StorageError(owner_ + ": commit failed: " + detail::pg::error_text(c, r.get()));
       }
       if (std::strcmp(PQcmdStatus(r.get()), "COMMIT") != 0) {
         throw StorageError(owner_ +
@@ -461,8 +441,10 @@ class PostgresShadow final : public detail::ShadowModel {
 
 PostgresReadModel::PostgresReadModel(const std::string& connection,
                                      PostgresReadModelOptions options) {
-  check_schema_name(options.schema, "schema");
-  for (const auto& extra : options.search_path) check_schema_name(extra, "search_path");
+  detail::pg::check_schema_name(options.schema, "PostgresReadModelOptions::schema");
+  for (const auto& extra : options.search_path) {
+    detail::pg::check_schema_name(extra, "PostgresReadModelOptions::search_path");
+  }
   impl_ = std::make_unique<Impl>(connection, std::move(options));
 }
 

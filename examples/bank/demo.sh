@@ -1,23 +1,38 @@
 #!/usr/bin/env bash
 # The bank demo: a short session at the `bank` command line, on a fresh
-# SQLite file. Opens two accounts, pays money in, transfers, has an overdraft
-# refused, then reads balances, a statement, a balance in the past, the
-# ledger, the integrity check, a seal of the head, and the erasure of an
-# owner's name (forget).
+# SQLite file or an empty PostgreSQL schema. Opens two accounts, pays money
+# in, transfers, has an overdraft refused, then reads balances, a statement,
+# a balance in the past, the ledger, the integrity check, a seal of the head,
+# and the erasure of an owner's name (forget).
 #   bash examples/bank/demo.sh BANK_PROGRAM [FILE]     (FILE defaults to bank-demo.db)
-# The file is replaced on every run, so the demo can run again and again.
+#   bash examples/bank/demo.sh BANK_PROGRAM postgresql://...   (schema ANNALS_PG_SCHEMA)
+# The file is replaced on every run, so the demo can run again and again; a
+# PostgreSQL schema must not hold a bank yet (tools/demo.sh --postgres uses a
+# throwaway server).
 set -euo pipefail
 
-bank_program="${1:?usage: demo.sh BANK_PROGRAM [FILE]}"
+bank_program="${1:?usage: demo.sh BANK_PROGRAM [FILE | postgresql://...]}"
 file="${2:-bank-demo.db}"
 
-# Start from an empty file, but never delete something that is not an
-# SQLite database (a mistyped path must not cost anyone a document).
-if [ -e "$file" ] && [ "$(head -c 15 "$file")" != "SQLite format 3" ]; then
-  echo "demo: '$file' exists and is not an SQLite database; choose another file" >&2
-  exit 2
-fi
-rm -f -- "$file" "$file-wal" "$file-shm" "$file.keys"
+case "$file" in
+  postgresql://* | postgres://*)
+    # The seal's key and the seal go to a directory of their own.
+    side="$(mktemp -d)"
+    trap 'rm -rf -- "$side"' EXIT
+    where="the PostgreSQL schema ${ANNALS_PG_SCHEMA:-public}"
+    ;;
+  *)
+    # Start from an empty file, but never delete something that is not an
+    # SQLite database (a mistyped path must not cost anyone a document).
+    if [ -e "$file" ] && [ "$(head -c 15 "$file")" != "SQLite format 3" ]; then
+      echo "demo: '$file' exists and is not an SQLite database; choose another file" >&2
+      exit 2
+    fi
+    rm -f -- "$file" "$file-wal" "$file-shm" "$file.keys"
+    side=""
+    where="$file"
+    ;;
+esac
 
 step() { printf '\n== %s\n' "$*"; }
 # Shows the command, then runs it.
@@ -40,7 +55,7 @@ refused() {
   echo "(refused with exit code $code; nothing was written)"
 }
 
-echo "Annals bank demo: every change below is an event appended to $file"
+echo "Annals bank demo: every change below is an event appended to $where"
 
 step "Open two accounts (amounts are exact decimals, kept as integer cents)"
 bank open alice --owner "Alice Martin" --currency EUR
@@ -80,9 +95,9 @@ bank history alice
 step "Integrity: every event is chained to the one before it by SHA-256"
 bank verify
 
-step "Seal: a signed statement of the head, with a key kept outside the bank's file"
-key="$file.seal-key"
-seal="$file.seal.json"
+step "Seal: a signed statement of the head, with a key kept outside the bank's store"
+key="${side:-$file}${side:+/bank}.seal-key"
+seal="${side:-$file}${side:+/bank}.seal.json"
 rm -f -- "$key" "$seal"
 bank keygen --key "$key"
 echo "\$ bank seal --key $key > $seal"

@@ -1,4 +1,5 @@
-// bank: a command-line bank on one SQLite file, built on Annals.
+// bank: a command-line bank on one SQLite file (or a PostgreSQL database),
+// built on Annals.
 //
 // This file only reads the command line and prints; the domain (events, the
 // Account aggregate, the read models) is in src/, and src/bank.cpp shows how
@@ -107,9 +108,17 @@ std::optional<annals::Timestamp> time_option(const std::string& text) {
 // queries on the aggregates never write it.
 enum class Access { create, write, read };
 
+// On PostgreSQL, the schema of the bank: ANNALS_PG_SCHEMA, as for the
+// `annals` tool, so both programs look at the same tables.
+std::string pg_schema() {
+  const char* schema = std::getenv("ANNALS_PG_SCHEMA");
+  return schema != nullptr && *schema != '\0' ? schema : "public";
+}
+
 bank::Bank open_bank(const Command& c, Access access = Access::write) {
   return bank::Bank(c.db, bank::BankOptions{.create = access == Access::create,
                                             .read_only = access == Access::read,
+                                            .schema = pg_schema(),
                                             .actor = actor(),
                                             .key_store = c.keys});
 }
@@ -374,7 +383,7 @@ int run_seal(const Command& c) {
   std::optional<annals::SealKey> key;
   if (!c.key_file.empty()) key = annals::SealKey::load(c.key_file);
   bank::Bank b = open_bank(c);
-  const annals::Seal s = annals::seal(b.store(), key ? &*key : nullptr);
+  const annals::Seal s = b.seal(key ? &*key : nullptr);
   std::cout << annals::to_seal_json(s);
   std::cerr << "sealed at position " << s.head_position
             << (key ? ", signed with key " + key->key_id()
@@ -546,18 +555,24 @@ int main(int argc, char** argv) {
   Command c;
   std::function<int(const Command&)> action;
 
-  CLI::App app{"bank: bank accounts kept as events in one SQLite file (an Annals example)"};
+  CLI::App app{
+      "bank: bank accounts kept as events in one SQLite file or a PostgreSQL database (an "
+      "Annals example)"};
   app.footer(
       "Amounts are decimal numbers with at most two places, such as 12.34.\n"
       "Times are ISO 8601, such as 2026-03-01T12:00:00Z or 2026-03-01.\n"
+      "On PostgreSQL (--db postgresql://...), ANNALS_PG_SCHEMA names the schema (default\n"
+      "public); owners' keys are kept in schema <schema>_keys unless --keys says otherwise.\n"
       "Exit codes: 0 done, 1 refused (nothing written), 2 bad usage, 3 failure,\n"
       "4 refused: the account's stored history does not check (nothing written).");
   app.require_subcommand(1);
   app.set_version_flag("--version", "bank " + std::string(annals::kVersion), "print the version and exit");
   app.fallthrough();  // --db may come before or after the command
-  app.add_option("--db", c.db, "the bank's SQLite file")->capture_default_str();
+  app.add_option("--db", c.db, "the bank's SQLite file, or a postgresql:// URL")
+      ->capture_default_str();
   app.add_option("--keys", c.keys,
-                 "the key store of owners' names (default: the --db file with .keys added)");
+                 "the key store of owners' names, a file or a postgresql:// URL (default: the "
+                 "--db file with .keys added; on PostgreSQL, the --db database)");
 
   const auto command = [&](const char* name, const char* help, auto run) {
     CLI::App* sub = app.add_subcommand(name, help);

@@ -9,7 +9,14 @@
 #include <annals/core/event_id.hpp>
 #include <annals/projections/projection_runner.hpp>
 #include <annals/projections/sqlite_read_model.hpp>
+#include <annals/store/sqlite_event_store.hpp>
+#include <annals/store/sqlite_key_store.hpp>
 #include <annals/store/sqlite_scrub.hpp>
+#if BANK_WITH_POSTGRES
+#include <annals/projections/postgres_read_model.hpp>
+#include <annals/store/postgres_event_store.hpp>
+#include <annals/store/postgres_key_store.hpp>
+#endif
 
 #include "errors.hpp"
 #include "projections.hpp"
@@ -21,8 +28,8 @@ namespace {
 // number of accounts or movements.
 constexpr int kPageSize = 256;
 
-std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path& file,
-                                                     const BankOptions& options) {
+std::unique_ptr<annals::SqliteEventStore> open_sqlite_store(const std::filesystem::path& file,
+                                                            const BankOptions& options) {
   if (!options.create && !std::filesystem::exists(file)) {
     throw InvalidInput("no bank in '" + file.string() +
                        "': the file does not exist (`bank open` creates it)");
@@ -47,13 +54,61 @@ std::unique_ptr<annals::SqliteEventStore> open_store(const std::filesystem::path
   return std::make_unique<annals::SqliteEventStore>(file, store_options);
 }
 
-std::unique_ptr<annals::SqliteKeyStore> open_keys(const annals::SqliteEventStore& store,
-                                                  const BankOptions& options) {
-  return std::make_unique<annals::SqliteKeyStore>(
-      options.key_store.empty() ? annals::SqliteKeyStore::default_path(store.path())
-                                : options.key_store,
-      annals::SqliteKeyStoreOptions{.create_if_missing = options.create,
-                                    .read_only = options.read_only});
+#if BANK_WITH_POSTGRES
+// The schema of a PostgreSQL bank's keys: the bank's own, suffixed, so that
+// several banks in one database keep their keys apart.
+std::string key_schema(const BankOptions& options) { return options.schema + "_keys"; }
+
+std::unique_ptr<annals::PostgresEventStore> open_postgres_store(const std::string& url,
+                                                                const BankOptions& options) {
+  annals::PostgresStoreOptions store_options;
+  store_options.schema = options.schema;
+  // Only `open` creates the tables; queries and other commands find them.
+  store_options.create_if_missing = options.create && !options.read_only;
+  if (options.clock) store_options.clock = options.clock;
+  try {
+    return std::make_unique<annals::PostgresEventStore>(url, store_options);
+  } catch (const annals::StorageError& e) {
+    if (!options.create &&
+        std::string_view(e.what()).find("holds no Annals store") != std::string_view::npos) {
+      throw InvalidInput("no bank in schema '" + options.schema +
+                         "' of that database (`bank open` creates it)");
+    }
+    throw;
+  }
+}
+#endif
+
+std::unique_ptr<annals::EventStore> open_store(const std::string& db, const BankOptions& options) {
+  if (!is_postgres_url(db)) return open_sqlite_store(db, options);
+#if BANK_WITH_POSTGRES
+  return open_postgres_store(db, options);
+#else
+  throw InvalidInput("'" + db +
+                     "' is a PostgreSQL URL, but this bank was built without "
+                     "PostgreSQL (libpq was not found)");
+#endif
+}
+
+std::unique_ptr<annals::KeyStore> open_keys(const std::string& db, const BankOptions& options) {
+  const std::string& where = options.key_store.empty() ? db : options.key_store;
+  if (!is_postgres_url(where)) {
+    return std::make_unique<annals::SqliteKeyStore>(
+        options.key_store.empty() ? annals::SqliteKeyStore::default_path(db)
+                                  : std::filesystem::path(options.key_store),
+        annals::SqliteKeyStoreOptions{.create_if_missing = options.create,
+                                      .read_only = options.read_only});
+  }
+#if BANK_WITH_POSTGRES
+  return std::make_unique<annals::PostgresKeyStore>(
+      where, annals::PostgresKeyStoreOptions{.schema = key_schema(options),
+                                             .create_if_missing = options.create,
+                                             .read_only = options.read_only});
+#else
+  throw InvalidInput("'" + where +
+                     "' is a PostgreSQL URL, but this bank was built without "
+                     "PostgreSQL (libpq was not found)");
+#endif
 }
 
 std::string text_or_empty(const annals::SqlValue& v) { return v.is_null() ? "" : v.as_text(); }
@@ -84,29 +139,57 @@ std::string describe(const AccountEvent& event) {
 
 }  // namespace
 
-// The read models live in the store's own file, opened after the store (so
-// the file is already an Annals store), with one durable runner each.
+bool is_postgres_url(const std::string& db) noexcept {
+  return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
+}
+
+// The read models live beside the events (the same file, or the same schema),
+// opened after the store (so it is already an Annals store), with one durable
+// runner each.
 struct Bank::ReadModels {
-  ReadModels(annals::SqliteEventStore& store, const annals::KeyStore& keys)
-      : views(store.path()),
+  ReadModels(annals::EventStore& store, std::unique_ptr<annals::ReadModel> model,
+             const annals::KeyStore& keys)
+      : owned(std::move(model)),
+        views(*owned),
         accounts(store, views, accounts_projection(keys)),
         ledger(store, views, ledger_projection()) {}
 
-  annals::SqliteReadModel views;
+  std::unique_ptr<annals::ReadModel> owned;
+  annals::ReadModel& views;
   annals::ProjectionRunner accounts;
   annals::ProjectionRunner ledger;
 };
 
-Bank::Bank(const std::filesystem::path& file, BankOptions options)
+Bank::Bank(const std::string& db, BankOptions options)
     : options_(std::move(options)),
-      store_(open_store(file, options_)),
-      keys_(open_keys(*store_, options_)),
-      accounts_(*store_,
-                annals::RepositoryOptions{.max_retries = options_.max_retries, .keys = keys_.get()}) {}
+      db_(db),
+      store_(open_store(db, options_)),
+      keys_(open_keys(db, options_)),
+      accounts_(*store_, annals::RepositoryOptions{.max_retries = options_.max_retries,
+                                                   .keys = keys_.get()}) {}
 
 Bank::~Bank() = default;
 
-annals::SqliteEventStore& Bank::store() noexcept { return *store_; }
+annals::EventStore& Bank::store() noexcept { return *store_; }
+
+std::unique_ptr<annals::ReadModel> Bank::open_read_model() const {
+#if BANK_WITH_POSTGRES
+  if (is_postgres_url(db_)) {
+    return std::make_unique<annals::PostgresReadModel>(
+        db_, annals::PostgresReadModelOptions{.schema = options_.schema});
+  }
+#endif
+  return std::make_unique<annals::SqliteReadModel>(db_);
+}
+
+annals::Seal Bank::seal(const annals::SealKey* key) {
+#if BANK_WITH_POSTGRES
+  if (auto* pg = dynamic_cast<annals::PostgresEventStore*>(store_.get())) {
+    return annals::seal(*pg, key);
+  }
+#endif
+  return annals::seal(dynamic_cast<annals::SqliteEventStore&>(*store_), key);
+}
 
 const annals::KeyStore& Bank::keys() const noexcept { return *keys_; }
 
@@ -283,19 +366,34 @@ bool Bank::forget(const std::string& id) {
   if (store_->stream_version(stream) == 0) throw UnknownAccount(id);
   const bool had_key = keys_->forget(stream);
   // The read model copied the name when the account was opened: overwrite
-  // it with what a rebuild would now write, then rewrite the file so that
-  // neither its free space nor its WAL keeps the old bytes.
+  // it with what a rebuild would now write, then rewrite what still holds
+  // the old bytes.
   catch_up();
   read_models_->views.write([&](annals::SqlTransaction& tx) {
-    tx.exec("UPDATE bank_accounts SET owner = ?2 WHERE account = ?1",
+    tx.exec("UPDATE bank_accounts SET owner = $2 WHERE account = $1",
             {id, std::string(annals::kErasedText)});
   });
-  annals::scrub_sqlite_file(store_->path());
+  scrub_after_forget();
   return had_key;
 }
 
+void Bank::scrub_after_forget() {
+#if BANK_WITH_POSTGRES
+  if (is_postgres_url(db_)) {
+    // The UPDATE above left the old row version, name included, in the
+    // table's pages; the key store rewrote its own table already.
+    annals::scrub_postgres_table(db_, options_.schema, "bank_accounts");
+    return;
+  }
+#endif
+  // Neither the file's free space nor its WAL keeps the old bytes.
+  annals::scrub_sqlite_file(db_);
+}
+
 std::int64_t Bank::catch_up() {
-  if (!read_models_) read_models_ = std::make_unique<ReadModels>(*store_, *keys_);
+  if (!read_models_) {
+    read_models_ = std::make_unique<ReadModels>(*store_, open_read_model(), *keys_);
+  }
   std::int64_t slowest = -1;
   for (annals::ProjectionRunner* runner : {&read_models_->accounts, &read_models_->ledger}) {
     const std::int64_t checkpoint = runner->catch_up();
@@ -319,7 +417,7 @@ void Bank::for_each_account(const std::function<void(const AccountRow&)>& row) {
     for (;;) {
       const auto page = tx.query(
           "SELECT account, owner, currency, balance, overdraft_limit, status, version"
-          " FROM bank_accounts WHERE account > ?1 ORDER BY account LIMIT ?2",
+          " FROM bank_accounts WHERE account > $1 ORDER BY account LIMIT $2",
           {after, kPageSize});
       for (const auto& r : page) {
         row(AccountRow{r[0].as_text(), r[1].as_text(), r[2].as_text(), r[3].as_int(),
@@ -341,7 +439,7 @@ void Bank::for_each_ledger_row(const std::function<void(const LedgerRow&)>& row)
           "SELECT l.position, l.recorded_at, l.kind, l.from_account, l.to_account, l.amount,"
           " a.currency, l.reference FROM bank_ledger l LEFT JOIN bank_accounts a"
           " ON a.account = coalesce(l.from_account, l.to_account)"
-          " WHERE l.position > ?1 ORDER BY l.position LIMIT ?2",
+          " WHERE l.position > $1 ORDER BY l.position LIMIT $2",
           {after, kPageSize});
       for (const auto& r : page) {
         row(LedgerRow{r[0].as_int(), annals::from_micros(r[1].as_int()), r[2].as_text(),
@@ -363,7 +461,7 @@ Explanation Bank::explain(const std::string& id,
   Explanation x;
   x.account = id;
   const auto rows = read_models_->views.query(
-      "SELECT balance, version FROM bank_accounts WHERE account = ?1", {id});
+      "SELECT balance, version FROM bank_accounts WHERE account = $1", {id});
   if (!rows.empty()) {
     x.in_read_model = true;
     x.read_model_balance = rows[0][0].as_int();

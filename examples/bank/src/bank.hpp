@@ -1,10 +1,11 @@
 #pragma once
 /// Bank: the application service behind the `bank` program. It turns each
-/// command into "load the aggregate(s), run the command, save" on an SQLite
-/// event store, and answers queries from the aggregates (balances now and in
-/// the past, statements, history) or from the read models (accounts, ledger).
+/// command into "load the aggregate(s), run the command, save" on an event
+/// store, and answers queries from the aggregates (balances now and in the
+/// past, statements, history) or from the read models (accounts, ledger).
 ///
-///   bank::Bank bank("bank.db", {.create = true});
+///   bank::Bank bank("bank.db", {.create = true});            // an SQLite file
+///   bank::Bank shared("postgresql://app@db/bank", {.create = true});  // PostgreSQL
 ///   bank.open("alice", "Alice", "EUR", 0);
 ///   bank.deposit("alice", 10'000);
 ///   bank.transfer("alice", "bob", 2'500, "rent");   // one atomic two-stream append
@@ -17,9 +18,15 @@
 /// new state, so two processes withdrawing at once never overdraw an account.
 /// Refusals (BankError) are never retried.
 ///
-/// Files: events and read models live in one SQLite file; the keys that
-/// encrypt owners' names live beside it in "<file>.keys" (or
-/// BankOptions::key_store), never inside it (docs/privacy.md).
+/// Where things live. The same code runs on either backend; only where the
+/// events, read models and keys are kept differs:
+///   - an SQLite bank (`db` is a file path): events and read models in that
+///     one file; the keys that encrypt owners' names beside it in
+///     "<file>.keys" (or BankOptions::key_store), never inside it;
+///   - a PostgreSQL bank (`db` is a postgresql:// or postgres:// URL): events
+///     and read models in BankOptions::schema of that database; the keys in
+///     schema "<schema>_keys" of the same database (or BankOptions::key_store),
+///     so that a dump of the bank's schema carries none (docs/privacy.md).
 ///
 /// Thread safety: one Bank may be used from several threads for commands and
 /// aggregate queries; the read-model queries (for_each_account, for_each_ledger_row)
@@ -35,25 +42,38 @@
 
 #include <annals/aggregates/repository.hpp>
 #include <annals/core/clock.hpp>
+#include <annals/core/personal_data.hpp>
 #include <annals/projections/projection_check.hpp>
-#include <annals/store/sqlite_event_store.hpp>
-#include <annals/store/sqlite_key_store.hpp>
+#include <annals/store/event_store.hpp>
+#include <annals/store/seal.hpp>
 
 #include "account.hpp"
 #include "money.hpp"
 
+namespace annals {
+class ReadModel;
+}
+
 namespace bank {
 
+/// True when `db` names a PostgreSQL database (postgresql:// or postgres://)
+/// rather than an SQLite file.
+bool is_postgres_url(const std::string& db) noexcept;
+
 struct BankOptions {
-  /// Create the file if it does not exist (only `bank open` does). Default: false.
-  /// Without it, a file that is not already an Annals store (an empty file,
-  /// say) is refused and left as it was.
+  /// Create the bank if it does not exist (only `bank open` does): the file,
+  /// or on PostgreSQL the schema's tables. Default: false. Without it, a file
+  /// that is not already an Annals store (an empty file, say) or a schema
+  /// that holds none is refused and left as it was.
   bool create = false;
-  /// Open for queries only (annals::SqliteStoreOptions::read_only): the file is
-  /// never created or changed, and also opens without write permission.
-  /// Commands and the read-model queries then throw annals::StorageError.
-  /// Default: false.
+  /// Open for queries only: nothing is ever created or changed (an SQLite
+  /// file also opens without write permission). Commands and the read-model
+  /// queries then throw annals::StorageError. Default: false.
   bool read_only = false;
+  /// On PostgreSQL: the schema of the events and read models (ASCII letters,
+  /// digits and '_', at most 63 bytes). Ignored for an SQLite file.
+  /// Default: "public".
+  std::string schema = "public";
   /// Who runs the commands; recorded as "actor" in every event's metadata.
   /// Default: empty (left out).
   std::string actor{};
@@ -62,9 +82,12 @@ struct BankOptions {
   int max_retries = 50;
   /// Source of recorded_at (tests fix time). Default: the system clock.
   std::shared_ptr<const annals::Clock> clock{};
-  /// The key store of owners' names. Default: empty, meaning "<file>.keys".
-  /// Created (mode 0600) only with `create`; opened read-only with `read_only`.
-  std::filesystem::path key_store{};
+  /// The key store of owners' names: a file path (an SQLite key store) or a
+  /// postgresql:// URL (a PostgreSQL key store in schema "<schema>_keys" of
+  /// that database). Default: empty, meaning "<file>.keys" for an SQLite bank
+  /// and the bank's own database for a PostgreSQL one. Created (an SQLite
+  /// file with mode 0600) only with `create`; opened read-only with `read_only`.
+  std::string key_store{};
 };
 
 /// What transfer() did.
@@ -142,10 +165,12 @@ struct Explanation {
 
 class Bank {
  public:
-  /// Opens the bank in `file`.
-  /// Throws: InvalidInput when the file does not exist and options.create is
-  /// false; annals::StorageError when it is not a bank (not an Annals store).
-  explicit Bank(const std::filesystem::path& file, BankOptions options = {});
+  /// Opens the bank in `db`: an SQLite file's path, or a PostgreSQL URL.
+  /// Throws: InvalidInput when the file does not exist (or the schema holds
+  /// no bank) and options.create is false; annals::StorageError when it is
+  /// not a bank (not an Annals store) or the server cannot be reached;
+  /// annals::InvalidArgument for a bad schema name.
+  explicit Bank(const std::string& db, BankOptions options = {});
   ~Bank();
   Bank(const Bank&) = delete;
   Bank& operator=(const Bank&) = delete;
@@ -217,7 +242,11 @@ class Bank {
   /// Walks the store's hash chain.
   annals::VerifyResult verify() const;
 
-  annals::SqliteEventStore& store() noexcept;
+  /// Seals the store's head (annals::seal), signed with `key` when not null.
+  /// Throws: as annals::seal.
+  annals::Seal seal(const annals::SealKey* key);
+
+  annals::EventStore& store() noexcept;
   /// The key store of owners' names (for projections that decode them).
   const annals::KeyStore& keys() const noexcept;
 
@@ -228,9 +257,13 @@ class Bank {
   template <class Command>
   Account update(const std::string& id, Command&& command);
 
+  std::unique_ptr<annals::ReadModel> open_read_model() const;
+  void scrub_after_forget();
+
   BankOptions options_;
-  std::unique_ptr<annals::SqliteEventStore> store_;
-  std::unique_ptr<annals::SqliteKeyStore> keys_;
+  std::string db_;  // the file's path or the URL
+  std::unique_ptr<annals::EventStore> store_;
+  std::unique_ptr<annals::KeyStore> keys_;
   annals::Repository<Account> accounts_;
   std::unique_ptr<ReadModels> read_models_;  // opened by the first read-model query
 };

@@ -15,6 +15,18 @@ std::string account_of(const annals::RecordedEvent& e) {
   return std::move(*id);
 }
 
+// The few words of the tables' DDL that differ between the backends. Cents,
+// versions and times are 64-bit: INTEGER is that in SQLite but 32 bits in
+// PostgreSQL. Account ids compare byte by byte in both, so pages and listings
+// come in the same order whatever the server's locale.
+struct Types {
+  explicit Types(const annals::SqlTransaction& tx)
+      : integer(tx.dialect() == annals::SqlDialect::postgresql ? "BIGINT" : "INTEGER"),
+        key_text(tx.dialect() == annals::SqlDialect::postgresql ? " COLLATE \"C\"" : "") {}
+  std::string integer;
+  std::string key_text;
+};
+
 }  // namespace
 
 annals::Projection accounts_projection(const annals::KeyStore& keys) {
@@ -23,12 +35,21 @@ annals::Projection accounts_projection(const annals::KeyStore& keys) {
       .filter = annals::EventFilter::for_category(std::string(Account::category)),
       .setup =
           [](annals::SqlTransaction& tx) {
+            const Types t(tx);
             tx.exec_script(
                 "CREATE TABLE IF NOT EXISTS bank_accounts ("
-                " account TEXT PRIMARY KEY, owner TEXT NOT NULL, currency TEXT NOT NULL,"
-                " overdraft_limit INTEGER NOT NULL, balance INTEGER NOT NULL,"
-                " status TEXT NOT NULL, version INTEGER NOT NULL,"
-                " opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+                " account TEXT" +
+                t.key_text +
+                " PRIMARY KEY, owner TEXT NOT NULL,"
+                " currency TEXT NOT NULL, overdraft_limit " +
+                t.integer +
+                " NOT NULL,"
+                " balance " +
+                t.integer +
+                " NOT NULL, status TEXT NOT NULL,"
+                " version " +
+                t.integer + " NOT NULL, opened_at " + t.integer + " NOT NULL, updated_at " +
+                t.integer + " NOT NULL)");
           },
       .apply =
           [&keys](annals::SqlTransaction& tx, const annals::RecordedEvent& e) {
@@ -65,18 +86,21 @@ annals::Projection ledger_projection() {
       .name = kLedgerProjection,
       // Only the events that move money between the bank and the world, or
       // between accounts; the checkpoint still moves past the others.
-      .filter = annals::EventFilter{{std::string(Deposited::type_name),
-                                     std::string(Withdrawn::type_name),
-                                     std::string(TransferSent::type_name)},
-                                    {},
-                                    std::string(Account::category)},
+      .filter =
+          annals::EventFilter{{std::string(Deposited::type_name), std::string(Withdrawn::type_name),
+                               std::string(TransferSent::type_name)},
+                              {},
+                              std::string(Account::category)},
       .setup =
           [](annals::SqlTransaction& tx) {
+            const Types t(tx);
             tx.exec_script(
                 "CREATE TABLE IF NOT EXISTS bank_ledger ("
-                " position INTEGER PRIMARY KEY, recorded_at INTEGER NOT NULL,"
-                " kind TEXT NOT NULL, from_account TEXT, to_account TEXT,"
-                " amount INTEGER NOT NULL, reference TEXT, transfer_id TEXT);"
+                " position " +
+                t.integer + " PRIMARY KEY, recorded_at " + t.integer +
+                " NOT NULL, kind TEXT NOT NULL, from_account TEXT" + t.key_text +
+                ", to_account TEXT" + t.key_text + ", amount " + t.integer +
+                " NOT NULL, reference TEXT, transfer_id TEXT);"
                 "CREATE INDEX IF NOT EXISTS bank_ledger_from ON bank_ledger(from_account);"
                 "CREATE INDEX IF NOT EXISTS bank_ledger_to ON bank_ledger(to_account)");
           },

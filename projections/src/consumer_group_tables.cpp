@@ -45,7 +45,7 @@ std::int64_t micros(Timestamp t) { return to_micros(t); }
 }  // namespace
 
 void create_group_tables(SqlTransaction& tx) {
-  std::string ddl = R"sql(
+  tx.exec_script(in_dialect(tx, R"sql(
 CREATE TABLE IF NOT EXISTS projection_groups (name TEXT PRIMARY KEY,
   partitions INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS projection_partitions (name TEXT NOT NULL,
@@ -62,19 +62,7 @@ CREATE TABLE IF NOT EXISTS projection_partition_writes (id INTEGER PRIMARY KEY,
   name TEXT NOT NULL, partition INTEGER NOT NULL, fencing_token INTEGER NOT NULL,
   worker TEXT NOT NULL, from_position INTEGER NOT NULL, to_position INTEGER NOT NULL,
   written_at INTEGER NOT NULL);
-)sql";
-  if (tx.dialect() == SqlDialect::postgresql) {
-    // The same tables with 64-bit integers (INTEGER is 32 bits there) and
-    // identity keys where SQLite's rowid serves.
-    const auto replace_all = [&](const std::string& from, const std::string& to) {
-      for (auto at = ddl.find(from); at != std::string::npos; at = ddl.find(from, at + to.size())) {
-        ddl.replace(at, from.size(), to);
-      }
-    };
-    replace_all("id INTEGER PRIMARY KEY", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
-    replace_all(" INTEGER", " BIGINT");
-  }
-  tx.exec_script(ddl);
+)sql"));
 }
 
 void ensure_group(SqlTransaction& tx, const std::string& name, int partitions, Timestamp now) {

@@ -61,41 +61,20 @@ constexpr const char* kParkedColumns = "position, stream_id, type, error, attemp
 
 }  // namespace
 
+std::string in_dialect(const SqlTransaction& tx, std::string ddl) {
+  if (tx.dialect() != SqlDialect::postgresql) return ddl;
+  const auto replace_all = [&](const std::string& from, const std::string& to) {
+    for (auto at = ddl.find(from); at != std::string::npos; at = ddl.find(from, at + to.size())) {
+      ddl.replace(at, from.size(), to);
+    }
+  };
+  replace_all("id INTEGER PRIMARY KEY", "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+  replace_all(" INTEGER", " BIGINT");
+  return ddl;
+}
+
 void create_projection_tables(SqlTransaction& tx) {
-  if (tx.dialect() == SqlDialect::postgresql) {
-    // The same tables with 64-bit integers (INTEGER is 32 bits there), made
-    // with rebuild_requested from the start.
-    tx.exec_script(R"sql(
-CREATE TABLE IF NOT EXISTS projection_checkpoints (
-  name           TEXT   PRIMARY KEY,
-  position       BIGINT NOT NULL,
-  state          TEXT   NOT NULL,
-  error          TEXT,
-  error_position BIGINT,
-  attempts       BIGINT,
-  updated_at     BIGINT NOT NULL,
-  rebuild_requested BIGINT
-);
-CREATE TABLE IF NOT EXISTS projection_parked_events (
-  name      TEXT   NOT NULL,
-  position  BIGINT NOT NULL,
-  stream_id TEXT   NOT NULL,
-  type      TEXT   NOT NULL,
-  error     TEXT   NOT NULL,
-  attempts  BIGINT NOT NULL,
-  parked_at BIGINT NOT NULL,
-  PRIMARY KEY (name, position)
-);
-CREATE TABLE IF NOT EXISTS projection_checks (
-  name         TEXT   PRIMARY KEY,
-  requested_at BIGINT NOT NULL,
-  checked_at   BIGINT,
-  result       TEXT
-);
-)sql");
-    return;
-  }
-  tx.exec_script(R"sql(
+  tx.exec_script(in_dialect(tx, R"sql(
 CREATE TABLE IF NOT EXISTS projection_checkpoints (
   name           TEXT    PRIMARY KEY,
   position       INTEGER NOT NULL,
@@ -103,7 +82,8 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
   error          TEXT,
   error_position INTEGER,
   attempts       INTEGER,
-  updated_at     INTEGER NOT NULL
+  updated_at     INTEGER NOT NULL,
+  rebuild_requested INTEGER
 );
 CREATE TABLE IF NOT EXISTS projection_parked_events (
   name      TEXT    NOT NULL,
@@ -121,7 +101,10 @@ CREATE TABLE IF NOT EXISTS projection_checks (
   checked_at   INTEGER,
   result       TEXT
 );
-)sql");
+)sql"));
+  // PostgreSQL read models were made with rebuild_requested from the start;
+  // SQLite files made before it existed get it here.
+  if (tx.dialect() == SqlDialect::postgresql) return;
   const bool has_request_column =
       tx.query_int("SELECT count(*) FROM pragma_table_info('projection_checkpoints') "
                    "WHERE name = 'rebuild_requested'")
@@ -155,14 +138,8 @@ void ensure_checkpoint(SqlTransaction& tx, const std::string& name, Timestamp no
 
 namespace {
 
+// SQLite only: PostgreSQL read models never lacked a column.
 bool has_column(SqlTransaction& tx, const std::string& table, const std::string& column) {
-  if (tx.dialect() == SqlDialect::postgresql) {
-    return tx.query_int(
-                 "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
-                 "current_schema() AND table_name = $1 AND column_name = $2",
-                 {table, column})
-               .value_or(0) > 0;
-  }
   return tx.query_int("SELECT count(*) FROM pragma_table_info($1) WHERE name = $2", {table, column})
              .value_or(0) > 0;
 }
@@ -188,9 +165,11 @@ CheckpointRecord checkpoint_from(const SqlRow& row) {
 }
 
 std::string requested_expression(SqlTransaction& tx) {
-  return has_column(tx, "projection_checkpoints", "rebuild_requested")
-             ? "CASE WHEN rebuild_requested IS NULL THEN 0 ELSE 1 END"
-             : "0";
+  constexpr const char* kRequested = "CASE WHEN rebuild_requested IS NULL THEN 0 ELSE 1 END";
+  // PostgreSQL read models have had the column from the start: no catalog
+  // query there on every status look.
+  if (tx.dialect() == SqlDialect::postgresql) return kRequested;
+  return has_column(tx, "projection_checkpoints", "rebuild_requested") ? kRequested : "0";
 }
 
 }  // namespace

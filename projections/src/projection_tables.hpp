@@ -17,6 +17,11 @@
 
 namespace annals::detail {
 
+// `ddl`, written for SQLite, in the transaction's dialect: on PostgreSQL,
+// where INTEGER is 32 bits, 64-bit integers, and identity keys where SQLite's
+// rowid serves ("id INTEGER PRIMARY KEY"). One text serves both backends.
+std::string in_dialect(const SqlTransaction& tx, std::string ddl);
+
 // Creates both tables if missing, and adds the rebuild_requested column to a
 // checkpoint table made before it existed.
 void create_projection_tables(SqlTransaction& tx);

@@ -20,6 +20,7 @@
 #include "projection_tables.hpp"
 #include "shadow_model.hpp"
 #include "sql_connection.hpp"
+#include "thread_inside.hpp"
 
 namespace annals {
 
@@ -65,16 +66,12 @@ class SqliteReadModel::Impl {
     if (options_.read_only) {
       throw InvalidArgument("read model '" + path_.string() + "' was opened read-only");
     }
-    if (writing_thread_.load() == std::this_thread::get_id()) {
+    if (detail::ThreadInside::is_current(writing_thread_)) {
       throw InvalidArgument("read model '" + path_.string() +
                             "': write() called inside write(); transactions do not nest");
     }
     detail::MutexLock lock(write_mu_);
-    writing_thread_.store(std::this_thread::get_id());
-    struct Clear {
-      std::atomic<std::thread::id>& id;
-      ~Clear() { id.store(std::thread::id()); }
-    } clear{writing_thread_};
+    const detail::ThreadInside inside(writing_thread_);
     detail::SqliteTransaction tx(*writer_, detail::SqliteTransaction::Mode::immediate);
     fn(*writer_);
     tx.commit();
@@ -84,18 +81,14 @@ class SqliteReadModel::Impl {
     // A read() inside a read() on this thread already holds read_mu_ and has
     // the reader's transaction open: it joins that transaction (the reader
     // keeps no statement running while `fn` runs, as queries return rows).
-    if (reading_thread_.load() == std::this_thread::get_id()) {
+    if (detail::ThreadInside::is_current(reading_thread_)) {
       read_mu_.assert_held();  // by this thread, further up its stack
       fn(*reader_);
       return;
     }
     detail::MutexLock lock(read_mu_);
     if (!reader_) open_reader();
-    reading_thread_.store(std::this_thread::get_id());
-    struct Clear {
-      std::atomic<std::thread::id>& id;
-      ~Clear() { id.store(std::thread::id()); }
-    } clear{reading_thread_};
+    const detail::ThreadInside inside(reading_thread_);
     detail::SqliteTransaction tx(*reader_, detail::SqliteTransaction::Mode::deferred);
     fn(*reader_);
     tx.commit();

@@ -10,11 +10,11 @@
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
-#include <limits>
-#include <string_view>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include "annals/core/error.hpp"
@@ -22,6 +22,7 @@
 #include "postgres_store_impl.hpp"
 #include "projection_tables.hpp"
 #include "shadow_model.hpp"
+#include "thread_inside.hpp"
 
 namespace annals {
 
@@ -196,15 +197,11 @@ class PostgresReadModel::Impl {
 
   void write(const std::function<void(SqlTransaction&)>& fn) {
     if (options_.read_only) throw InvalidArgument(owner_ + " was opened read-only");
-    if (writing_thread_.load() == std::this_thread::get_id()) {
+    if (detail::ThreadInside::is_current(writing_thread_)) {
       throw InvalidArgument(owner_ + ": write() called inside write(); transactions do not nest");
     }
     detail::MutexLock lock(write_mu_);
-    writing_thread_.store(std::this_thread::get_id());
-    struct Clear {
-      std::atomic<std::thread::id>& id;
-      ~Clear() { id.store(std::thread::id()); }
-    } clear{writing_thread_};
+    const detail::ThreadInside inside(writing_thread_);
     // READ COMMITTED whatever the server's default: each statement after the
     // lock sees what the writer before committed (the runner re-reads its
     // checkpoint there).
@@ -216,18 +213,14 @@ class PostgresReadModel::Impl {
   }
 
   void read(const std::function<void(SqlTransaction&)>& fn) {
-    if (reading_thread_.load() == std::this_thread::get_id()) {
+    if (detail::ThreadInside::is_current(reading_thread_)) {
       read_mu_.assert_held();  // by this thread, further up its stack
       PgTransaction tx(reader_.get(), owner_);
       fn(tx);
       return;
     }
     detail::MutexLock lock(read_mu_);
-    reading_thread_.store(std::this_thread::get_id());
-    struct Clear {
-      std::atomic<std::thread::id>& id;
-      ~Clear() { id.store(std::thread::id()); }
-    } clear{reading_thread_};
+    const detail::ThreadInside inside(reading_thread_);
     in_transaction(reader_, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
                    [&](PgTransaction& tx) { fn(tx); });
   }

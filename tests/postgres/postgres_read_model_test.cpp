@@ -9,6 +9,7 @@
 #include "annals/projections/postgres_read_model.hpp"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <chrono>
@@ -496,6 +497,58 @@ TEST(PostgresReadModel, WritesStayReadCommittedWhenTheServerDefaultIsSerializabl
   EXPECT_EQ(f.views.query_int("SELECT count(*) FROM balances_rows"), 300);
   EXPECT_FALSE(ra.status().failure.has_value());
   EXPECT_FALSE(rb.status().failure.has_value());
+}
+
+TEST(PostgresReadModel, AWriteWaitsForTheSchemasLockAtMostLockTimeout) {
+  PostgresReadModelOptions quick = views_options(testing::fresh_schema());
+  quick.lock_timeout = 300ms;
+  PostgresReadModel outer(testing::postgres_url(), quick);
+  PostgresReadModel second(testing::postgres_url(), quick);
+  outer.write([](SqlTransaction& tx) { tx.exec_script("CREATE TABLE t (x BIGINT)"); });
+  // A second object of the same schema inside this thread's write(): the
+  // lock is held further up the stack, so it could only wait forever.
+  outer.write([&](SqlTransaction& tx) {
+    tx.exec("INSERT INTO t VALUES (1)");
+    try {
+      second.write([](SqlTransaction& inner) { inner.exec("INSERT INTO t VALUES (2)"); });
+      ADD_FAILURE() << "the nested write did not time out";
+    } catch (const StorageError& e) {
+      EXPECT_NE(std::string(e.what()).find("waited 300 ms for the schema's write lock"),
+                std::string::npos)
+          << e.what();
+    }
+  });
+  EXPECT_EQ(outer.query_int("SELECT count(*) FROM t"), 1);
+  second.write([](SqlTransaction& tx) { tx.exec("INSERT INTO t VALUES (3)"); });  // free again
+  EXPECT_EQ(outer.query_int("SELECT sum(x) FROM t"), 4);
+
+  PostgresReadModelOptions never = quick;
+  never.lock_timeout = 0ms;
+  EXPECT_THROW(PostgresReadModel(testing::postgres_url(), never), InvalidArgument);
+}
+
+TEST(PostgresReadModel, ASwapThatAReaderBlocksFailsAfterLockTimeoutAndChangesNothing) {
+  Fixture f(12);
+  PostgresReadModelOptions quick = views_options(f.views.schema());
+  quick.lock_timeout = 300ms;
+  PostgresReadModel views(testing::postgres_url(), quick);
+  ProjectionRunner runner(f.store, views, balances(), quick_retries());
+  runner.catch_up();
+  // Another session reads a live table in an open transaction: its lock
+  // keeps the swap's DROP waiting.
+  PGconn* reader = PQconnectdb(testing::postgres_url().c_str());
+  ASSERT_EQ(PQstatus(reader), CONNECTION_OK);
+  const auto run = [&](const std::string& sql) { PQclear(PQexec(reader, sql.c_str())); };
+  run("BEGIN");
+  run("SELECT count(*) FROM \"" + views.schema() + "\".balances_rows");
+  EXPECT_THROW(runner.rebuild(), StorageError);
+  run("ROLLBACK");
+  PQfinish(reader);
+  EXPECT_EQ(views.query_int("SELECT count(*) FROM balances_rows"), 12);
+  EXPECT_EQ(count_schemas("annals\\_shadow\\_%"), 0);
+  runner.rebuild();
+  EXPECT_EQ(views.query_int("SELECT count(*) FROM balances_rows"), 12);
+  EXPECT_TRUE(runner.check().equal());
 }
 
 TEST(PostgresReadModel, RebuildKeepsGrantsAndTablesThatReferenceEachOther) {

@@ -183,16 +183,16 @@ class PostgresReadModel::Impl {
     detail::MutexLock lock(write_mu_);
     // The schema and the bookkeeping tables, under the write lock so that
     // processes opening a new model at once do not race to create them.
-    in_transaction(writer_, "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
-                   [&](PgTransaction& tx) {
-      tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
-      const bool exists =
-          tx.query_int("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
-                       {options_.schema})
-              .value_or(0) > 0;
-      if (!exists) tx.exec_script("CREATE SCHEMA \"" + options_.schema + "\"");
-      detail::create_projection_tables(tx);
-    });
+    in_transaction(
+        writer_, "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE", [&](PgTransaction& tx) {
+          take_write_lock(tx);
+          const bool exists =
+              tx.query_int("SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                           {options_.schema})
+                  .value_or(0) > 0;
+          if (!exists) tx.exec_script("CREATE SCHEMA \"" + options_.schema + "\"");
+          detail::create_projection_tables(tx);
+        });
   }
 
   void write(const std::function<void(SqlTransaction&)>& fn) {
@@ -207,9 +207,24 @@ class PostgresReadModel::Impl {
     // checkpoint there).
     in_transaction(writer_, "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE",
                    [&](PgTransaction& tx) {
+                     take_write_lock(tx);
+                     fn(tx);
+                   });
+  }
+
+  // The schema's advisory lock, waited for at most lock_timeout, which then
+  // also bounds every other lock wait of the transaction (a swap's).
+  void take_write_lock(PgTransaction& tx) const {
+    tx.exec_script("SET LOCAL lock_timeout = " + std::to_string(options_.lock_timeout.count()));
+    try {
       tx.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {lock_key_});
-      fn(tx);
-    });
+    } catch (const StorageError& e) {
+      if (std::string_view(e.what()).find("SQLSTATE 55P03") == std::string_view::npos) throw;
+      throw StorageError(owner_ + ": waited " + std::to_string(options_.lock_timeout.count()) +
+                         " ms for the schema's write lock, held by another writer (or by a "
+                         "write() of a second object of this schema further up this thread); "
+                         "nothing was written");
+    }
   }
 
   void read(const std::function<void(SqlTransaction&)>& fn) {
@@ -435,6 +450,11 @@ class PostgresShadow final : public detail::ShadowModel {
 PostgresReadModel::PostgresReadModel(const std::string& connection,
                                      PostgresReadModelOptions options) {
   detail::pg::check_schema_name(options.schema, "PostgresReadModelOptions::schema");
+  if (options.lock_timeout < std::chrono::milliseconds(1)) {
+    throw InvalidArgument("PostgresReadModelOptions::lock_timeout is " +
+                          std::to_string(options.lock_timeout.count()) +
+                          " ms: it must be at least 1 ms");
+  }
   for (const auto& extra : options.search_path) {
     detail::pg::check_schema_name(extra, "PostgresReadModelOptions::search_path");
   }

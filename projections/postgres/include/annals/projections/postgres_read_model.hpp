@@ -52,6 +52,7 @@
 /// nested in a read() on the same thread joins it, a write() nested in a
 /// write() throws.
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,6 +79,14 @@ struct PostgresReadModelOptions {
   /// throws InvalidArgument. For tools and pages that show a read model, and
   /// roles that may only SELECT. Default: false.
   bool read_only = false;
+  /// How long a write() waits for a lock before failing with StorageError
+  /// (nothing written): the schema's write lock, which another writer of the
+  /// schema in any process holds for its transaction (or a second object of
+  /// the same schema used inside this thread's own write(), which would
+  /// otherwise wait forever), and the tables' locks a rebuild's swap takes
+  /// while readers use them. At least 1 ms. Default: 30 s, as
+  /// SqliteReadModelOptions::busy_timeout.
+  std::chrono::milliseconds lock_timeout{30'000};
 };
 
 class PostgresReadModel final : public ReadModel {

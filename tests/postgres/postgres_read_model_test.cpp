@@ -551,6 +551,22 @@ TEST(PostgresReadModel, ASwapThatAReaderBlocksFailsAfterLockTimeoutAndChangesNot
   EXPECT_TRUE(runner.check().equal());
 }
 
+TEST(PostgresReadModel, ARoleWithoutCreateOpensAnExistingModelAndAsksForARebuild) {
+  Fixture f(5);
+  ProjectionRunner runner(f.store, f.views, balances(), quick_retries());
+  runner.catch_up();
+  const std::string role = f.views.schema() + "_ops";
+  const std::string schema = "\"" + f.views.schema() + "\"";
+  f.views.write([&](SqlTransaction& tx) {
+    tx.exec_script("CREATE ROLE " + role + " LOGIN; GRANT USAGE ON SCHEMA " + schema + " TO " +
+                   role + "; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA " +
+                   schema + " TO " + role);
+  });
+  PostgresReadModel ops(testing::postgres_url() + " user=" + role, views_options(f.views.schema()));
+  request_rebuild(ops, "balances");
+  EXPECT_TRUE(f.views.checkpoint_record("balances")->rebuild_requested);
+}
+
 TEST(PostgresReadModel, RebuildKeepsGrantsAndTablesThatReferenceEachOther) {
   Fixture f(9);
   const std::string role = f.views.schema() + "_reader";

@@ -191,7 +191,16 @@ class PostgresReadModel::Impl {
                            {options_.schema})
                   .value_or(0) > 0;
           if (!exists) tx.exec_script("CREATE SCHEMA \"" + options_.schema + "\"");
-          detail::create_projection_tables(tx);
+          // CREATE TABLE IF NOT EXISTS checks the right to create before it
+          // looks: a role without CREATE on the schema (a tool asking for a
+          // rebuild) opens a model whose tables are already there.
+          const bool made = tx.query_int(
+                                  "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = $1 "
+                                  "AND tablename IN ('projection_checkpoints', "
+                                  "'projection_parked_events', 'projection_checks')",
+                                  {options_.schema})
+                                .value_or(0) == 3;
+          if (!made) detail::create_projection_tables(tx);
         });
   }
 

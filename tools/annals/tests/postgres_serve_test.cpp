@@ -252,6 +252,17 @@ TEST_F(PostgresServe, InfoNamesTheStoreWithoutItsPassword) {
   EXPECT_FALSE(contains(secret->err(), "s3cret")) << secret->err();
 }
 
+TEST_F(PostgresServe, AnUnreachableServerStopsServeAtTheStartWithoutShowingThePassword) {
+  ServeProcess server(
+      dir_.path(), {"ANNALS_PG_SCHEMA=" + schema_},
+      {"--db", "postgresql://ann:s3cret@/nodb?host=/nonexistent-annals-dir&port=1"});
+  EXPECT_EQ(server.port(), 0);
+  EXPECT_EQ(server.stop(), 3) << server.err();
+  EXPECT_TRUE(contains(server.err(), "cannot open the store 'postgresql://ann:***@"))
+      << server.err();
+  EXPECT_FALSE(contains(server.err() + server.out(), "s3cret"));
+}
+
 TEST_F(PostgresServe, StreamsStreamAndEventAreServedInPages) {
   fill_with_projections();
   auto server = serve({"--db", server_url()});

@@ -524,6 +524,45 @@ TEST_F(PostgresServe, NothingIsWrittenOrCreated) {
             "annals_head rows: -1\nsnapshots rows: -1\n");
 }
 
+TEST_F(PostgresServe, ARoleThatMayOnlySelectIsEnough) {
+  if (!postgres_server()->owns_server()) {
+    GTEST_SKIP() << "roles are the server's: not made on one given by ANNALS_TEST_PG_URL";
+  }
+  fill_with_projections();
+  const std::string reader = "annals_reader_" + schema_;
+  {
+    PostgresReadModel owner(postgres_url(), views_options());
+    owner.write([&](SqlTransaction& tx) {
+      tx.exec_script("CREATE ROLE " + reader + " LOGIN; GRANT USAGE ON SCHEMA " + schema_ + " TO " +
+                     reader + "; GRANT SELECT ON ALL TABLES IN SCHEMA " + schema_ + " TO " +
+                     reader);
+    });
+  }
+  std::string url = server_url();
+  const auto begin = url.find("://") + 3;
+  const auto at = url.find('@', begin);
+  if (at != std::string::npos && at < url.find('/', begin)) url.erase(begin, at + 1 - begin);
+  url.insert(begin, reader + "@");
+  auto server = serve({"--db", url});
+  ASSERT_NE(server->port(), 0);
+  auto client = server->client();
+  for (const char* path : {"/api/info", "/api/streams", "/api/stream?id=account-1",
+                           "/api/event?position=6", "/api/projections", "/metrics"}) {
+    const auto r = client.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+  }
+  EXPECT_EQ(body_json(client.Get("/api/info"))["store"], url);
+  EXPECT_EQ(body_json(client.Get("/api/projections"))["projections"].size(), 2u);
+  const std::string verified =
+      read_stream_until(client, "/api/verify", [](const std::string&) { return false; });
+  EXPECT_TRUE(contains(verified, "\"events_checked\":6,\"head_position\":6,\"ok\":true"))
+      << verified;
+  const std::string tail = read_stream_until(
+      client, "/api/tail?from=6", [](const std::string& b) { return contains(b, "id: 6\n"); });
+  EXPECT_TRUE(contains(tail, "\"stream_id\":\"late-1\"")) << tail;
+}
+
 TEST_F(PostgresServe, AServerThatGoesAwayGives503AndServingResumesWhenItIsBack) {
   if (!postgres_server()->owns_server()) {
     GTEST_SKIP() << "the server given by ANNALS_TEST_PG_URL is not ours to stop";

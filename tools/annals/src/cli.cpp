@@ -187,8 +187,7 @@ int run(int argc, const char* const* argv, Io& io) {
   i->add_option("file", imp.input, "The export file, - for standard input")->required();
   i->callback([&] { action = [&] { return run_import(imp, io); }; });
 
-  // projections, rebuild and check: a PostgreSQL read model too (serve reads
-  // SQLite files only).
+  // projections, rebuild, check and serve: an SQLite or a PostgreSQL read model.
   const std::string kReadModelHelp =
       "The read model: an SQLite file, or a postgresql:// URL (default: the store's own)";
   ProjectionsCommand projections;
@@ -223,7 +222,7 @@ int run(int argc, const char* const* argv, Io& io) {
 
   ServeCommand serve;
   auto* sv = add("serve", "Serve a read-only web page on the store (docs/tools.md)", serve.db);
-  sv->add_option("--read-model", serve.read_model, "The read model file (default: the store file)");
+  sv->add_option("--read-model", serve.read_model, kReadModelHelp);
   sv->add_option("--bind", serve.bind, "Address to listen on (default 127.0.0.1; others need --token)");
   sv->add_option("--port", serve.port, "TCP port (default 8080; 0: any free port)")->check(CLI::Range(0, 65535));
   sv->add_option("--token", serve.token, "Require this bearer token on every request")

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -20,7 +21,9 @@
 #include "annals/core/event_hash.hpp"
 #include "annals/core/metrics.hpp"
 #include "annals/core/stream_id.hpp"
+#include "annals/projections/read_model.hpp"
 #include "annals/projections/sqlite_read_model.hpp"
+#include "annals/store/commit_watcher.hpp"
 #include "annals/version.hpp"
 #include "web_assets.hpp"
 
@@ -30,9 +33,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// How often a live tail looks for new events, and how often an idle event
-// stream sends a comment so that proxies and the browser keep it open.
+// How often a live tail looks for new events when its commit watcher cannot
+// push (then it polls), and when it can (a safety net, not the way events
+// arrive); the steps it waits in; and how often an idle event stream sends a
+// comment so that proxies and the browser keep it open.
 constexpr auto kTailPoll = 250ms;
+constexpr auto kTailPushedPoll = 5000ms;
+constexpr auto kTailStep = 50ms;
 constexpr auto kHeartbeat = 15s;
 // Events a tail sends per look, and events verify checks between progress
 // reports: bounds the memory and the time one step of a stream holds.
@@ -121,6 +128,13 @@ std::string host_of(std::string_view header) {
   return std::string(colon == std::string_view::npos ? header : header.substr(0, colon));
 }
 
+// The store as the page and the first line name it: a file as given, a URL
+// without its password.
+std::string store_description(const std::filesystem::path& db) {
+  const std::string quoted = store_name(db);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 bool valid_token_chars(std::string_view token) {
   return std::all_of(token.begin(), token.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -194,17 +208,17 @@ class WebServer::Impl {
       throw ToolError(kExitUsage, "--bind " + options_.bind +
                                       " is not a loopback address: serving it needs --token");
     }
-    require_sqlite(options_.db, "serve", "an SQLite store file");
-    // The page reads SQLite read models only: a URL given for one is refused
-    // rather than looked for as a file that does not exist.
-    if (is_postgres_url(options_.read_model)) {
-      throw ToolError(kExitUsage, "annals serve needs an SQLite read model file, and " +
-                                      store_name(options_.read_model) +
-                                      " is a PostgreSQL read model; `annals projections` "
-                                      "shows one");
+    // Held const: the compiler then lets this server call the readers only.
+    // Opened read-only too: an SQLite file as open_for_reading() does, a
+    // PostgreSQL schema without creating anything.
+    store_ = open_store(options_.db);
+    read_model_location_ = options_.read_model.empty() ? options_.db : options_.read_model;
+    if (is_postgres_read_model(options_.db, options_.read_model)) {
+      read_model_name_ = postgres_read_model_name(read_model_location_);
+      postgres_read_model_ = open_postgres_read_model(read_model_location_, true);
+    } else {
+      read_model_name_ = read_model_location_.string();
     }
-    store_ = open_for_reading(options_.db);
-    read_model_ = options_.read_model.empty() ? options_.db : options_.read_model;
     routes();
   }
 
@@ -236,21 +250,32 @@ class WebServer::Impl {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
 
   // Every handler's errors become a status and a JSON message.
-  static httplib::Server::Handler guarded(Handler fn) {
-    return [fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+  httplib::Server::Handler guarded(Handler fn) const {
+    return [this, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
       try {
         fn(req, res);
       } catch (const HttpError& e) {
         res.status = e.status;
+        if (e.status == 503) res.set_header("Retry-After", "5");
         send_json(res, Json{{"error", e.what()}});
       } catch (const InvalidArgument& e) {
         res.status = 400;
         send_json(res, Json{{"error", e.what()}});
+      } catch (const StorageError& e) {
+        // The database did not answer (a PostgreSQL server that went away, a
+        // locked or failing file): a later request may well succeed.
+        res.status = 503;
+        res.set_header("Retry-After", "5");
+        send_json(res, Json{{"error", unavailable_message(e)}});
       } catch (const std::exception& e) {
         res.status = 500;
         send_json(res, Json{{"error", e.what()}});
       }
     };
+  }
+
+  std::string unavailable_message(const StorageError& e) const {
+    return "the store " + store_name(options_.db) + " cannot be read now: " + e.what();
   }
 
   void routes() {
@@ -341,11 +366,20 @@ class WebServer::Impl {
   }
 
   void info(httplib::Response& res) {
-    send_json(res, Json{{"file", options_.db.string()},
-                        {"head_position", store_->head_position()},
-                        {"version", std::string(kVersion)},
-                        {"read_only", true},
-                        {"max_page", kServeMaxPage}});
+    Json j{{"head_position", store_->head_position()},
+           {"version", std::string(kVersion)},
+           {"read_only", true},
+           {"max_page", kServeMaxPage}};
+    if (is_postgres_url(options_.db)) {
+      j["backend"] = "postgresql";
+      j["store"] = store_description(options_.db);
+      j["schema"] = postgres_store_schema();
+    } else {
+      j["backend"] = "sqlite";
+      j["store"] = options_.db.string();
+      j["file"] = options_.db.string();
+    }
+    send_json(res, j);
   }
 
   void streams(const httplib::Request& req, httplib::Response& res) {
@@ -414,44 +448,59 @@ class WebServer::Impl {
   // this server writes nothing.
   void projections(httplib::Response& res) {
     const std::int64_t head = store_->head_position();
-    send_json(res, Json{{"read_model", read_model_.string()}, {"head_position", head},
+    send_json(res, Json{{"read_model", read_model_name_},
+                        {"head_position", head},
                         {"projections", projection_list(head)}});
+  }
+
+  // Runs `fn` on the read model; not at all when it is an SQLite file that
+  // does not exist (no projection ever ran there). The file is opened per
+  // call, not once, so that one created after the server started is shown.
+  void with_read_model(const std::function<void(const ReadModel&)>& fn) const {
+    if (postgres_read_model_) return fn(*postgres_read_model_);
+    std::error_code ec;
+    if (!std::filesystem::exists(read_model_location_, ec)) return;
+    const SqliteReadModel read_model(read_model_location_, {.read_only = true});
+    fn(read_model);
   }
 
   Json projection_list(std::int64_t head) const {
     Json list = Json::array();
-    std::error_code ec;
-    if (!std::filesystem::exists(read_model_, ec)) return list;
     try {
-      const SqliteReadModel read_model(read_model_, {.read_only = true});
-      for (const CheckpointRecord& record : read_model.checkpoint_records()) {
-        Json p;
-        p["name"] = record.name;
-        p["checkpoint"] = record.position;
-        p["head_position"] = head;
-        p["lag"] = std::max<std::int64_t>(0, head - record.position);
-        p["state"] = std::string(to_string(record.state));
-        p["updated_at"] = format_timestamp(record.updated_at);
-        p["failure"] = record.failure ? Json{{"message", record.failure->message},
-                                             {"position", record.failure->position},
-                                             {"attempts", record.failure->attempts}}
-                                      : Json();
-        p["parked_count"] = read_model.parked_count(record.name);
-        p["parked"] = Json::array();
-        for (const ParkedEvent& parked : read_model.parked_events(record.name, kServeMaxParked)) {
-          p["parked"].push_back(Json{{"position", parked.position},
-                                     {"stream_id", parked.stream_id},
-                                     {"type", parked.type},
-                                     {"error", parked.error},
-                                     {"attempts", parked.attempts},
-                                     {"parked_at", format_timestamp(parked.parked_at)}});
-        }
-        list.push_back(std::move(p));
-      }
+      with_read_model(
+          [&](const ReadModel& read_model) { add_projections(read_model, head, list); });
     } catch (const StorageError& e) {
-      throw HttpError(500, "reading '" + read_model_.string() + "': " + e.what());
+      throw HttpError(503,
+                      "the read model " + read_model_name_ + " cannot be read now: " + e.what());
     }
     return list;
+  }
+
+  static void add_projections(const ReadModel& read_model, std::int64_t head, Json& list) {
+    for (const CheckpointRecord& record : read_model.checkpoint_records()) {
+      Json p;
+      p["name"] = record.name;
+      p["checkpoint"] = record.position;
+      p["head_position"] = head;
+      p["lag"] = std::max<std::int64_t>(0, head - record.position);
+      p["state"] = std::string(to_string(record.state));
+      p["updated_at"] = format_timestamp(record.updated_at);
+      p["failure"] = record.failure ? Json{{"message", record.failure->message},
+                                           {"position", record.failure->position},
+                                           {"attempts", record.failure->attempts}}
+                                    : Json();
+      p["parked_count"] = read_model.parked_count(record.name);
+      p["parked"] = Json::array();
+      for (const ParkedEvent& parked : read_model.parked_events(record.name, kServeMaxParked)) {
+        p["parked"].push_back(Json{{"position", parked.position},
+                                   {"stream_id", parked.stream_id},
+                                   {"type", parked.type},
+                                   {"error", parked.error},
+                                   {"attempts", parked.attempts},
+                                   {"parked_at", format_timestamp(parked.parked_at)}});
+      }
+      list.push_back(std::move(p));
+    }
   }
 
   // The Prometheus exposition: what this server counted, and what the store
@@ -462,12 +511,17 @@ class WebServer::Impl {
     const std::int64_t head = store_->head_position();
     m.gauge("annals_store_head_position", "Position of the newest event in the store (0: empty).")
         .set(static_cast<double>(head));
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(options_.db, ec);
-    m.gauge("annals_store_file_bytes", "Size of the store file.").set(ec ? 0.0 : static_cast<double>(size));
-    const auto wal = std::filesystem::file_size(options_.db.string() + "-wal", ec);
-    m.gauge("annals_store_wal_bytes", "Size of the store's write-ahead log.")
-        .set(ec ? 0.0 : static_cast<double>(wal));
+    // A PostgreSQL store has no file of its own to measure (the server's
+    // own metrics show its disk use).
+    if (!is_postgres_url(options_.db)) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(options_.db, ec);
+      m.gauge("annals_store_file_bytes", "Size of the store file.")
+          .set(ec ? 0.0 : static_cast<double>(size));
+      const auto wal = std::filesystem::file_size(options_.db.string() + "-wal", ec);
+      m.gauge("annals_store_wal_bytes", "Size of the store's write-ahead log.")
+          .set(ec ? 0.0 : static_cast<double>(wal));
+    }
     for (const Json& p : projection_list(head)) {
       const MetricLabels labels{{"projection", p["name"].get<std::string>()}};
       m.gauge("annals_projection_checkpoint", "Last position the projection handled.", labels)
@@ -517,7 +571,8 @@ class WebServer::Impl {
   }
 
   // Walks the chain in batches, reporting progress after each; the last
-  // message is the result.
+  // message is the result, or a failure when the store could not be read to
+  // the end (the chain was not checked: no result is claimed).
   void verify(httplib::Response& res) {
     struct State {
       std::shared_ptr<StreamSlot> slot;
@@ -535,22 +590,33 @@ class WebServer::Impl {
             sink.done();
             return true;
           }
+          std::string out;
           bool finished = state->next > state->head;
-          if (!finished) {
-            const auto batch = static_cast<std::uint64_t>(
-                std::min<std::int64_t>(kVerifyBatch, state->head - state->next + 1));
-            std::int64_t read = 0;
-            for (const RecordedEvent& e : store_->read_all(state->next, {}, batch)) {
-              ++read;
-              if (!state->verifier.feed(e)) break;
+          // An exception must not leave this function: httplib calls it
+          // outside its handlers' protection.
+          try {
+            if (!finished) {
+              const auto batch = static_cast<std::uint64_t>(
+                  std::min<std::int64_t>(kVerifyBatch, state->head - state->next + 1));
+              std::int64_t read = 0;
+              for (const RecordedEvent& e : store_->read_all(state->next, {}, batch)) {
+                ++read;
+                if (!state->verifier.feed(e)) break;
+              }
+              state->next += static_cast<std::int64_t>(batch);
+              // The head is the last stored position, so a batch is never empty
+              // while next <= head; read == 0 only guards against looping.
+              finished = !state->verifier.ok() || read == 0 || state->next > state->head;
             }
-            state->next += static_cast<std::int64_t>(batch);
-            // The head is the last stored position, so a batch is never empty
-            // while next <= head; read == 0 only guards against looping.
-            finished = !state->verifier.ok() || read == 0 || state->next > state->head;
+          } catch (const std::exception& e) {
+            out = sse("failure", Json{{"error", failure_message(e)},
+                                      {"checked", state->verifier.checked()},
+                                      {"total", state->head}});
+            if (sink.write(out.data(), out.size())) sink.done();
+            return true;
           }
-          std::string out = sse("progress", Json{{"checked", state->verifier.checked()},
-                                                 {"total", state->head}});
+          out =
+              sse("progress", Json{{"checked", state->verifier.checked()}, {"total", state->head}});
           if (finished) {
             const ChainVerifier& v = state->verifier;
             Json result{{"ok", v.ok()}, {"events_checked", v.checked()},
@@ -567,16 +633,38 @@ class WebServer::Impl {
         });
   }
 
+  std::string failure_message(const std::exception& e) const {
+    if (const auto* storage = dynamic_cast<const StorageError*>(&e)) {
+      return unavailable_message(*storage);
+    }
+    return e.what();
+  }
+
   // Sends every event from `from` (default: the last 10) as it is committed,
-  // by this or any other process: one indexed head lookup per poll, the
-  // events read only when there are some.
+  // by this or any other process. It sleeps on the store's commit watcher
+  // (inotify on SQLite, LISTEN/NOTIFY on PostgreSQL), so a commit wakes it at
+  // once; it looks at the head every kTailPoll where the watcher cannot push,
+  // and every kTailPushedPoll where it can. One indexed head lookup per look;
+  // the events are read only when there are some.
+  //
+  // When the store cannot be read (a PostgreSQL server that went away), the
+  // stream stays open: it sends `unavailable` once, keeps looking, and sends
+  // `available` and the events it missed when the store answers again.
   void tail(const httplib::Request& req, httplib::Response& res) {
     struct State {
       std::shared_ptr<StreamSlot> slot;
+      std::unique_ptr<CommitWatcher> watcher;
       std::int64_t next = 1;
+      bool started = false;      // `start` was sent
+      bool unavailable = false;  // `unavailable` was sent, `available` not yet
       std::chrono::steady_clock::time_point last_sent = std::chrono::steady_clock::now();
     };
     auto state = std::make_shared<State>();
+    // The slot first: each watcher may hold a connection of its own.
+    state->slot = take_stream_slot();
+    // Watching before the first look at the head: a commit in between is
+    // not missed.
+    state->watcher = store_->watch_commits();
     const std::int64_t head = store_->head_position();
     std::int64_t from = int_param(req, "from", std::max<std::int64_t>(1, head - 9), 1,
                                   std::numeric_limits<std::int64_t>::max());
@@ -591,7 +679,6 @@ class WebServer::Impl {
       }
     }
     state->next = from;
-    state->slot = take_stream_slot();
     event_stream_headers(res);
     res.set_chunked_content_provider(
         "text/event-stream", [this, state](std::size_t offset, httplib::DataSink& sink) {
@@ -599,16 +686,35 @@ class WebServer::Impl {
             sink.done();
             return true;
           }
-          std::string out;
-          if (offset == 0) {
-            out += "retry: 2000\n" + sse("start", Json{{"from", state->next},
-                                                       {"head_position", store_->head_position()}});
-          }
-          if (store_->head_position() >= state->next) {
-            for (const RecordedEvent& e : store_->read_all(state->next, {}, kTailBatch)) {
-              out += sse("append", summary(e), e.position);
-              state->next = e.position + 1;
+          std::string out = offset == 0 ? "retry: 2000\n" : "";
+          // An exception must not leave this function: httplib calls it
+          // outside its handlers' protection.
+          try {
+            const std::int64_t head = store_->head_position();
+            if (!state->started) {
+              out += sse("start", Json{{"from", state->next}, {"head_position", head}});
+              state->started = true;
+            } else if (state->unavailable) {
+              out += sse("available", Json{{"head_position", head}});
             }
+            state->unavailable = false;
+            if (head >= state->next) {
+              for (const RecordedEvent& e : store_->read_all(state->next, {}, kTailBatch)) {
+                out += sse("append", summary(e), e.position);
+                state->next = e.position + 1;
+              }
+            }
+          } catch (const StorageError& e) {
+            if (!state->unavailable) {
+              out += sse("unavailable", Json{{"error", unavailable_message(e)}});
+              state->unavailable = true;
+            }
+          } catch (const std::exception& e) {
+            // Not an outage: end the stream; the browser reconnects from
+            // the last event it received.
+            out += sse("failure", Json{{"error", e.what()}});
+            if (sink.write(out.data(), out.size())) sink.done();
+            return true;
           }
           const auto now = std::chrono::steady_clock::now();
           if (out.empty() && now - state->last_sent >= kHeartbeat) out = ": ping\n\n";
@@ -616,19 +722,25 @@ class WebServer::Impl {
             state->last_sent = now;
             return sink.write(out.data(), out.size());
           }
-          // Nothing new: wait one poll interval, in steps, so stop() and a
+          // Nothing new: wait for a commit, in steps, so that stop() and a
           // closed connection end the stream soon.
-          for (auto waited = 0ms; waited < kTailPoll && !stopping_; waited += 50ms) {
+          const auto longest =
+              state->watcher->pushes() && !state->unavailable ? kTailPushedPoll : kTailPoll;
+          for (auto waited = 0ms; waited < longest && !stopping_; waited += kTailStep) {
             if (!sink.is_writable()) return false;
-            std::this_thread::sleep_for(50ms);
+            if (state->watcher->wait(kTailStep)) break;
           }
           return true;
         });
   }
 
   ServeCommand options_;
-  std::filesystem::path read_model_;
-  std::unique_ptr<SqliteEventStore> store_;
+  std::unique_ptr<const EventStore> store_;
+  std::filesystem::path read_model_location_;  // the file or the URL
+  std::string read_model_name_;                // as the page shows it: no password
+  // PostgreSQL: opened once (it reconnects by itself after an outage).
+  // SQLite: null, see with_read_model().
+  std::unique_ptr<const ReadModel> postgres_read_model_;
   httplib::Server server_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_streams_{0};
@@ -654,8 +766,8 @@ int run_serve(const ServeCommand& c, Io& io) {
   pthread_sigmask(SIG_BLOCK, &signals, &previous);
   std::thread serving([&] { server.run(); });
   const std::string host = c.bind.find(':') != std::string::npos ? "[" + c.bind + "]" : c.bind;
-  io.out << "annals serve: http://" << host << ':' << port << "/ (" << c.db.string()
-         << ", read-only; Ctrl-C stops)" << std::endl;
+  io.out << "annals serve: http://" << host << ':' << port << "/ ("
+         << printable(store_description(c.db)) << ", read-only; Ctrl-C stops)" << std::endl;
   int received = 0;
   sigwait(&signals, &received);
   server.stop();

@@ -1,17 +1,25 @@
 #pragma once
-// `annals serve`: a read-only web page on one store, served with cpp-httplib
-// (docs/adr/0007-http-library.md). The page (web/*, compiled into the
-// program) asks a small JSON API and two server-sent event streams:
+// `annals serve`: a read-only web page on one store, an SQLite file or a
+// PostgreSQL schema (the same handlers serve both, through EventStore and
+// ReadModel), served with cpp-httplib (docs/adr/0007-http-library.md). The
+// page (web/*, compiled into the program) asks a small JSON API and two
+// server-sent event streams:
 //
 //   GET /                      the page; /app.js and /style.css its assets
-//   GET /api/info              file, head position, version
+//   GET /api/info              backend, store (a URL without its password), head position, version
 //   GET /api/streams           ?prefix=P&after=ID&limit=N   stream ids and versions, paged
-//   GET /api/stream            ?id=S&order=newest|oldest&from=V&limit=N   one stream's events, paged
-//   GET /api/event             ?position=N   one event in full
-//   GET /api/projections       checkpoints, lag, state, failures and parked events
-//   GET /api/verify            server-sent events: progress, then the result
-//   GET /api/tail              ?from=POSITION   server-sent events: every new event, by any process
-//   GET /metrics               Prometheus text exposition (docs/operations.md)
+//   GET /api/stream            ?id=S&order=newest|oldest&from=V&limit=N   one stream's events,
+//   paged GET /api/event             ?position=N   one event in full GET /api/projections
+//   checkpoints, lag, state, failures and parked events GET /api/verify            server-sent
+//   events: progress, then the result GET /api/tail              ?from=POSITION   server-sent
+//   events: every new event, by any process GET /metrics               Prometheus text exposition
+//   (docs/operations.md)
+//
+// When the store or the read model cannot be read (a PostgreSQL server that
+// went away, a locked file), a request gets 503 with the reason, and the
+// server keeps running: requests work again once the database answers. A
+// live tail stays open meanwhile and says so (events `unavailable`, then
+// `available`); a verify that cannot finish ends with `failure`.
 //
 // Security: the store and the read model are opened read-only; nothing is
 // read from the file system but them (no directory traversal is possible:
@@ -34,8 +42,11 @@
 namespace annals::tool {
 
 struct ServeCommand {
-  std::filesystem::path db;
-  std::filesystem::path read_model;  ///< empty: the store's own file
+  std::filesystem::path db;  ///< an SQLite file or a postgresql:// URL
+  /// An SQLite file or a postgresql:// URL (schema: ANNALS_PG_READ_MODEL_SCHEMA,
+  /// else ANNALS_PG_SCHEMA, else "public"). Empty: the store's own file, or
+  /// the store's server.
+  std::filesystem::path read_model;
   std::string bind = "127.0.0.1";    ///< any non-loopback address requires a token
   int port = 8080;                   ///< 0: a free port, printed at start
   std::string token;                 ///< empty: no token (loopback only)
@@ -62,12 +73,15 @@ bool tokens_equal(std::string_view a, std::string_view b) noexcept;
 /// other members from one thread.
 class WebServer {
  public:
-  /// Checks the options and opens the store (and the read model, if it
-  /// exists) read-only.
+  /// Checks the options and opens the store (and a PostgreSQL read model)
+  /// read-only: nothing is created, migrated or written. An SQLite read model
+  /// is opened at each request, if it exists by then.
   /// Throws: ToolError(kExitUsage) for a non-loopback bind without a token, a
   /// token shorter than kServeMinTokenLength, longer than kServeMaxTokenLength
-  /// or with characters outside [A-Za-z0-9._~+/=-], or a port outside 0..65535;
-  /// ToolError(kExitUnusable) when the store cannot be opened.
+  /// or with characters outside [A-Za-z0-9._~+/=-], or a port outside 0..65535,
+  /// or an invalid schema name; ToolError(kExitUnusable) when the store or a
+  /// PostgreSQL read model cannot be opened (a missing file, schema or store,
+  /// an unreachable server, a build without PostgreSQL support).
   explicit WebServer(ServeCommand options);
   /// Stops serving. Never throws.
   ~WebServer();

@@ -66,14 +66,17 @@ std::string store_name(const std::filesystem::path& db) {
   return "'" + s + "'";
 }
 
+std::string postgres_store_schema() {
+  const char* schema = std::getenv("ANNALS_PG_SCHEMA");
+  return schema != nullptr && *schema != '\0' ? schema : "public";
+}
+
 namespace {
 
 #ifdef ANNALS_WITH_POSTGRES
 std::unique_ptr<PostgresEventStore> open_postgres(const std::filesystem::path& url, bool create) {
   PostgresStoreOptions options;
-  if (const char* schema = std::getenv("ANNALS_PG_SCHEMA"); schema != nullptr && *schema != '\0') {
-    options.schema = schema;
-  }
+  options.schema = postgres_store_schema();
   options.create_if_missing = create;
   try {
     return std::make_unique<PostgresEventStore>(url.string(), options);
@@ -166,15 +169,6 @@ std::unique_ptr<ReadModel> open_postgres_read_model(const std::filesystem::path&
   (void)read_only;
   no_postgres(url);
 #endif
-}
-
-void require_sqlite(const std::filesystem::path& db, const std::string& command,
-                    const std::string& what) {
-  if (!is_postgres_url(db)) return;
-  throw ToolError(kExitUsage,
-                  "annals " + command + " needs " + what + ", and " + store_name(db) +
-                      " is a PostgreSQL store; on PostgreSQL the store commands work (streams, "
-                      "read, tail, stats, verify, export, import)");
 }
 
 std::string printable(std::string_view text) {

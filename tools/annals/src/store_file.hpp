@@ -52,6 +52,10 @@ bool is_postgres_url(const std::filesystem::path& db);
 /// its password.
 std::string store_name(const std::filesystem::path& db);
 
+/// The schema open_store() opens a PostgreSQL store in: the environment
+/// variable ANNALS_PG_SCHEMA, else "public".
+std::string postgres_store_schema();
+
 /// Opens the store `db` names for reading: an SQLite file as
 /// open_for_reading() does; a PostgreSQL URL as a PostgresEventStore on the
 /// schema the environment variable ANNALS_PG_SCHEMA names (default
@@ -99,12 +103,6 @@ std::string postgres_read_model_name(const std::filesystem::path& url);
 /// without PostgreSQL support).
 std::unique_ptr<ReadModel> open_postgres_read_model(const std::filesystem::path& url,
                                                     bool read_only);
-
-/// For the commands that work on SQLite files only.
-/// Throws: ToolError(kExitUsage) when `db` is a PostgreSQL URL, saying that
-/// `annals <command>` needs `what` (an SQLite file).
-void require_sqlite(const std::filesystem::path& db, const std::string& command,
-                    const std::string& what);
 
 /// `text` safe to print on a terminal: every control byte (below 0x20, and
 /// 0x7f) becomes an escape (\n, \t, \r, \xHH), so stored data never starts

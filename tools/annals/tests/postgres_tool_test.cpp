@@ -1,8 +1,8 @@
 // The built `annals` program on a PostgreSQL store named by a postgresql://
 // (or postgres://) URL: the store commands read, follow, verify, export and
 // import it; projections, rebuild and check work on a PostgreSQL read model
-// (beside the store, or named by --read-model URL); seal and serve say they
-// need SQLite. The server is a throwaway cluster
+// (beside the store, or named by --read-model URL); seal too. serve is tested
+// in postgres_serve_test.cpp. The server is a throwaway cluster
 // (tests/postgres/postgres_server.hpp); each test uses a schema of its own,
 // given to the program through ANNALS_PG_SCHEMA (and
 // ANNALS_PG_READ_MODEL_SCHEMA).
@@ -24,6 +24,7 @@
 #include "annals/projections/sqlite_read_model.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #include "postgres/postgres_server.hpp"
+#include "postgres_tool_fixtures.hpp"
 #include "tool_fixtures.hpp"
 
 namespace annals {
@@ -34,69 +35,6 @@ namespace {
 
 using namespace testing;
 using namespace std::chrono_literals;
-
-// The server as a URL: ANNALS_TEST_PG_URL when it is one, else built from the
-// keyword string of the throwaway cluster (host=<socket dir> port=... ...).
-std::string server_url(const std::string& scheme = "postgresql") {
-  const std::string conn = postgres_url();
-  if (conn.starts_with("postgresql://")) return scheme + conn.substr(10);
-  if (conn.starts_with("postgres://")) return scheme + conn.substr(8);
-  std::map<std::string, std::string> kv;
-  std::istringstream words(conn);
-  for (std::string word; words >> word;) {
-    const auto eq = word.find('=');
-    if (eq != std::string::npos) kv[word.substr(0, eq)] = word.substr(eq + 1);
-  }
-  std::string url = scheme + "://";
-  if (kv.count("user") != 0) url += kv["user"] + "@";
-  url += "/" + (kv.count("dbname") != 0 ? kv["dbname"] : std::string("postgres")) + "?";
-  if (kv.count("host") != 0) url += "host=" + kv["host"] + "&";
-  if (kv.count("port") != 0) url += "port=" + kv["port"] + "&";
-  url.pop_back();
-  return url;
-}
-
-class PostgresTool : public ::testing::Test {
- protected:
-  PostgresTool() : schema_(fresh_schema()) {}
-
-  PostgresStoreOptions options() const {
-    PostgresStoreOptions o;
-    o.schema = schema_;
-    return o;
-  }
-  // account-1 (3 events), account-2 (1), audit-1 (1): positions 1..5.
-  void fill() {
-    PostgresEventStore store(postgres_url(), options());
-    store.append("account-1", ExpectedVersion::no_stream(),
-                 {tool_event("bank.Opened", R"({"owner":"Ada"})"),
-                  tool_event("bank.Deposited", R"({"amount":500})"),
-                  tool_event("bank.Withdrawn", R"({"amount":200})")});
-    store.append("account-2", ExpectedVersion::no_stream(),
-                 {tool_event("bank.Opened", R"({"owner":"Bob"})")});
-    store.append("audit-1", ExpectedVersion::no_stream(), {tool_event("audit.Checked")});
-  }
-  Outcome annals(const std::vector<std::string>& args,
-                 const std::filesystem::path& stdin_file = "/dev/null") {
-    return annals_exec(dir_.path(), args, stdin_file, {"env", "ANNALS_PG_SCHEMA=" + schema_});
-  }
-  // With the read model in `read_model_schema` (ANNALS_PG_READ_MODEL_SCHEMA).
-  Outcome annals_views_in(const std::string& read_model_schema,
-                          const std::vector<std::string>& args) {
-    return annals_exec(dir_.path(), args, "/dev/null",
-                       {"env", "ANNALS_PG_SCHEMA=" + schema_,
-                        "ANNALS_PG_READ_MODEL_SCHEMA=" + read_model_schema});
-  }
-  // The read model beside the store: the store's schema.
-  PostgresReadModelOptions views_options() const {
-    PostgresReadModelOptions o;
-    o.schema = schema_;
-    return o;
-  }
-
-  std::string schema_;
-  TempDir dir_;
-};
 
 TEST_F(PostgresTool, StoreCommandsReadAStoreNamedByAPostgresqlUrl) {
   fill();
@@ -188,21 +126,6 @@ TEST_F(PostgresTool, TailFollowIsWokenByACommitWithoutWaitingForItsPollInterval)
   tail.join();
   ASSERT_EQ(follow.code, 0) << follow.err;
   EXPECT_NE(follow.out.find("6\tlate-1@1\t"), std::string::npos) << follow.out;
-}
-
-TEST_F(PostgresTool, SealAndServeOnAPostgresUrlSayTheyNeedSqlite) {
-  fill();
-  const std::string url = server_url();
-  fill_sample(dir_ / "a.db");
-  const std::vector<std::vector<std::string>> commands{
-      {"serve", "--db", url},
-      {"serve", "--db", (dir_ / "a.db").string(), "--read-model", url}};
-  for (const auto& args : commands) {
-    const auto r = annals(args);
-    EXPECT_EQ(r.code, 2) << args.front() << ": " << r.err;
-    EXPECT_NE(r.err.find("SQLite"), std::string::npos) << args.front() << ": " << r.err;
-    EXPECT_NE(r.err.find("PostgreSQL"), std::string::npos) << args.front() << ": " << r.err;
-  }
 }
 
 // ---- PostgreSQL read models --------------------------------------------------------

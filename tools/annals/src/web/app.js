@@ -65,8 +65,11 @@ function pretty(text) {
 async function refreshInfo() {
   const info = await api('info');
   const file = document.getElementById('store-file');
-  file.textContent = info.file.split('/').pop();
-  file.title = info.file;
+  // A file by its name; a PostgreSQL store by its schema (the title shows
+  // the URL, which the server gives without its password).
+  file.textContent = info.backend === 'postgresql' ? 'PostgreSQL schema ' + info.schema :
+                                                     info.store.split('/').pop();
+  file.title = info.store;
   document.getElementById('store-head').textContent = 'head ' + info.head_position;
   document.getElementById('version').textContent = 'annals ' + info.version;
 }
@@ -154,6 +157,12 @@ function tailView() {
           body));
   const source = new EventSource('/api/tail');
   source.addEventListener('start', () => { status.textContent = 'live'; });
+  source.addEventListener('available', () => {
+    status.textContent = 'live';
+  });
+  source.addEventListener('unavailable', message => {
+    status.textContent = 'waiting: ' + JSON.parse(message.data).error;
+  });
   source.addEventListener('append', message => {
     const e = JSON.parse(message.data);
     const row = el('tr', {className: 'fresh', 'data-position': e.position},
@@ -223,6 +232,14 @@ function verifyView() {
       result.textContent = r.ok
           ? 'ok: ' + r.events_checked + ' events, hash chain intact'
           : 'first bad position ' + r.first_bad_position + ': ' + r.reason;
+    });
+    source.addEventListener('failure', message => {
+      const f = JSON.parse(message.data);
+      source.close();
+      button.disabled = false;
+      result.className = 'error';
+      result.textContent =
+          'not finished after ' + f.checked + ' of ' + f.total + ' events: ' + f.error;
     });
     source.onerror = () => {
       source.close();

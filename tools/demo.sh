@@ -34,3 +34,5 @@ trap pg_scratch_stop EXIT
 pg_scratch_start
 echo "(a throwaway PostgreSQL server at $PG_SCRATCH_DIR; it is stopped and removed at the end)"
 bash "$root/examples/bank/demo.sh" "$root/build/release/examples/bank/bank" "$PG_SCRATCH_URL"
+echo "(the throwaway server is being stopped and removed: explore the same commands against a"
+echo " server of yours, bank --db postgresql://USER@HOST/DB --help)"

@@ -115,12 +115,24 @@ std::string pg_schema() {
   return schema != nullptr && *schema != '\0' ? schema : "public";
 }
 
-bank::Bank open_bank(const Command& c, Access access = Access::write) {
+bank::Bank open_bank_with(const Command& c, Access access) {
   return bank::Bank(c.db, bank::BankOptions{.create = access == Access::create,
                                             .read_only = access == Access::read,
                                             .schema = pg_schema(),
                                             .actor = actor(),
                                             .key_store = c.keys});
+}
+
+bank::Bank open_bank(const Command& c, Access access = Access::write) {
+  try {
+    return open_bank_with(c, access);
+  } catch (const bank::InvalidInput& e) {
+    if (!bank::is_postgres_url(c.db) ||
+        std::string_view(e.what()).find("invalid schema name") == std::string_view::npos) {
+      throw;
+    }
+    throw bank::InvalidInput(std::string("ANNALS_PG_SCHEMA: ") + e.what());
+  }
 }
 
 // After a command that wrote events: brings the read models up to date, so

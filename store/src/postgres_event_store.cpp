@@ -124,7 +124,11 @@ PostgresEventStore::Impl::Impl(std::string connection, PostgresStoreOptions opti
   if (options_.read_page_size == 0) {
     throw InvalidArgument("PostgresStoreOptions::read_page_size is 0: it must be at least 1");
   }
-  search_path_ = "-c search_path=\"" + options_.schema + "\"";
+  // Appended to the user's own `options` (statement_timeout, ...), which a
+  // second "options" keyword would replace.
+  const std::string user_options = conninfo_value(connection_, "options");
+  search_path_ = (user_options.empty() ? "" : user_options + " ") + "-c search_path=\"" +
+                 options_.schema + "\"";
   channel_ = notify_channel(options_.schema);
 }
 
@@ -140,6 +144,9 @@ PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
         return Lease(this, std::move(c));
       }
     }
+  }
+  if (!well_formed_conninfo(connection_)) {
+    throw StorageError(std::string("PostgreSQL: cannot connect: ") + kMalformedConninfo);
   }
   const char* keys[] = {"dbname", "options", "application_name", nullptr};
   const char* values[] = {connection_.c_str(), search_path_.c_str(), "annals", nullptr};

@@ -3,10 +3,14 @@
 
 #include "annals/store/postgres_key_store.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "annals/core/clock.hpp"
@@ -29,6 +33,10 @@ std::string quoted(const std::string& identifier) { return "\"" + identifier + "
 // A connection with NOTICEs hushed ("schema already exists, skipping"), or
 // nullptr with the reason in `error`.
 Conn connect(const std::string& connection, std::string& error) {
+  if (!well_formed_conninfo(connection)) {
+    error = std::string("cannot connect: ") + kMalformedConninfo;
+    return nullptr;
+  }
   const char* keys[] = {"application_name", "dbname", nullptr};
   const char* values[] = {"annals", connection.c_str(), nullptr};
   Conn c(PQconnectdbParams(keys, values, 1));
@@ -65,28 +73,41 @@ bool ok(const PGresult* r) {
 
 std::string create_sql(const std::string& schema) {
   const std::string q = quoted(schema);
-  return "CREATE SCHEMA IF NOT EXISTS " + q +
-         ";\n"
-         "CREATE TABLE IF NOT EXISTS " +
-         q +
-         ".annals_key_meta (\n"
-         "  key text PRIMARY KEY, value text NOT NULL);\n"
-         "INSERT INTO " +
-         q + ".annals_key_meta VALUES ('layout', '" + kLayout +
-         "')\n"
-         "  ON CONFLICT DO NOTHING;\n"
-         "CREATE TABLE IF NOT EXISTS " +
-         q +
-         ".subject_keys (\n"
-         "  subject text COLLATE \"C\" PRIMARY KEY,\n"
-         "  key_id text NOT NULL UNIQUE,\n"
-         "  key bytea NOT NULL CHECK (octet_length(key) = 32),\n"
-         "  created_at bigint NOT NULL);\n"
-         "CREATE TABLE IF NOT EXISTS " +
-         q +
-         ".forgotten_keys (\n"
-         "  key_id text PRIMARY KEY,\n"
-         "  forgotten_at bigint NOT NULL);\n";
+  std::string sql = "CREATE SCHEMA IF NOT EXISTS " + q + ";\n";
+  sql += "CREATE TABLE IF NOT EXISTS " + q + ".annals_key_meta (\n";
+  sql += "  key text PRIMARY KEY, value text NOT NULL);\n";
+  sql += "INSERT INTO " + q + ".annals_key_meta VALUES ('layout', '" + kLayout + "')\n";
+  sql += "  ON CONFLICT DO NOTHING;\n";
+  sql += "CREATE TABLE IF NOT EXISTS " + q + ".subject_keys (\n";
+  sql += "  subject text COLLATE \"C\" PRIMARY KEY,\n";
+  sql += "  key_id text NOT NULL UNIQUE,\n";
+  sql += "  key bytea NOT NULL CHECK (octet_length(key) = 32),\n";
+  sql += "  created_at bigint NOT NULL);\n";
+  // No planner statistics: ANALYZE would copy sample keys and subject ids
+  // into pg_statistic, where forget() cannot reach them.
+  sql += "ALTER TABLE " + q + ".subject_keys ALTER COLUMN key SET STATISTICS 0,\n";
+  sql += "  ALTER COLUMN subject SET STATISTICS 0;\n";
+  sql += "CREATE TABLE IF NOT EXISTS " + q + ".forgotten_keys (\n";
+  sql += "  key_id text PRIMARY KEY,\n";
+  sql += "  forgotten_at bigint NOT NULL);\n";
+  return sql;
+}
+
+void check_timeout(std::chrono::milliseconds timeout, const std::string& option) {
+  if (timeout < std::chrono::milliseconds(1) ||
+      timeout > std::chrono::milliseconds(std::numeric_limits<int>::max())) {
+    throw InvalidArgument(option + " is " + std::to_string(timeout.count()) +
+                          " ms: it must be at least 1 ms and at most 2^31 - 1 ms");
+  }
+}
+
+// The server's primary message and SQLSTATE, without its DETAIL, which may
+// quote a failing row (a key among its values); or the connection's message.
+std::string primary_text(PGconn* c, const PGresult* r) {
+  const char* primary = r != nullptr ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (primary == nullptr) return error_text(c, nullptr);
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return std::string(primary) + (state != nullptr ? std::string(" (SQLSTATE ") + state + ")" : "");
 }
 
 }  // namespace
@@ -96,6 +117,7 @@ class PostgresKeyStore::Impl {
   Impl(std::string connection, PostgresKeyStoreOptions options)
       : connection_(std::move(connection)), options_(std::move(options)) {
     check_schema_name(options_.schema, "PostgresKeyStoreOptions::schema");
+    check_timeout(options_.scrub_timeout, "PostgresKeyStoreOptions::scrub_timeout");
     table_ = quoted(options_.schema) + ".subject_keys";
     forgotten_ = quoted(options_.schema) + ".forgotten_keys";
   }
@@ -107,39 +129,42 @@ class PostgresKeyStore::Impl {
   DataKey key_for(std::string_view subject) {
     validate_stream_id(subject);
     detail::MutexLock lock(mu_);
-    PGconn* c = conn(true);
-    if (auto key = key_of_subject(c, subject)) return std::move(*key);
-    if (options_.read_only) {
-      throw KeyStoreError(description() + " is open read-only and has no key for this subject");
-    }
-    // Another process may add the subject's key between the read above and
-    // this insert: the insert is then ignored, and the winner's key returned.
-    const DataKey fresh = DataKey::generate();
-    const std::string bytes(reinterpret_cast<const char*>(fresh.bytes().data()),
-                            fresh.bytes().size());
-    Result r = run(c,
-                   "INSERT INTO " + table_ +
-                       " VALUES ($1, $2, $3, $4) ON CONFLICT (subject) "
-                       "DO NOTHING",
-                   Params().text(subject).text(fresh.key_id()).bytes(bytes).i8(now_micros()));
-    check(c, r.get(), "write a key to");
-    auto key = key_of_subject(c, subject);
-    if (!key) throw KeyStoreError(description() + " lost a key it just wrote");
-    return std::move(*key);
+    return with_connection(true, [&](PGconn* c) {
+      if (auto key = key_of_subject(c, subject)) return std::move(*key);
+      if (options_.read_only) {
+        throw KeyStoreError(description() + " is open read-only and has no key for this subject");
+      }
+      // Another process may add the subject's key between the read above and
+      // this insert: the insert is then ignored, and the winner's key returned.
+      const DataKey fresh = DataKey::generate();
+      const std::string bytes(reinterpret_cast<const char*>(fresh.bytes().data()),
+                              fresh.bytes().size());
+      Result r = run(c,
+                     "INSERT INTO " + table_ +
+                         " VALUES ($1, $2, $3, $4) ON CONFLICT (subject) "
+                         "DO NOTHING",
+                     Params().text(subject).text(fresh.key_id()).bytes(bytes).i8(now_micros()));
+      check(c, r.get(), "write a key to");
+      auto key = key_of_subject(c, subject);
+      if (!key) throw KeyStoreError(description() + " lost a key it just wrote");
+      return std::move(*key);
+    });
   }
 
   KeyLookup find(std::string_view key_id) {
     detail::MutexLock lock(mu_);
-    PGconn* c = conn(false);
-    Result r = run(c, "SELECT key FROM " + table_ + " WHERE key_id = $1", Params().text(key_id));
-    check(c, r.get(), "read");
-    if (PQntuples(r.get()) > 0) {
-      return KeyLookup{KeyState::present, key_from(r.get(), std::string(key_id))};
-    }
-    Result f = run(c, "SELECT 1 FROM " + forgotten_ + " WHERE key_id = $1", Params().text(key_id));
-    check(c, f.get(), "read");
-    if (PQntuples(f.get()) > 0) return KeyLookup{KeyState::forgotten, std::nullopt};
-    return KeyLookup{KeyState::unknown, std::nullopt};
+    return with_connection(false, [&](PGconn* c) {
+      Result r = run(c, "SELECT key FROM " + table_ + " WHERE key_id = $1", Params().text(key_id));
+      check(c, r.get(), "read");
+      if (PQntuples(r.get()) > 0) {
+        return KeyLookup{KeyState::present, key_from(r.get(), std::string(key_id))};
+      }
+      Result f =
+          run(c, "SELECT 1 FROM " + forgotten_ + " WHERE key_id = $1", Params().text(key_id));
+      check(c, f.get(), "read");
+      if (PQntuples(f.get()) > 0) return KeyLookup{KeyState::forgotten, std::nullopt};
+      return KeyLookup{KeyState::unknown, std::nullopt};
+    });
   }
 
   bool forget(std::string_view subject) {
@@ -148,37 +173,38 @@ class PostgresKeyStore::Impl {
     if (options_.read_only) {
       throw KeyStoreError(description() + " is open read-only: cannot forget a subject");
     }
-    PGconn* c = conn(false);
-    if (options_.scrub) require_may_scrub(c);
-    // One transaction: the tombstone and the delete commit together.
-    exec(c, "BEGIN", "forget a subject in");
-    bool had_key = false;
-    try {
-      Result r = run(c, "DELETE FROM " + table_ + " WHERE subject = $1 RETURNING key_id",
-                     Params().text(subject));
-      check(c, r.get(), "forget a subject in");
-      had_key = PQntuples(r.get()) > 0;
-      if (had_key) {
-        Result t = run(c, "INSERT INTO " + forgotten_ + " VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                       Params().text(get_bytes(r.get(), 0, 0)).i8(now_micros()));
-        check(c, t.get(), "forget a subject in");
+    const bool had_key = with_connection(false, [&](PGconn* c) {
+      if (options_.scrub) require_may_scrub(c);
+      // One transaction: the tombstone and the delete commit together.
+      exec(c, "BEGIN", "forget a subject in");
+      try {
+        Result r = run(c, "DELETE FROM " + table_ + " WHERE subject = $1 RETURNING key_id",
+                       Params().text(subject));
+        check(c, r.get(), "forget a subject in");
+        const bool deleted = PQntuples(r.get()) > 0;
+        if (deleted) {
+          Result t = run(c, "INSERT INTO " + forgotten_ + " VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                         Params().text(get_bytes(r.get(), 0, 0)).i8(now_micros()));
+          check(c, t.get(), "forget a subject in");
+        }
+        exec(c, "COMMIT", "forget a subject in");
+        return deleted;
+      } catch (...) {
+        Result rollback(PQexec(c, "ROLLBACK"));
+        throw;
       }
-      exec(c, "COMMIT", "forget a subject in");
-    } catch (...) {
-      Result rollback(PQexec(c, "ROLLBACK"));
-      throw;
-    }
+    });
     // Even when the key was already gone: a forget() interrupted before its
     // rewrite is finished by the next one.
     if (options_.scrub) {
       try {
-        scrub_postgres_table(connection_, options_.schema, "subject_keys");
+        scrub_postgres_table(connection_, options_.schema, "subject_keys", options_.scrub_timeout);
       } catch (const StorageError& e) {
-        throw KeyStoreError(description() +
-                            ": the subject's key is destroyed, but the table "
-                            "was not rewritten, so its bytes may remain in the table's files "
-                            "(call forget() again to finish): " +
-                            e.what());
+        throw KeyScrubPending(description() +
+                              ": the subject's key is destroyed, but the table was not rewritten "
+                              "yet, so its bytes may remain in the table's files (call forget() "
+                              "again to finish): " +
+                              e.what());
       }
     }
     return had_key;
@@ -189,7 +215,10 @@ class PostgresKeyStore::Impl {
   // idled; its first use checks (or, with `may_create` and
   // create_if_missing, creates) the key store's tables.
   PGconn* conn(bool may_create) ANNALS_REQUIRES(mu_) {
-    if (conn_ && (PQconsumeInput(conn_.get()) != 1 || PQstatus(conn_.get()) != CONNECTION_OK)) {
+    // One left inside a transaction (a failure between BEGIN and its end
+    // whose ROLLBACK did not get through) would fail every later statement.
+    if (conn_ && (PQconsumeInput(conn_.get()) != 1 || PQstatus(conn_.get()) != CONNECTION_OK ||
+                  PQtransactionStatus(conn_.get()) != PQTRANS_IDLE)) {
       conn_.reset();
     }
     if (!conn_) {
@@ -204,6 +233,25 @@ class PostgresKeyStore::Impl {
       checked_ = true;
     }
     return conn_.get();
+  }
+
+  // Runs `fn` on the connection; when it fails because the server had
+  // dropped the connection (a restart, pg_terminate_backend: libpq finds out
+  // only at the next statement), once more on a new one. Every operation
+  // here may run twice: its reads and its ON CONFLICT insert are idempotent,
+  // and forget()'s transaction either committed (the second run finds no
+  // key) or did not.
+  template <class Fn>
+  std::invoke_result_t<Fn&, PGconn*> with_connection(bool may_create, Fn&& fn)
+      ANNALS_REQUIRES(mu_) {
+    PGconn* c = conn(may_create);
+    try {
+      return fn(c);
+    } catch (const KeyStoreError&) {
+      if (PQstatus(c) == CONNECTION_OK) throw;
+      conn_.reset();
+    }
+    return fn(conn(may_create));
   }
 
   void check_tables(PGconn* c, bool may_create) {
@@ -227,10 +275,16 @@ class PostgresKeyStore::Impl {
                           "its backup, or create it)");
     }
     // Processes creating it at once take turns: the second finds it made.
-    exec(c,
-         "BEGIN; SELECT pg_advisory_xact_lock(hashtext('annals_keys." + options_.schema + "'));\n" +
-             create_sql(options_.schema) + "COMMIT;",
-         "create");
+    try {
+      exec(c,
+           "BEGIN; SELECT pg_advisory_xact_lock(hashtext('annals_keys." + options_.schema +
+               "'));\n" + create_sql(options_.schema) + "COMMIT;",
+           "create");
+    } catch (...) {
+      // The failed script left its transaction open and aborted.
+      Result rollback(PQexec(c, "ROLLBACK"));
+      throw;
+    }
   }
 
   void require_may_scrub(PGconn* c) {
@@ -274,11 +328,9 @@ class PostgresKeyStore::Impl {
     check(c, r.get(), what);
   }
 
-  // Server messages may quote a statement's parameters, never a key: keys
-  // are sent as binary parameters, which PostgreSQL does not echo.
   void check(PGconn* c, const PGresult* r, const char* what) const {
     if (ok(r)) return;
-    const std::string msg = error_text(c, r);
+    const std::string msg = primary_text(c, r);
     throw KeyStoreError("cannot " + std::string(what) + " " + description() + ": " + msg);
   }
 
@@ -299,10 +351,48 @@ KeyLookup PostgresKeyStore::find(std::string_view key_id) const { return impl_->
 bool PostgresKeyStore::forget(std::string_view subject) { return impl_->forget(subject); }
 std::string PostgresKeyStore::description() const { return impl_->description(); }
 
+namespace {
+
+// Waits until no transaction, prepared transaction or replication slot holds
+// a snapshot older than `horizon` (the first transaction id not yet assigned
+// when the scrub began): until then a rewrite would copy the row versions it
+// is meant to drop. Throws StorageError naming what still holds one.
+void wait_for_older_snapshots(PGconn* c, const std::string& what, const std::string& horizon,
+                              std::chrono::milliseconds timeout) {
+  // age() counts back from one "now" per statement, so a larger age is an
+  // older transaction id, wraparound included.
+  const std::string sql =
+      "SELECT coalesce(string_agg(who, ', '), '') FROM ("
+      " SELECT 'process ' || pid AS who FROM pg_catalog.pg_stat_activity"
+      "  WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
+      "  AND age(backend_xmin) > age($1::xid)"
+      " UNION ALL SELECT 'prepared transaction ' || gid FROM pg_catalog.pg_prepared_xacts"
+      "  WHERE age(transaction) > age($1::xid)"
+      " UNION ALL SELECT 'replication slot ' || slot_name FROM pg_catalog.pg_replication_slots"
+      "  WHERE xmin IS NOT NULL AND age(xmin) > age($1::xid)) AS holders";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    Result r = run(c, sql, Params().text(horizon));
+    if (!ok(r.get())) throw StorageError("PostgreSQL: " + what + error_text(c, r.get()));
+    const std::string holders = get_bytes(r.get(), 0, 0);
+    if (holders.empty()) return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw StorageError("PostgreSQL: " + what + "waited " + std::to_string(timeout.count()) +
+                         " ms for transactions older than the rewrite to end, and these still "
+                         "hold snapshots that may see the old rows: " +
+                         holders);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
 void scrub_postgres_table(const std::string& connection, const std::string& schema,
-                          const std::string& table) {
+                          const std::string& table, std::chrono::milliseconds timeout) {
   check_schema_name(schema, "scrub_postgres_table: schema");
   check_schema_name(table, "scrub_postgres_table: table");
+  check_timeout(timeout, "scrub_postgres_table: timeout");
   const std::string name = quoted(schema) + "." + quoted(table);
   const std::string what = "cannot scrub table " + name + ": ";
   std::string error;
@@ -310,17 +400,26 @@ void scrub_postgres_table(const std::string& connection, const std::string& sche
   if (!c) throw StorageError("PostgreSQL: " + what + error);
   // VACUUM by a role that may not vacuum the table only warns and skips it,
   // so the rights are checked first, and any warning is taken as a failure.
+  // Every change committed before this call has a transaction id below the
+  // snapshot's xmax, the horizon the wait below uses.
   Result rights = run(c.get(),
                       "SELECT pg_has_role(t.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'), "
-                      "current_user::text FROM pg_class t, pg_database d "
+                      "current_user::text, (pg_snapshot_xmax(pg_current_snapshot())::text::numeric "
+                      "% 4294967296)::text FROM pg_class t, pg_database d "
                       "WHERE t.oid = to_regclass($1) AND d.datname = current_database()",
                       Params().text(name));
-  if (!ok(rights.get()))
+  if (!ok(rights.get())) {
     throw StorageError("PostgreSQL: " + what + error_text(c.get(), rights.get()));
+  }
   if (PQntuples(rights.get()) == 0) throw StorageError("PostgreSQL: " + what + "no such table");
   if (PQgetvalue(rights.get(), 0, 0)[0] == 0) {
     throw StorageError("PostgreSQL: " + what + "role '" + get_bytes(rights.get(), 0, 1) +
                        "' is neither its owner nor the database's, so it may not rewrite it");
+  }
+  wait_for_older_snapshots(c.get(), what, get_bytes(rights.get(), 0, 2), timeout);
+  Result limit(PQexec(c.get(), ("SET lock_timeout = " + std::to_string(timeout.count())).c_str()));
+  if (!ok(limit.get())) {
+    throw StorageError("PostgreSQL: " + what + error_text(c.get(), limit.get()));
   }
   std::string warnings;
   PQsetNoticeReceiver(
@@ -333,7 +432,14 @@ void scrub_postgres_table(const std::string& connection, const std::string& sche
       },
       &warnings);
   Result r(PQexec(c.get(), ("VACUUM FULL " + name).c_str()));
-  if (!ok(r.get())) throw StorageError("PostgreSQL: " + what + error_text(c.get(), r.get()));
+  if (!ok(r.get())) {
+    const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+    if (state != nullptr && std::string(state) == "55P03") {
+      throw StorageError("PostgreSQL: " + what + "waited " + std::to_string(timeout.count()) +
+                         " ms for the table's lock, which its readers or writers hold");
+    }
+    throw StorageError("PostgreSQL: " + what + error_text(c.get(), r.get()));
+  }
   if (!warnings.empty()) throw StorageError("PostgreSQL: " + what + warnings);
 }
 

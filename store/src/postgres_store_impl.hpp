@@ -64,6 +64,36 @@ inline std::string error_text(PGconn* c, const PGresult* r) {
   return msg;
 }
 
+// Whether libpq can parse `connection` (a URL or key=value pairs). Callers
+// check it before connecting because libpq's own message about a malformed
+// string quotes the offending value, which may be a password: they report
+// it without that text.
+inline bool well_formed_conninfo(const std::string& connection) {
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(connection.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  if (parsed == nullptr) return false;
+  PQconninfoFree(parsed);
+  return true;
+}
+
+inline constexpr const char* kMalformedConninfo =
+    "the connection string is malformed (libpq's message is not shown: it may quote a "
+    "password)";
+
+// The value of keyword `key` in `connection` ("" when absent or malformed).
+inline std::string conninfo_value(const std::string& connection, const char* key) {
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(connection.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  std::string value;
+  for (PQconninfoOption* o = parsed; o != nullptr && o->keyword != nullptr; ++o) {
+    if (std::strcmp(o->keyword, key) == 0 && o->val != nullptr) value = o->val;
+  }
+  if (parsed != nullptr) PQconninfoFree(parsed);
+  return value;
+}
+
 struct ConnDeleter {
   void operator()(PGconn* c) const noexcept { PQfinish(c); }
 };

@@ -79,9 +79,31 @@ std::unique_ptr<annals::PostgresEventStore> open_postgres_store(const std::strin
 }
 #endif
 
+// The schema and, unless the keys live elsewhere, its "<schema>_keys" must
+// both be valid names: checked before anything is created, so a name that
+// leaves no room for the suffix does not leave a store without a key store.
+void check_schema(const BankOptions& options) {
+  const auto valid = [](const std::string& s) {
+    bool ok = !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9');
+    for (const char c : s) {
+      ok = ok &&
+           ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+    }
+    return ok;
+  };
+  const std::size_t room = options.key_store.empty() ? 63 - std::string("_keys").size() : 63;
+  if (!valid(options.schema) || options.schema.size() > room) {
+    throw InvalidInput("invalid schema name '" + options.schema +
+                       "': use ASCII letters, digits and '_', not starting with a digit, at most " +
+                       std::to_string(room) + " bytes" +
+                       (room < 63 ? " (the keys go to schema '<schema>_keys')" : ""));
+  }
+}
+
 std::unique_ptr<annals::EventStore> open_store(const std::string& db, const BankOptions& options) {
   if (!is_postgres_url(db)) return open_sqlite_store(db, options);
 #if BANK_WITH_POSTGRES
+  check_schema(options);
   return open_postgres_store(db, options);
 #else
   throw InvalidInput("'" + db +

@@ -262,6 +262,9 @@ class PostgresReadModel::Impl {
   // as stored; NOTICEs ("relation already exists, skipping") are not printed.
   Conn connect() const {
     // application_name first: a name in the user's string wins.
+    if (!detail::pg::well_formed_conninfo(connection_)) {
+      throw StorageError(owner_ + ": cannot connect: " + detail::pg::kMalformedConninfo);
+    }
     const char* keys[] = {"application_name", "dbname", nullptr};
     const char* values[] = {"annals", connection_.c_str(), nullptr};
     Conn c(PQconnectdbParams(keys, values, 1));
@@ -459,10 +462,11 @@ class PostgresShadow final : public detail::ShadowModel {
 PostgresReadModel::PostgresReadModel(const std::string& connection,
                                      PostgresReadModelOptions options) {
   detail::pg::check_schema_name(options.schema, "PostgresReadModelOptions::schema");
-  if (options.lock_timeout < std::chrono::milliseconds(1)) {
+  if (options.lock_timeout < std::chrono::milliseconds(1) ||
+      options.lock_timeout > std::chrono::milliseconds(std::numeric_limits<int>::max())) {
     throw InvalidArgument("PostgresReadModelOptions::lock_timeout is " +
                           std::to_string(options.lock_timeout.count()) +
-                          " ms: it must be at least 1 ms");
+                          " ms: it must be at least 1 ms and at most 2^31 - 1 ms");
   }
   for (const auto& extra : options.search_path) {
     detail::pg::check_schema_name(extra, "PostgresReadModelOptions::search_path");

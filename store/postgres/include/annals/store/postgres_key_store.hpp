@@ -23,24 +23,32 @@
 ///
 /// So that a destroyed key does not survive in the table's files: PostgreSQL
 /// keeps a deleted row's bytes in the table until it is rewritten, so forget()
-/// rewrites subject_keys (scrub_postgres_table, VACUUM FULL) after deleting,
+/// rewrites subject_keys after deleting (scrub_postgres_table, VACUUM FULL),
 /// which needs the table's owner; a role that is not refuses forget() before
 /// changing anything (PostgresKeyStoreOptions::scrub = false lifts that, and
-/// leaves the rewrite to the owner). Copies outside the table are not in
-/// reach of any client: the WAL keeps the inserted key until its segments are
-/// recycled, WAL archives and base backups until they expire, replicas apply
-/// the rewrite as the primary does. docs/privacy.md says how to bound them.
+/// leaves the rewrite to the owner). The rewrite first waits for every
+/// transaction older than it to end, since a rewrite copies the rows an open
+/// snapshot may still see. The `key` and `subject` columns keep no planner
+/// statistics (SET STATISTICS 0), so ANALYZE copies none of their values into
+/// pg_statistic. Copies outside the table are not in reach of any client: the
+/// WAL keeps the inserted key until its segments are recycled, WAL archives
+/// and base backups until they expire, server logs what they were configured
+/// to log. docs/privacy.md says how to bound them.
 ///
 /// The connection is opened at the first call that needs it, not by the
 /// constructor, as SqliteKeyStore opens its file. A server that cannot be
 /// reached, a schema without a key store (and create_if_missing off) or with
 /// tables of another layout is a KeyStoreError naming the schema. Keys never
-/// appear in error messages; the connection string's password neither.
+/// appear in error messages (only the server's primary message is kept, never
+/// its DETAIL, which may quote a row); the connection string's password
+/// neither.
 ///
 /// Thread safety: safe for concurrent use from many threads (one connection
-/// behind a mutex, reopened once when the server dropped it) and from many
-/// processes and machines (inserts race to one winner by the primary key).
+/// behind a mutex; a call that finds it dropped by the server reconnects and
+/// runs again, once) and from many processes and machines (inserts race to
+/// one winner by the primary key).
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -61,6 +69,20 @@ struct PostgresKeyStoreOptions {
   bool read_only = false;
   /// Rewrite subject_keys after each forget() (see above). Default: true.
   bool scrub = true;
+  /// How long forget()'s rewrite waits for the transactions older than it to
+  /// end and then for the table's lock, before failing with KeyScrubPending.
+  /// At least 1 ms, at most 2^31 - 1 ms. Default: 30 s.
+  std::chrono::milliseconds scrub_timeout{30'000};
+};
+
+/// forget() destroyed the key (a decode now reads the field as erased), but
+/// could not yet rewrite the table, so its bytes may still lie in the table's
+/// files: a transaction older than the forget stayed open, the table's lock
+/// was not granted in time, or the connection failed. Calling forget() again
+/// (it then returns false) finishes the rewrite.
+class KeyScrubPending : public KeyStoreError {
+ public:
+  using KeyStoreError::KeyStoreError;
 };
 
 class PostgresKeyStore final : public KeyStore {
@@ -76,9 +98,9 @@ class PostgresKeyStore final : public KeyStore {
   /// See KeyStore. Throws: as there; KeyStoreError names the schema.
   DataKey key_for(std::string_view subject) override;
   KeyLookup find(std::string_view key_id) const override;
-  /// See KeyStore. Runs its delete in one transaction, then the rewrite: when
-  /// the rewrite fails (the connection drops), the key is already destroyed
-  /// and the KeyStoreError says so; calling forget() again finishes it.
+  /// See KeyStore. Runs its delete in one transaction, then the rewrite.
+  /// Throws: as KeyStore::forget (nothing changed), and KeyScrubPending when
+  /// the key is destroyed but the rewrite is not done.
   bool forget(std::string_view subject) override;
   /// "key store (PostgreSQL schema "<schema>")".
   std::string description() const override;
@@ -89,18 +111,25 @@ class PostgresKeyStore final : public KeyStore {
 };
 
 /// Rewrites `table` of `schema` (VACUUM FULL), so that the bytes of rows
-/// deleted or updated before no longer lie in its data files: PostgreSQL
-/// leaves an old row version in place until the table is rewritten, and a
-/// plain VACUUM only marks its space free. Runs on a connection of its own,
-/// outside any transaction; takes an ACCESS EXCLUSIVE lock on the table while
-/// it copies (readers and writers of the table wait). The WAL, its archives,
-/// backups and the file system's free blocks are out of its reach.
-/// Throws: InvalidArgument for a bad schema or table name; StorageError when
-/// the table does not exist, when the connected role may not vacuum it (not
-/// its owner nor the database's: PostgreSQL itself would only warn and skip
-/// it), or when the rewrite fails. Nothing is changed then.
+/// deleted or updated before the call no longer lie in its data files:
+/// PostgreSQL leaves an old row version in place until the table is
+/// rewritten, and a plain VACUUM only marks its space free. A rewrite copies
+/// every row version an open snapshot may still see, so it first waits until
+/// every transaction (and prepared transaction, and replication slot) older
+/// than the call has let go of its snapshot. Then it takes an ACCESS EXCLUSIVE
+/// lock on the table for the copy (readers and writers of the table wait).
+/// `timeout` bounds both waits. Runs on a connection of its own, outside any
+/// transaction. The WAL, its archives, backups, server logs and the file
+/// system's free blocks are out of its reach.
+/// Throws: InvalidArgument for a bad schema or table name or a timeout out of
+/// [1 ms, 2^31 - 1 ms]; StorageError when the table does not exist, when the
+/// connected role may not vacuum it (not its owner nor the database's:
+/// PostgreSQL itself would only warn and skip it), when a wait times out
+/// (naming the open transactions' process ids), or when the rewrite fails.
+/// The table is unchanged then.
 /// Thread safety: a free function; any number may run at once.
 void scrub_postgres_table(const std::string& connection, const std::string& schema,
-                          const std::string& table);
+                          const std::string& table,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace annals

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -209,6 +210,99 @@ TEST(PostgresKeyStore, TablesOfAnotherLayoutAreRefused) {
   sql("UPDATE \"" + schema + "\".annals_key_meta SET value = '9'");
   PostgresKeyStore keys(annals::testing::postgres_url(), {.schema = schema});
   EXPECT_THROW(keys.find("x"), KeyStoreError);
+}
+
+
+// ---- Review (wip/review): failing tests that demonstrate defects. ----
+
+// A key store whose first creation fails half-way (a role without CREATE on
+// the database) must not leave its connection inside the aborted
+// transaction: once the grant is fixed, the same object must work.
+TEST(PostgresKeyStoreReview, AFailedCreationDoesNotWedgeTheConnection) {
+  const std::string schema = annals::testing::fresh_schema();
+  const std::string role = schema + "_nocreate";
+  sql("CREATE ROLE " + role + " LOGIN");
+  const std::string as_role = annals::testing::postgres_url() + " user=" + role;
+  PostgresKeyStore keys(as_role, creating(schema));
+  try {
+    keys.key_for("account-1");
+    ADD_FAILURE() << "created a schema without the right to";
+  } catch (const KeyStoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("permission denied"), std::string::npos) << e.what();
+  }
+  // The second call should report the same cause, not "current transaction is aborted".
+  try {
+    keys.key_for("account-1");
+  } catch (const KeyStoreError& e) {
+    EXPECT_EQ(std::string(e.what()).find("current transaction is aborted"), std::string::npos)
+        << e.what();
+  }
+  sql("GRANT CREATE ON DATABASE \"" + sql("SELECT current_database()") + "\" TO " + role);
+  EXPECT_NO_THROW(keys.key_for("account-1"));
+}
+
+// VACUUM FULL copies row versions that some open snapshot may still see
+// ("recently dead"): with any REPEATABLE READ transaction open in the
+// database (a long report, pg_dump, a catch-up read), the forgotten key is
+// copied into the rewritten file, and forget() still reports success.
+TEST(PostgresKeyStoreReview, AForgottenKeyIsGoneEvenWhileAnotherSnapshotIsOpen) {
+  const std::string schema = annals::testing::fresh_schema();
+  PostgresKeyStore keys(annals::testing::postgres_url(), creating(schema));
+  const annals::DataKey doomed = keys.key_for("account-doomed");
+  const std::string table = "\"" + schema + "\".subject_keys";
+  if (table_file(table).empty()) GTEST_SKIP() << "the server's data directory is not readable here";
+
+  PGconn* other = PQconnectdb(annals::testing::postgres_url().c_str());
+  ASSERT_EQ(PQstatus(other), CONNECTION_OK);
+  PQclear(PQexec(other, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  PQclear(PQexec(other, "SELECT count(*) FROM pg_catalog.pg_class"));  // takes the snapshot
+
+  bool threw = false;
+  try {
+    keys.forget("account-doomed");
+  } catch (const KeyStoreError&) {
+    threw = true;  // refusing (nothing claimed) would be acceptable
+  }
+  if (!threw) {
+    EXPECT_EQ(table_file(table).find(bytes_of(doomed)), std::string::npos)
+        << "forget() returned, but the key was copied into the rewritten table";
+  }
+  PQclear(PQexec(other, "COMMIT"));
+  PQfinish(other);
+}
+
+// ANALYZE (autovacuum does it on its own once ~10% of rows change) copies
+// sample values of every column, the 32-byte keys included, into
+// pg_statistic; forget() leaves them there.
+TEST(PostgresKeyStoreReview, AForgottenKeyIsNotLeftInPgStatistic) {
+  const std::string schema = annals::testing::fresh_schema();
+  PostgresKeyStore keys(annals::testing::postgres_url(), creating(schema));
+  const annals::DataKey doomed = keys.key_for("account-doomed");
+  for (int i = 0; i < 50; ++i) keys.key_for("account-" + std::to_string(i));
+  const std::string table = "\"" + schema + "\".subject_keys";
+  sql("ANALYZE " + table);
+  const std::string hex =
+      sql("SELECT encode(key, 'hex') FROM " + table + " WHERE subject = 'account-doomed'");
+  ASSERT_EQ(hex.size(), 64U);
+  ASSERT_TRUE(keys.forget("account-doomed"));
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_stats WHERE schemaname = '" + schema +
+                "' AND tablename = 'subject_keys' AND (position('" + hex +
+                "' in coalesce(histogram_bounds::text, '')) > 0 OR position('" + hex +
+                "' in coalesce(most_common_vals::text, '')) > 0)"),
+            "0")
+      << "the forgotten key is still in pg_statistic (pg_stats.histogram_bounds)";
+}
+
+// The header promises: "reopened once when the server dropped it".
+TEST(PostgresKeyStoreReview, ReconnectsAfterTheServerTerminatedItsConnection) {
+  const std::string schema = annals::testing::fresh_schema();
+  PostgresKeyStore keys(annals::testing::postgres_url() + " application_name=review_ks",
+                        creating(schema));
+  const annals::DataKey key = keys.key_for("account-1");
+  sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE application_name = 'review_ks'");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_NO_THROW(EXPECT_EQ(keys.find(key.key_id()).state, KeyState::present));
 }
 
 }  // namespace

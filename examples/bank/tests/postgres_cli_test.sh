@@ -107,7 +107,9 @@ expect 0 "^alice +Alice Martin +155.00 EUR" bank accounts
 expect 0 "ok" "$annals_program" verify --db "$url"
 expect 0 "bank.accounts" "$annals_program" projections --db "$url"
 
-# 5. forget: the name is in no table's file afterwards, nor is the key.
+# 5. forget: the name is in no table's file afterwards, nor is the key, nor
+# in the planner's statistics (ANALYZE, as autovacuum would run it).
+psql_ "ANALYZE $main_schema.bank_accounts; ANALYZE ${main_schema}_keys.subject_keys"
 key="$(psql_ "SELECT encode(key, 'hex') FROM ${main_schema}_keys.subject_keys WHERE subject = 'account-carol'")"
 [ -n "$key" ] || fail "carol has no key in schema ${main_schema}_keys"
 expect 0 "forgot the owner of account carol" bank forget carol
@@ -129,6 +131,16 @@ for table in "$main_schema.bank_accounts" "${main_schema}_keys.subject_keys"; do
   fi
 done
 expect 0 "^alice +Alice Martin" bank accounts
+[ "$(psql_ "SELECT count(*) FROM pg_stats WHERE schemaname IN ('$main_schema', '${main_schema}_keys')
+      AND (coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, ''))
+      ~ '(Carol Diaz|account-carol|$key)'")" = 0 ] || fail "pg_statistic keeps carol's name or key"
+
+# A schema name that leaves no room for "_keys": refused, nothing created.
+long="s$(printf 'x%.0s' $(seq 1 59))"
+ANNALS_PG_SCHEMA="$long" expect 1 "ANNALS_PG_SCHEMA: invalid schema name.*at most 58 bytes" \
+  bank open zed --owner Zed
+[ "$(psql_ "SELECT count(*) FROM pg_namespace WHERE nspname = '$long'")" = 0 ] ||
+  fail "a refused schema name left a schema behind"
 
 # 6. A server that is gone: a clear failure, exit 3.
 if [ -z "$suffix" ]; then

@@ -145,8 +145,8 @@ PostgresEventStore::Impl::Lease PostgresEventStore::Impl::lease() const {
       }
     }
   }
-  if (!well_formed_conninfo(connection_)) {
-    throw StorageError(std::string("PostgreSQL: cannot connect: ") + kMalformedConninfo);
+  if (const std::string why = conninfo_error(connection_); !why.empty()) {
+    throw StorageError("PostgreSQL: cannot connect: " + why);
   }
   const char* keys[] = {"dbname", "options", "application_name", nullptr};
   const char* values[] = {connection_.c_str(), search_path_.c_str(), "annals", nullptr};

@@ -33,8 +33,8 @@ std::string quoted(const std::string& identifier) { return "\"" + identifier + "
 // A connection with NOTICEs hushed ("schema already exists, skipping"), or
 // nullptr with the reason in `error`.
 Conn connect(const std::string& connection, std::string& error) {
-  if (!well_formed_conninfo(connection)) {
-    error = std::string("cannot connect: ") + kMalformedConninfo;
+  if (const std::string why = conninfo_error(connection); !why.empty()) {
+    error = "cannot connect: " + why;
     return nullptr;
   }
   const char* keys[] = {"application_name", "dbname", nullptr};

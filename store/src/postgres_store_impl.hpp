@@ -64,22 +64,37 @@ inline std::string error_text(PGconn* c, const PGresult* r) {
   return msg;
 }
 
-// Whether libpq can parse `connection` (a URL or key=value pairs). Callers
-// check it before connecting because libpq's own message about a malformed
-// string quotes the offending value, which may be a password: they report
-// it without that text.
-inline bool well_formed_conninfo(const std::string& connection) {
+// Empty when libpq can parse `connection` (a URL or key=value pairs); else
+// libpq's reason, with each quoted token that is not a keyword of the string
+// (followed there by '=') replaced: libpq quotes the offending value, and the
+// value may be a password. Callers check before connecting, since a failed
+// connection's message would quote it too.
+inline std::string conninfo_error(const std::string& connection) {
   char* error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(connection.c_str(), &error);
+  std::string message = error != nullptr ? error : "";
   if (error != nullptr) PQfreemem(error);
-  if (parsed == nullptr) return false;
-  PQconninfoFree(parsed);
-  return true;
+  if (parsed != nullptr) {
+    PQconninfoFree(parsed);
+    return {};
+  }
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  if (message.empty()) return "the connection string is malformed";
+  std::string shown;
+  std::size_t at = 0;
+  for (;;) {
+    const auto open = message.find('"', at);
+    const auto close = open == std::string::npos ? open : message.find('"', open + 1);
+    if (close == std::string::npos) break;
+    const std::string token = message.substr(open + 1, close - open - 1);
+    const bool keyword = !token.empty() && connection.find(token + "=") != std::string::npos;
+    shown += message.substr(at, open - at) + "\"" + (keyword ? token : "(value not shown)") + "\"";
+    at = close + 1;
+  }
+  return shown + message.substr(at);
 }
-
-inline constexpr const char* kMalformedConninfo =
-    "the connection string is malformed (libpq's message is not shown: it may quote a "
-    "password)";
 
 // The value of keyword `key` in `connection` ("" when absent or malformed).
 inline std::string conninfo_value(const std::string& connection, const char* key) {

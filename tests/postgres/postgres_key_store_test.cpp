@@ -286,7 +286,7 @@ TEST(PostgresKeyStore, ErrorsShowNeitherPasswordsNorRows) {
     ADD_FAILURE() << "a malformed connection string was used";
   } catch (const KeyStoreError& e) {
     EXPECT_EQ(std::string(e.what()).find("s3cr"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("malformed"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(value not shown)"), std::string::npos) << e.what();
   }
   EXPECT_THROW(PostgresKeyStore(annals::testing::postgres_url(),
                                 {.schema = schema, .scrub_timeout = std::chrono::milliseconds(0)}),

@@ -262,8 +262,8 @@ class PostgresReadModel::Impl {
   // as stored; NOTICEs ("relation already exists, skipping") are not printed.
   Conn connect() const {
     // application_name first: a name in the user's string wins.
-    if (!detail::pg::well_formed_conninfo(connection_)) {
-      throw StorageError(owner_ + ": cannot connect: " + detail::pg::kMalformedConninfo);
+    if (const std::string why = detail::pg::conninfo_error(connection_); !why.empty()) {
+      throw StorageError(owner_ + ": cannot connect: " + why);
     }
     const char* keys[] = {"application_name", "dbname", nullptr};
     const char* values[] = {"annals", connection_.c_str(), nullptr};

@@ -148,7 +148,9 @@ Checked check_request(const PostgresEventStore::Impl& impl, PGconn* c,
     if (!part.expected.matches(out.current[s])) {
       throw WrongExpectedVersion(part.stream_id, part.expected, out.current[s]);
     }
-    for (const auto& event : part.events) {
+    // The first id was looked up by retry_of(), in this same transaction.
+    for (std::size_t i = 1; i < part.events.size(); ++i) {
+      const EventData& event = part.events[i];
       auto dup = Impl::exec(c, "look up an event id",
                             "SELECT stream_id, version FROM events WHERE event_id = $1",
                             Params().text(event.event_id));

@@ -160,7 +160,7 @@ void as_one_group(const std::string& schema, const std::vector<std::function<voi
   for (std::size_t i = 1; i < calls.size(); ++i) threads.emplace_back(guarded(calls[i]));
   // Not an assertion: appends later than this would make groups of their
   // own, which the caller's count of transactions reports.
-  std::this_thread::sleep_for(300ms);
+  std::this_thread::sleep_for(1s);
   lock.release();
   for (auto& t : threads) t.join();
 }

@@ -77,8 +77,8 @@ struct PostgresStoreOptions {
   /// with its text, for a connection pooler in transaction mode that does
   /// not keep a session's prepared statements. Default: true.
   bool prepare_statements = true;
-  /// Appends written in one group-commit transaction at most (at least 1; 1
-  /// writes every append in its own transaction). Each append of a group of
+  /// Appends written in one group-commit transaction at most (0 counts as 1;
+  /// 1 writes every append in its own transaction). Each append of a group of
   /// several runs in its own subtransaction (a savepoint), and PostgreSQL
   /// tracks at most 64 of them per transaction in shared memory before every
   /// snapshot taken meanwhile must look them up on disk: hence the default.

@@ -138,17 +138,22 @@ class RawPg {
     }
     prepare("head", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE", {});
     prepare("newest", "SELECT hash, recorded_at FROM events WHERE position = $1", {kInt8});
-    prepare("retry", "SELECT stream_id, version, position FROM events WHERE event_id = $1", {kText});
-    prepare("version", "SELECT version FROM streams WHERE stream_id = $1", {kText});
+    prepare("retry",
+            "SELECT e.stream_id, e.version, e.position, s.version FROM (SELECT 1) AS one "
+            "LEFT JOIN events e ON e.event_id = $1 LEFT JOIN streams s ON s.stream_id = $2",
+            {kText, kText});
     prepare("dup", "SELECT stream_id, version FROM events WHERE event_id = $1", {kText});
     prepare("insert",
             "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
             "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             {kInt8, kText, kInt8, kText, kText, kInt4, kBytea, kBytea, kInt8, kBytea});
-    prepare("stream",
-            "INSERT INTO streams (stream_id, version) VALUES ($1, $2) "
+    prepare("insert_last",
+            "WITH event AS (INSERT INTO events (position, stream_id, version, event_id, type, "
+            "schema_version, payload, metadata, recorded_at, hash) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) "
+            "INSERT INTO streams (stream_id, version) VALUES ($2, $3) "
             "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version",
-            {kText, kInt8});
+            {kInt8, kText, kInt8, kText, kText, kInt4, kBytea, kBytea, kInt8, kBytea});
     prepare("move", "UPDATE annals_head SET position = $1 WHERE id = 1", {kInt8});
     const std::string columns =
         "position, stream_id, version, event_id, type, schema_version, payload, metadata, "
@@ -202,11 +207,9 @@ class RawPg {
       std::memcpy(previous.data(), h.data(), previous.size());
       last_time = get_i8(last.get(), 0, 1);
     }
-    if (PQntuples(run("retry", Args().bytes(events.front().event_id)).get()) != 0) {
-      throw std::runtime_error("baseline: unexpected retry");
-    }
-    auto v = run("version", Args().bytes(stream));
-    std::int64_t version = PQntuples(v.get()) == 0 ? 0 : get_i8(v.get(), 0, 0);
+    auto first = run("retry", Args().bytes(events.front().event_id).bytes(stream));
+    if (PQgetisnull(first.get(), 0, 0) == 0) throw std::runtime_error("baseline: unexpected retry");
+    std::int64_t version = PQgetisnull(first.get(), 0, 3) != 0 ? 0 : get_i8(first.get(), 0, 3);
     if (version != expected) throw std::runtime_error("baseline: wrong expected version");
     for (std::size_t i = 1; i < events.size(); ++i) {  // the first: "retry" above
       if (PQntuples(run("dup", Args().bytes(events[i].event_id)).get()) != 0) {
@@ -217,7 +220,8 @@ class RawPg {
         last_time, static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                                  std::chrono::system_clock::now().time_since_epoch())
                                                  .count()));
-    for (const auto& data : events) {
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      const EventData& data = events[i];
       RecordedEvent e;
       e.position = ++position;
       e.stream_id = stream;
@@ -229,7 +233,7 @@ class RawPg {
       e.metadata = data.metadata;
       e.recorded_at = from_micros(now);
       e.hash = chain_hash(previous, e);
-      run("insert", Args()
+      run(i + 1 < events.size() ? "insert" : "insert_last", Args()
                         .i8(e.position)
                         .bytes(e.stream_id)
                         .i8(e.version)
@@ -243,7 +247,6 @@ class RawPg {
                                                 e.hash.size())));
       previous = e.hash;
     }
-    run("stream", Args().bytes(stream).i8(version));
     run("move", Args().i8(position));
     plain("COMMIT");
     return version;

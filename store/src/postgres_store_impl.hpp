@@ -246,8 +246,10 @@ class PostgresEventStore::Impl final : public detail::GroupWriter {
   // `moved` (events were stored) and notify is on, also NOTIFYs the channel.
   void move_head(PGconn* c, std::int64_t position, bool moved) const;
 
-  // The first result if `part` is an idempotent retry (postgres_store_write.cpp).
-  std::optional<AppendResult> retry_of(PGconn* c, const StreamAppend& part) const;
+  // The first result if `part` is an idempotent retry; otherwise nullopt, and
+  // the stream's version in `version` (postgres_store_write.cpp).
+  std::optional<AppendResult> retry_of(PGconn* c, const StreamAppend& part,
+                                       std::int64_t& version) const;
 
   // Queues `batch` for the next group commit and returns its results
   // (postgres_store_write.cpp).

@@ -32,14 +32,21 @@ namespace annals {
 using namespace detail::pg;
 
 // The first result if `part` is an idempotent retry; nullopt if its first id
-// is not stored; throws DuplicateEventId if stored elsewhere or otherwise.
-std::optional<AppendResult> PostgresEventStore::Impl::retry_of(PGconn* c,
-                                                               const StreamAppend& part) const {
+// is not stored, with the stream's version in `version`; throws
+// DuplicateEventId if stored elsewhere or otherwise. The stream's version
+// comes with the id's lookup: one round trip for both.
+std::optional<AppendResult> PostgresEventStore::Impl::retry_of(PGconn* c, const StreamAppend& part,
+                                                               std::int64_t& version) const {
   const auto& events = part.events;
   auto first = exec(c, "look up an event id",
-                    "SELECT stream_id, version, position FROM events WHERE event_id = $1",
-                    Params().text(events.front().event_id));
-  if (PQntuples(first.get()) == 0) return std::nullopt;
+                    "SELECT e.stream_id, e.version, e.position, s.version FROM (SELECT 1) AS one "
+                    "LEFT JOIN events e ON e.event_id = $1 "
+                    "LEFT JOIN streams s ON s.stream_id = $2",
+                    Params().text(events.front().event_id).text(part.stream_id));
+  if (is_null(first.get(), 0, 0)) {
+    version = is_null(first.get(), 0, 3) ? 0 : get_i8(first.get(), 0, 3);
+    return std::nullopt;
+  }
   const std::string stored_stream = get_bytes(first.get(), 0, 0);
   const std::int64_t first_version = get_i8(first.get(), 0, 1);
   const std::int64_t first_position = get_i8(first.get(), 0, 2);
@@ -86,21 +93,42 @@ void PostgresEventStore::Impl::move_head(PGconn* c, std::int64_t position, bool 
   }
 }
 
+namespace {
+
+constexpr const char* kInsertEventSql =
+    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+    "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+// An event's row as the parameters of kInsertEventSql.
+Params event_row(const RecordedEvent& e) {
+  Params p;
+  p.i8(e.position)
+      .text(e.stream_id)
+      .i8(e.version)
+      .text(e.event_id)
+      .text(e.type)
+      .i4(e.schema_version)
+      .bytes(e.payload)
+      .bytes(e.metadata)
+      .i8(to_micros(e.recorded_at))
+      .bytes(hash_bytes(e.hash));
+  return p;
+}
+
+// The last new event of a stream and the stream's new version ($2, $3) in one
+// statement: one round trip less per stream than insert_event() and
+// set_stream_version().
+void insert_last_event(PGconn* c, const RecordedEvent& e) {
+  static const std::string sql = std::string("WITH event AS (") + kInsertEventSql +
+                                 ") INSERT INTO streams (stream_id, version) VALUES ($2, $3) "
+                                 "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version";
+  PostgresEventStore::Impl::exec(c, "insert an event", sql, event_row(e));
+}
+
+}  // namespace
+
 void PostgresEventStore::Impl::insert_event(PGconn* c, const RecordedEvent& e) {
-  exec(c, "insert an event",
-       "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-       "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-       Params()
-           .i8(e.position)
-           .text(e.stream_id)
-           .i8(e.version)
-           .text(e.event_id)
-           .text(e.type)
-           .i4(e.schema_version)
-           .bytes(e.payload)
-           .bytes(e.metadata)
-           .i8(to_micros(e.recorded_at))
-           .bytes(hash_bytes(e.hash)));
+  exec(c, "insert an event", kInsertEventSql, event_row(e));
 }
 
 void PostgresEventStore::Impl::set_stream_version(PGconn* c, const std::string& stream_id,
@@ -139,12 +167,8 @@ Checked check_request(const PostgresEventStore::Impl& impl, PGconn* c,
   out.current.resize(batch.size(), 0);
   for (std::size_t s = 0; s < batch.size(); ++s) {
     const auto& part = batch[s];
-    if ((out.retries[s] = impl.retry_of(c, part))) continue;
+    if ((out.retries[s] = impl.retry_of(c, part, out.current[s]))) continue;
     out.writes = true;
-    auto v =
-        Impl::exec(c, "read a stream version", "SELECT version FROM streams WHERE stream_id = $1",
-                   Params().text(part.stream_id));
-    out.current[s] = PQntuples(v.get()) == 0 ? 0 : get_i8(v.get(), 0, 0);
     if (!part.expected.matches(out.current[s])) {
       throw WrongExpectedVersion(part.stream_id, part.expected, out.current[s]);
     }
@@ -182,14 +206,17 @@ std::vector<AppendResult> write_request(const PostgresEventStore::Impl& impl, PG
     auto& part = batch[s];
     std::int64_t version = checked.current[s];
     const std::int64_t first_position = head.position + 1;
-    for (auto& data : part.events) {
-      RecordedEvent e = detail::record(std::move(data), part.stream_id, ++version,
+    for (std::size_t i = 0; i < part.events.size(); ++i) {
+      RecordedEvent e = detail::record(std::move(part.events[i]), part.stream_id, ++version,
                                        head.position + 1, now, head.hash);
-      Impl::insert_event(c, e);
+      if (i + 1 < part.events.size()) {
+        Impl::insert_event(c, e);
+      } else {
+        insert_last_event(c, e);
+      }
       head = Head{e.position, e.hash, e.recorded_at};
       if (committed != nullptr) committed->push_back(std::move(e));
     }
-    Impl::set_stream_version(c, part.stream_id, version);
     results[s] = AppendResult{version, first_position, head.position};
   }
   return results;

@@ -344,7 +344,10 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
   }
   // Nothing of the group committed (or nobody knows): every request that
   // did not fail on its own gets the error, each its own copy, not one
-  // object that several threads would rethrow and destroy at once.
+  // object that several threads would rethrow and destroy at once. A copy of
+  // its message, too: a copied std::runtime_error shares its message's
+  // buffer through a reference count inside libstdc++, which ThreadSanitizer
+  // cannot see, so it reports the last owner's free as a race.
   for (detail::CommitRequest* r : group) {
     if (r->error) continue;
     r->results.clear();
@@ -352,7 +355,8 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
       std::rethrow_exception(failure);
     } catch (const StorageError& e) {
       try {
-        r->error = std::make_exception_ptr(StorageError(e));
+        r->error = std::make_exception_ptr(
+            StorageError(std::string(e.what()), e.code(), e.extended_code()));
       } catch (...) {
         r->error = failure;
       }

@@ -2,7 +2,7 @@
 // PostgresEventStore::Impl and the libpq helpers shared by the units of the
 // PostgreSQL store:
 //   postgres_event_store.cpp  the schema, connections and their pool, identity
-//   postgres_store_write.cpp  append under the head-row lock
+//   postgres_store_write.cpp  append under the head-row lock, group commit
 //   postgres_store_read.cpp   paged reads and snapshots
 //   postgres_commit_watcher.cpp  LISTEN/NOTIFY wake-ups
 //   postgres_import.cpp       loading an export
@@ -23,6 +23,7 @@
 #include "annals/core/error.hpp"
 #include "annals/core/event_hash.hpp"
 #include "annals/core/thread_annotations.hpp"
+#include "annals/store/internal/group_commit.hpp"
 #include "annals/store/postgres_event_store.hpp"
 #include "commit_listeners.hpp"
 
@@ -242,7 +243,7 @@ std::unique_ptr<CommitWatcher::Source> make_listen_source(const std::string& con
 
 namespace annals {
 
-class PostgresEventStore::Impl {
+class PostgresEventStore::Impl final : public detail::GroupWriter {
  public:
   using Conn = detail::pg::Conn;
   using Result = detail::pg::Result;
@@ -250,6 +251,12 @@ class PostgresEventStore::Impl {
 
   // Throws: InvalidArgument (schema name, page size).
   Impl(std::string connection, PostgresStoreOptions options);
+  // Waits for the appends still queued (there should be none: the store must
+  // outlive its callers).
+  ~Impl() { scheduler_.shutdown(); }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   // A connection borrowed from the pool; returned when destroyed, unless it
   // broke or is inside a transaction.
@@ -314,8 +321,16 @@ class PostgresEventStore::Impl {
   // `moved` (events were stored) and notify is on, also NOTIFYs the channel.
   void move_head(PGconn* c, std::int64_t position, bool moved) const;
 
-  // The first result if `part` is an idempotent retry (postgres_store_write.cpp).
-  std::optional<AppendResult> retry_of(PGconn* c, const StreamAppend& part) const;
+  // The first result if `part` is an idempotent retry; otherwise nullopt, and
+  // the stream's version in `version` (postgres_store_write.cpp).
+  std::optional<AppendResult> retry_of(PGconn* c, const StreamAppend& part,
+                                       std::int64_t& version) const;
+
+  // Queues `batch` for the next group commit and returns its results
+  // (postgres_store_write.cpp).
+  std::vector<AppendResult> append(std::vector<StreamAppend>& batch);
+  // The group-commit leader's transaction (postgres_store_write.cpp).
+  void write_group(detail::CommitGroup& group) noexcept override;
 
   std::string connection_;
   PostgresStoreOptions options_;
@@ -323,11 +338,14 @@ class PostgresEventStore::Impl {
   std::string channel_;  // notify_channel(options_.schema)
   mutable detail::Mutex pool_mu_;
   mutable std::vector<Conn> pool_ ANNALS_GUARDED_BY(pool_mu_);
-  // Orders this object's appends and their listener queue (guards no member:
-  // the head row's lock in the database is what orders appends).
+  // Held by a group-commit leader and by an import: orders this object's
+  // transactions that take the head row and their listener queue (guards no
+  // member: the head row's lock in the database is what orders appends).
   detail::Mutex append_mu_;
   std::shared_ptr<detail::CommitListeners> listeners_ =
       std::make_shared<detail::CommitListeners>();
+  // Last: constructed after, and shut down before, what write_group uses.
+  detail::CommitScheduler scheduler_{*this, options_.max_group_size};
 };
 
 }  // namespace annals

@@ -1,8 +1,22 @@
-// PostgresEventStore::append: one transaction per call, holding the row lock
-// on annals_head to its commit, so positions are dense and commit in order
-// (docs/adr/0011-postgres-libpq-and-head-row-lock.md).
+// PostgresEventStore::append: appends of one store object are gathered by the
+// group-commit scheduler (group_commit.cpp) and written by one leader in one
+// transaction, which holds the row lock on annals_head to its commit, so
+// positions are dense and commit in order
+// (docs/adr/0011-postgres-libpq-and-head-row-lock.md) and a group shares one
+// COMMIT and its WAL flush (docs/adr/0012-postgres-group-commit.md).
+//
+// Every check of a request (idempotent retry, expected versions, taken event
+// ids) reads and precedes its first write, and one that fails leaves the
+// transaction usable: the request fails alone with nothing to undo. A
+// statement that fails on the server aborts the whole transaction, though, so
+// in a group of several each request runs under its own savepoint, and such a
+// failure rolls back to it: that request gets the error, the others go on. A
+// lone appender's request takes no savepoint (one round trip less): its
+// failure rolls back the transaction.
 
 #include <algorithm>
+#include <chrono>
+#include <exception>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,14 +32,21 @@ namespace annals {
 using namespace detail::pg;
 
 // The first result if `part` is an idempotent retry; nullopt if its first id
-// is not stored; throws DuplicateEventId if stored elsewhere or otherwise.
-std::optional<AppendResult> PostgresEventStore::Impl::retry_of(PGconn* c,
-                                                               const StreamAppend& part) const {
+// is not stored, with the stream's version in `version`; throws
+// DuplicateEventId if stored elsewhere or otherwise. The stream's version
+// comes with the id's lookup: one round trip for both.
+std::optional<AppendResult> PostgresEventStore::Impl::retry_of(PGconn* c, const StreamAppend& part,
+                                                               std::int64_t& version) const {
   const auto& events = part.events;
   auto first = exec(c, "look up an event id",
-                    "SELECT stream_id, version, position FROM events WHERE event_id = $1",
-                    Params().text(events.front().event_id));
-  if (PQntuples(first.get()) == 0) return std::nullopt;
+                    "SELECT e.stream_id, e.version, e.position, s.version FROM (SELECT 1) AS one "
+                    "LEFT JOIN events e ON e.event_id = $1 "
+                    "LEFT JOIN streams s ON s.stream_id = $2",
+                    Params().text(events.front().event_id).text(part.stream_id));
+  if (is_null(first.get(), 0, 0)) {
+    version = is_null(first.get(), 0, 3) ? 0 : get_i8(first.get(), 0, 3);
+    return std::nullopt;
+  }
   const std::string stored_stream = get_bytes(first.get(), 0, 0);
   const std::int64_t first_version = get_i8(first.get(), 0, 1);
   const std::int64_t first_position = get_i8(first.get(), 0, 2);
@@ -72,21 +93,42 @@ void PostgresEventStore::Impl::move_head(PGconn* c, std::int64_t position, bool 
   }
 }
 
+namespace {
+
+constexpr const char* kInsertEventSql =
+    "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
+    "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+// An event's row as the parameters of kInsertEventSql.
+Params event_row(const RecordedEvent& e) {
+  Params p;
+  p.i8(e.position)
+      .text(e.stream_id)
+      .i8(e.version)
+      .text(e.event_id)
+      .text(e.type)
+      .i4(e.schema_version)
+      .bytes(e.payload)
+      .bytes(e.metadata)
+      .i8(to_micros(e.recorded_at))
+      .bytes(hash_bytes(e.hash));
+  return p;
+}
+
+// The last new event of a stream and the stream's new version ($2, $3) in one
+// statement: one round trip less per stream than insert_event() and
+// set_stream_version().
+void insert_last_event(PGconn* c, const RecordedEvent& e) {
+  static const std::string sql = std::string("WITH event AS (") + kInsertEventSql +
+                                 ") INSERT INTO streams (stream_id, version) VALUES ($2, $3) "
+                                 "ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version";
+  PostgresEventStore::Impl::exec(c, "insert an event", sql, event_row(e));
+}
+
+}  // namespace
+
 void PostgresEventStore::Impl::insert_event(PGconn* c, const RecordedEvent& e) {
-  exec(c, "insert an event",
-       "INSERT INTO events (position, stream_id, version, event_id, type, schema_version, "
-       "payload, metadata, recorded_at, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-       Params()
-           .i8(e.position)
-           .text(e.stream_id)
-           .i8(e.version)
-           .text(e.event_id)
-           .text(e.type)
-           .i4(e.schema_version)
-           .bytes(e.payload)
-           .bytes(e.metadata)
-           .i8(to_micros(e.recorded_at))
-           .bytes(hash_bytes(e.hash)));
+  exec(c, "insert an event", kInsertEventSql, event_row(e));
 }
 
 void PostgresEventStore::Impl::set_stream_version(PGconn* c, const std::string& stream_id,
@@ -97,81 +139,181 @@ void PostgresEventStore::Impl::set_stream_version(PGconn* c, const std::string& 
        Params().text(stream_id).i8(version));
 }
 
-std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> batch) {
-  detail::prepare_batch(batch, nullptr, true);
+namespace {
+
+// The newest event as the group's transaction has written it so far.
+struct Head {
+  std::int64_t position = 0;
+  EventHash hash{};
+  Timestamp recorded_at{};
+};
+
+// What one request's checks found, per stream of its batch: the first result
+// of an idempotent retry, or the stream's current version.
+struct Checked {
+  std::vector<std::optional<AppendResult>> retries;
+  std::vector<std::int64_t> current;
+  bool writes = false;  // some stream is not a retry
+};
+
+// Reads only. Throws WrongExpectedVersion and DuplicateEventId without any
+// statement failing on the server, so the transaction stays usable;
+// StorageError when a statement fails.
+Checked check_request(const PostgresEventStore::Impl& impl, PGconn* c,
+                      const std::vector<StreamAppend>& batch) {
+  using Impl = PostgresEventStore::Impl;
+  Checked out;
+  out.retries.resize(batch.size());
+  out.current.resize(batch.size(), 0);
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    const auto& part = batch[s];
+    if ((out.retries[s] = impl.retry_of(c, part, out.current[s]))) continue;
+    out.writes = true;
+    if (!part.expected.matches(out.current[s])) {
+      throw WrongExpectedVersion(part.stream_id, part.expected, out.current[s]);
+    }
+    // The first id was looked up by retry_of(), in this same transaction.
+    for (std::size_t i = 1; i < part.events.size(); ++i) {
+      const EventData& event = part.events[i];
+      auto dup = Impl::exec(c, "look up an event id",
+                            "SELECT stream_id, version FROM events WHERE event_id = $1",
+                            Params().text(event.event_id));
+      if (PQntuples(dup.get()) != 0) {
+        throw DuplicateEventId(event.event_id, part.stream_id,
+                               "stored in stream '" + get_bytes(dup.get(), 0, 0) + "' at version " +
+                                   std::to_string(get_i8(dup.get(), 0, 1)));
+      }
+    }
+  }
+  return out;
+}
+
+// Inserts the events of the streams `checked` found new after `head`, which
+// it moves; moves the events into `committed` when given.
+std::vector<AppendResult> write_request(const PostgresEventStore::Impl& impl, PGconn* c,
+                                        std::vector<StreamAppend>& batch, const Checked& checked,
+                                        Head& head, std::vector<RecordedEvent>* committed) {
+  using Impl = PostgresEventStore::Impl;
   std::vector<AppendResult> results(batch.size());
-  std::uint64_t ticket = 0;
-  std::optional<Impl::Lease> lease;  // outlives the handler below, which asks if it broke
-  try {
-    detail::MutexLock order(impl_->append_mu_);
-    auto& l = lease.emplace(impl_->lease());
-    PGconn* c = l.get();
-    Impl::exec(c, "begin an append", "BEGIN");
-    // Held to the commit: appends commit one at a time, in position order.
-    auto head = Impl::exec(c, "lock the head row",
-                           "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
-    std::int64_t position = get_i8(head.get(), 0, 0);
-    const std::int64_t head_before = position;
-    EventHash previous{};
-    Timestamp last_time{};
-    bool have_last = false;
-    if (position > 0) {
-      auto last = Impl::exec(c, "read the newest event",
-                             "SELECT hash, recorded_at FROM events WHERE position = $1",
-                             Params().i8(position));
-      if (PQntuples(last.get()) == 1) {
-        previous = to_hash(get_bytes(last.get(), 0, 0));
-        last_time = from_micros(get_i8(last.get(), 0, 1));
-        have_last = true;
-      }
+  // Never before the newest stored event: recorded_at does not decrease
+  // along positions, even when the wall clock steps back.
+  const Timestamp now = std::max(impl.options_.clock->now(), head.recorded_at);
+  for (std::size_t s = 0; s < batch.size(); ++s) {
+    if (checked.retries[s]) {
+      results[s] = *checked.retries[s];
+      continue;
     }
-    std::vector<bool> is_retry(batch.size(), false);
-    std::vector<std::int64_t> current(batch.size(), 0);
-    for (std::size_t s = 0; s < batch.size(); ++s) {
-      const auto& part = batch[s];
-      if (auto retry = impl_->retry_of(c, part)) {
-        results[s] = *retry;
-        is_retry[s] = true;
-        continue;
-      }
-      auto v = Impl::exec(c, "read a stream version",
-                          "SELECT version FROM streams WHERE stream_id = $1",
-                          Params().text(part.stream_id));
-      current[s] = PQntuples(v.get()) == 0 ? 0 : get_i8(v.get(), 0, 0);
-      if (!part.expected.matches(current[s])) {
-        throw WrongExpectedVersion(part.stream_id, part.expected, current[s]);
-      }
-      for (const auto& event : part.events) {
-        auto dup = Impl::exec(c, "look up an event id",
-                              "SELECT stream_id, version FROM events WHERE event_id = $1",
-                              Params().text(event.event_id));
-        if (PQntuples(dup.get()) != 0) {
-          throw DuplicateEventId(event.event_id, part.stream_id,
-                                 "stored in stream '" + get_bytes(dup.get(), 0, 0) +
-                                     "' at version " + std::to_string(get_i8(dup.get(), 0, 1)));
-        }
-      }
-    }
-    Timestamp now = impl_->options_.clock->now();
-    if (have_last) now = std::max(now, last_time);
-    const bool collect = !impl_->listeners_->empty();
-    std::vector<RecordedEvent> committed;
-    for (std::size_t s = 0; s < batch.size(); ++s) {
-      if (is_retry[s]) continue;
-      auto& part = batch[s];
-      std::int64_t version = current[s];
-      const std::int64_t first_position = position + 1;
-      for (auto& data : part.events) {
-        RecordedEvent e =
-            detail::record(std::move(data), part.stream_id, ++version, ++position, now, previous);
+    auto& part = batch[s];
+    std::int64_t version = checked.current[s];
+    const std::int64_t first_position = head.position + 1;
+    for (std::size_t i = 0; i < part.events.size(); ++i) {
+      RecordedEvent e = detail::record(std::move(part.events[i]), part.stream_id, ++version,
+                                       head.position + 1, now, head.hash);
+      if (i + 1 < part.events.size()) {
         Impl::insert_event(c, e);
-        previous = e.hash;
-        if (collect) committed.push_back(std::move(e));
+      } else {
+        insert_last_event(c, e);
       }
-      Impl::set_stream_version(c, part.stream_id, version);
-      results[s] = AppendResult{version, first_position, position};
+      head = Head{e.position, e.hash, e.recorded_at};
+      if (committed != nullptr) committed->push_back(std::move(e));
     }
-    impl_->move_head(c, position, position > head_before);
+    results[s] = AppendResult{version, first_position, head.position};
+  }
+  return results;
+}
+
+// The error every request of a failed group gets (but those that failed on
+// their own before): a connection that failed (or never opened) leaves the
+// callers not knowing whether their appends committed; a retry with the same
+// ids tells.
+StorageError group_error(const StorageError& e, PGconn* c) {
+  const std::string what = e.what();
+  const bool lost = c == nullptr || PQstatus(c) != CONNECTION_OK;
+  if (!lost || what.find("outcome may be unknown") != std::string::npos) return e;
+  return StorageError(
+      "PostgreSQL: an append's connection failed, its outcome may be unknown "
+      "(retry with the same event ids): " +
+      what.substr(what.rfind("PostgreSQL: ", 0) == 0 ? 12 : 0));
+}
+
+}  // namespace
+
+void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept {
+  std::vector<detail::CommitRequest*>& group = round.requests();
+  // The requests written, each with its events for the listeners.
+  std::vector<std::pair<detail::CommitRequest*, std::vector<RecordedEvent>>> pending;
+  std::optional<Lease> held;  // outlives the handlers below, which ask if it broke
+  std::exception_ptr failure;
+  try {
+    detail::MutexLock order(append_mu_);
+    PGconn* c = held.emplace(lease()).get();
+    exec(c, "begin an append", "BEGIN");
+    // Held to the commit: transactions commit one at a time, in position order.
+    auto locked =
+        exec(c, "lock the head row", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
+    Head head;
+    head.position = get_i8(locked.get(), 0, 0);
+    const std::int64_t head_before = head.position;
+    if (head.position > 0) {
+      auto last = exec(c, "read the newest event",
+                       "SELECT hash, recorded_at FROM events WHERE position = $1",
+                       Params().i8(head.position));
+      if (PQntuples(last.get()) == 1) {
+        head.hash = to_hash(get_bytes(last.get(), 0, 0));
+        head.recorded_at = from_micros(get_i8(last.get(), 0, 1));
+      }
+    }
+    const bool collect = !listeners_->empty();
+    bool savepoint = false;  // one is open: the next request releases it
+    std::size_t next = 0;
+    do {
+      for (; next < group.size(); ++next) {
+        detail::CommitRequest* r = group[next];
+        const bool alone = group.size() == 1 && !round.expects_company();
+        const Head saved = head;
+        bool wrote = false;  // rows of it may be in the transaction
+        if (!alone) {
+          // One round trip: the previous request's savepoint has served.
+          exec_script(c, "open a savepoint",
+                      savepoint ? "RELEASE annals_append; SAVEPOINT annals_append"
+                                : "SAVEPOINT annals_append");
+          savepoint = true;
+        }
+        try {
+          const Checked checked = check_request(*this, c, *r->batch);
+          std::vector<RecordedEvent> events;
+          wrote = checked.writes;
+          r->results =
+              write_request(*this, c, *r->batch, checked, head, collect ? &events : nullptr);
+          pending.emplace_back(r, std::move(events));
+          continue;
+        } catch (const StorageError&) {
+          // A statement failed on the server, which aborted the transaction:
+          // only this request's savepoint can save the others. Should that
+          // fail too (the connection is gone), the group fails.
+          if (alone || PQstatus(c) != CONNECTION_OK) throw;
+          exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
+          r->error = std::current_exception();
+        } catch (...) {
+          // A check failed before anything was written, or memory ran out;
+          // after writing, the savepoint undoes the rows, and without one
+          // (alone) the group of one fails.
+          if (wrote && alone) throw;
+          if (wrote) {
+            exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
+          }
+          r->error = std::current_exception();
+        }
+        r->results.clear();
+        head = saved;
+      }
+    } while (round.take_more());
+    if (pending.empty()) {
+      exec(c, "roll back an append", "ROLLBACK");  // the connection goes back to the pool
+      return;
+    }
+    move_head(c, head.position, head.position > head_before);
+    const auto committing = std::chrono::steady_clock::now();
     Result commit(PQexec(c, "COMMIT"));
     if (commit == nullptr || PQresultStatus(commit.get()) != PGRES_COMMAND_OK) {
       std::string msg = commit ? PQresultErrorMessage(commit.get()) : PQerrorMessage(c);
@@ -179,19 +321,70 @@ std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> b
       throw StorageError("PostgreSQL: commit of an append failed, its outcome may be unknown "
                          "(retry with the same event ids): " + msg);
     }
-    ticket = impl_->listeners_->enqueue(std::move(committed));
+    round.commit_took(std::chrono::steady_clock::now() - committing);
+    // Committed: the appends succeeded whatever happens now. Each keeps its
+    // own batch for the listeners, as when it committed alone; queued while
+    // this thread still leads, so in position order. Should memory run out
+    // here, the listeners miss the batch.
+    for (auto& [r, events] : pending) {
+      try {
+        r->ticket = listeners_->enqueue(std::move(events));
+      } catch (...) {
+      }
+    }
+    return;
   } catch (const StorageError& e) {
-    // A connection that failed (or never opened) during an append leaves the
-    // caller not knowing whether it committed; a retry with the same ids tells.
-    const std::string what = e.what();
-    const bool lost = !lease || PQstatus(lease->get()) != CONNECTION_OK;
-    if (!lost || what.find("outcome may be unknown") != std::string::npos) throw;
-    throw StorageError("PostgreSQL: an append's connection failed, its outcome may be unknown "
-                       "(retry with the same event ids): " +
-                       what.substr(what.rfind("PostgreSQL: ", 0) == 0 ? 12 : 0));
+    try {
+      failure = std::make_exception_ptr(group_error(e, held ? held->get() : nullptr));
+    } catch (...) {
+      failure = std::current_exception();  // no memory for the message
+    }
+  } catch (...) {
+    failure = std::current_exception();
   }
-  impl_->listeners_->deliver(ticket);
-  return results;
+  // Nothing of the group committed (or nobody knows): every request that
+  // did not fail on its own gets the error, each its own copy, not one
+  // object that several threads would rethrow and destroy at once. A copy of
+  // its message, too: a copied std::runtime_error shares its message's
+  // buffer through a reference count inside libstdc++, which ThreadSanitizer
+  // cannot see, so it reports the last owner's free as a race.
+  for (detail::CommitRequest* r : group) {
+    if (r->error) continue;
+    r->results.clear();
+    try {
+      std::rethrow_exception(failure);
+    } catch (const StorageError& e) {
+      try {
+        r->error = std::make_exception_ptr(
+            StorageError(std::string(e.what()), e.code(), e.extended_code()));
+      } catch (...) {
+        r->error = failure;
+      }
+    } catch (...) {
+      r->error = failure;
+    }
+  }
+}
+
+std::vector<AppendResult> PostgresEventStore::Impl::append(std::vector<StreamAppend>& batch) {
+  scheduler_.arrive();
+  try {
+    detail::prepare_batch(batch, nullptr, true);
+  } catch (...) {
+    scheduler_.abandon();
+    throw;
+  }
+  detail::CommitRequest request;
+  request.batch = &batch;
+  scheduler_.submit(request);
+  // Outside the leader role, so a listener may append without deadlock.
+  listeners_->deliver(request.ticket);
+  if (request.error) std::rethrow_exception(request.error);
+  return std::move(request.results);
+}
+
+std::vector<AppendResult> PostgresEventStore::append(std::vector<StreamAppend> batch) {
+  return impl_->append(batch);
 }
 
 }  // namespace annals

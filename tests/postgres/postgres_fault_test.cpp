@@ -22,6 +22,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -57,13 +58,16 @@ struct Outcome {
   std::vector<std::string> bad;  // failures that broke the contract
 };
 
-// Four writers, each with its own store object, appending batches of 1 to 3
+// Writers, each with its own store object (or all sharing `shared`, whose
+// appends they then make in group commits), appending batches of 1 to 3
 // events (half to a stream of their own with exactly(version), half to a
 // shared stream with any()) and retrying a failed append with the same ids.
 class Writers {
  public:
-  explicit Writers(const std::string& schema) {
-    for (int w = 0; w < kWriters; ++w) {
+  explicit Writers(const std::string& schema, int writers = kWriters,
+                   PostgresEventStore* shared = nullptr)
+      : shared_(shared) {
+    for (int w = 0; w < writers; ++w) {
       threads_.emplace_back([this, schema, w] { run(schema, w); });
     }
   }
@@ -119,8 +123,8 @@ class Writers {
       // a writer never abandons an append whose outcome it does not know.
       for (;;) {
         try {
-          if (!store) store = std::make_unique<PostgresEventStore>(url(), options);
-          const auto r = store->append(stream, expected, batch);
+          if (!store && !shared_) store = std::make_unique<PostgresEventStore>(url(), options);
+          const auto r = (shared_ != nullptr ? *shared_ : *store).append(stream, expected, batch);
           Acked a{stream, {}, r};
           for (const auto& e : batch) a.ids.push_back(e.event_id);
           if (!shared) own_version = r.stream_version;
@@ -133,7 +137,7 @@ class Writers {
           std::lock_guard lock(mu_);
           ++outcome_.failures;
           // A store that could not even be opened has appended nothing.
-          if (store && what.find("outcome may be unknown") == std::string::npos) {
+          if ((store || shared_) && what.find("outcome may be unknown") == std::string::npos) {
             outcome_.bad.push_back("StorageError without 'outcome may be unknown': " + what);
           }
         } catch (const std::exception& e) {
@@ -152,6 +156,7 @@ class Writers {
   }
   static const std::string& url() { return postgres_url(); }
 
+  PostgresEventStore* const shared_;
   std::atomic<bool> stopping_{false};
   std::atomic<std::chrono::steady_clock::time_point> give_up_at_{};
   std::atomic<long> acknowledged_{0};
@@ -248,16 +253,21 @@ TEST(PostgresFaults, ServerKilledAndRestartedDuringAppendsLosesNoAcknowledgedEve
               outcome.acked.size(), outcome.failures);
 }
 
-TEST(PostgresFaults, ConnectionsTerminatedInTheMiddleOfAppendsLoseNoAcknowledgedEventAndRetriesNeverDuplicate) {
+// Terminates the backends of `writers_count` threads in the middle of appends
+// (each thread with its own store, or all sharing one: then the backend is
+// that of a group's leader, and every append of the group loses it).
+void terminate_during_appends(int writers_count, bool share_one_store) {
   const int terminations = env_int("ANNALS_PG_TERMINATIONS", env_int("ANNALS_SOAK", 0) ? 2000 : 100);
   const std::string schema = fresh_schema();
   PostgresEventStore store(postgres_url(), in_schema(schema));
+  std::optional<PostgresEventStore> shared;
+  if (share_one_store) shared.emplace(postgres_url(), in_schema(schema));
   const std::string head_table = schema + ".annals_head";
   std::mt19937 rng(7);
   Outcome outcome;
   int done = 0;
   {
-    Writers writers(schema);
+    Writers writers(schema, writers_count, shared ? &*shared : nullptr);
     std::unique_ptr<PGconn, decltype(&PQfinish)> killer(PQconnectdb(postgres_url().c_str()),
                                                         &PQfinish);
     ASSERT_EQ(PQstatus(killer.get()), CONNECTION_OK) << PQerrorMessage(killer.get());
@@ -287,6 +297,14 @@ TEST(PostgresFaults, ConnectionsTerminatedInTheMiddleOfAppendsLoseNoAcknowledged
   std::printf("terminations: %d backends terminated mid-append, %zu appends acknowledged, "
               "%ld failed attempts retried\n",
               done, outcome.acked.size(), outcome.failures);
+}
+
+TEST(PostgresFaults, ConnectionsTerminatedInTheMiddleOfAppendsLoseNoAcknowledgedEventAndRetriesNeverDuplicate) {
+  terminate_during_appends(kWriters, false);
+}
+
+TEST(PostgresFaults, LeadersTerminatedInTheMiddleOfGroupCommitsLoseNoAcknowledgedEventAndRetriesNeverDuplicate) {
+  terminate_during_appends(8, true);
 }
 
 }  // namespace

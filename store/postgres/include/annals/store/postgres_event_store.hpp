@@ -3,9 +3,10 @@
 /// PostgreSQL server (15 or newer), for services that run on several machines
 /// and share one store. Same API, same hash chain and same promises as the
 /// SQLite store (the conformance kit checks both); see docs/postgres.md and
-/// docs/adr/0011-postgres-libpq-and-head-row-lock.md.
+/// docs/adr/0011-postgres-libpq-and-head-row-lock.md and
+/// docs/adr/0012-postgres-group-commit.md.
 ///
-/// Global order: every append takes a row lock on the one row of
+/// Global order: every append transaction takes a row lock on the one row of
 /// annals_head and holds it to its commit, so positions are dense and commits
 /// happen in position order. A reader following read_all() from a checkpoint
 /// therefore never misses an event that commits later with a smaller position.
@@ -17,11 +18,20 @@
 /// Append-only: triggers refuse UPDATE, DELETE and TRUNCATE on the events
 /// table for every role, the owner included.
 ///
+/// Group commit: concurrent appends from threads of one store object are
+/// written by one of them in one transaction on one connection, under one
+/// head-row lock and with one COMMIT (one WAL flush); each keeps its own
+/// expected-version check and its own result or error (a failing append is
+/// undone alone, to its own savepoint, and does not affect the others). An
+/// error of the transaction itself (a failed COMMIT, a dropped connection)
+/// fails every append of the group with a StorageError saying the outcome may
+/// be unknown; each may be retried with the same event ids. Appends of
+/// separate store objects (or processes) still commit one after another at the
+/// head row.
+///
 /// Thread safety: every member may be called concurrently from many threads;
-/// the store keeps a small pool of connections. Appends of one store object are
-/// serialized in-process (they serialize on the head row anyway). Cursors hold
-/// no connection and no transaction between pages, and must not outlive the
-/// store.
+/// the store keeps a small pool of connections. Cursors hold no connection and
+/// no transaction between pages, and must not outlive the store.
 
 #include <cstddef>
 #include <memory>
@@ -53,9 +63,10 @@ struct PostgresStoreOptions {
   std::size_t read_page_size = 256;
   /// Most idle connections kept open for reuse.
   std::size_t max_idle_connections = 4;
-  /// Every append that stores events sends NOTIFY on the channel
-  /// "annals.<schema>" (cut to 63 bytes) with the new head position as
-  /// payload, inside its transaction: PostgreSQL delivers it at the commit.
+  /// Every append transaction that stores events (one per group commit)
+  /// sends NOTIFY on the channel "annals.<schema>" (cut to 63 bytes) with the
+  /// new head position as payload, inside the transaction: PostgreSQL
+  /// delivers it at the commit.
   /// watch_commits() LISTENs for it. false: no NOTIFY is sent, and this
   /// object's watchers poll (for a connection pooler in transaction mode,
   /// which does not deliver notifications to LISTENing clients). Default: true.
@@ -66,6 +77,13 @@ struct PostgresStoreOptions {
   /// with its text, for a connection pooler in transaction mode that does
   /// not keep a session's prepared statements. Default: true.
   bool prepare_statements = true;
+  /// Appends written in one group-commit transaction at most (0 counts as 1;
+  /// 1 writes every append in its own transaction). Each append of a group of
+  /// several runs in its own subtransaction (a savepoint), and PostgreSQL
+  /// tracks at most 64 of them per transaction in shared memory before every
+  /// snapshot taken meanwhile must look them up on disk: hence the default.
+  /// Default: 64.
+  std::size_t max_group_size = 64;
 };
 
 class PostgresEventStore final : public EventStore, public SnapshotStore {

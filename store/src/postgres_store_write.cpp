@@ -189,10 +189,13 @@ Checked check_request(const PostgresEventStore::Impl& impl, PGconn* c,
 }
 
 // Inserts the events of the streams `checked` found new after `head`, which
-// it moves; moves the events into `committed` when given.
+// it moves; moves the events into `committed` when given. `consume`: the
+// events are moved out of `batch`; else copied, so that the request can be
+// written again after a rollback.
 std::vector<AppendResult> write_request(const PostgresEventStore::Impl& impl, PGconn* c,
                                         std::vector<StreamAppend>& batch, const Checked& checked,
-                                        Head& head, std::vector<RecordedEvent>* committed) {
+                                        Head& head, std::vector<RecordedEvent>* committed,
+                                        bool consume) {
   using Impl = PostgresEventStore::Impl;
   std::vector<AppendResult> results(batch.size());
   // Never before the newest stored event: recorded_at does not decrease
@@ -207,8 +210,9 @@ std::vector<AppendResult> write_request(const PostgresEventStore::Impl& impl, PG
     std::int64_t version = checked.current[s];
     const std::int64_t first_position = head.position + 1;
     for (std::size_t i = 0; i < part.events.size(); ++i) {
-      RecordedEvent e = detail::record(std::move(part.events[i]), part.stream_id, ++version,
-                                       head.position + 1, now, head.hash);
+      RecordedEvent e =
+          detail::record(consume ? std::move(part.events[i]) : EventData(part.events[i]),
+                         part.stream_id, ++version, head.position + 1, now, head.hash);
       if (i + 1 < part.events.size()) {
         Impl::insert_event(c, e);
       } else {
@@ -236,6 +240,11 @@ StorageError group_error(const StorageError& e, PGconn* c) {
       what.substr(what.rfind("PostgreSQL: ", 0) == 0 ? 12 : 0));
 }
 
+// Thrown out of a group's optimistic attempt (no savepoints) when a statement
+// failed on the server: the whole transaction is lost, and the group is
+// written again with a savepoint per request.
+struct IsolateRequests {};
+
 }  // namespace
 
 void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept {
@@ -253,7 +262,7 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
         exec(c, "lock the head row", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
     Head head;
     head.position = get_i8(locked.get(), 0, 0);
-    const std::int64_t head_before = head.position;
+    std::int64_t head_before = head.position;
     if (head.position > 0) {
       auto last = exec(c, "read the newest event",
                        "SELECT hash, recorded_at FROM events WHERE position = $1",
@@ -264,50 +273,95 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
       }
     }
     const bool collect = !listeners_->empty();
+    // A group is first written without savepoints, which cost a round trip
+    // per request: the checks that fail for a request alone (expected
+    // versions, taken ids) only read, so they leave the transaction usable.
+    // Should a statement fail on the server (rare: a trigger, a constraint,
+    // the disk), PostgreSQL aborts the whole transaction: it is rolled back
+    // and the group written again, each request under its own savepoint, so
+    // that only the failing one fails. The optimistic pass copies the events
+    // for that second pass (a lone appender's too: company may come while it
+    // writes). A lone appender's failure is its own: no second pass.
+    bool isolate = false;
     bool savepoint = false;  // one is open: the next request releases it
     std::size_t next = 0;
-    do {
-      for (; next < group.size(); ++next) {
-        detail::CommitRequest* r = group[next];
-        const bool alone = group.size() == 1 && !round.expects_company();
-        const Head saved = head;
-        bool wrote = false;  // rows of it may be in the transaction
-        if (!alone) {
-          // One round trip: the previous request's savepoint has served.
-          exec_script(c, "open a savepoint",
-                      savepoint ? "RELEASE annals_append; SAVEPOINT annals_append"
-                                : "SAVEPOINT annals_append");
-          savepoint = true;
-        }
-        try {
-          const Checked checked = check_request(*this, c, *r->batch);
-          std::vector<RecordedEvent> events;
-          wrote = checked.writes;
-          r->results =
-              write_request(*this, c, *r->batch, checked, head, collect ? &events : nullptr);
-          pending.emplace_back(r, std::move(events));
-          continue;
-        } catch (const StorageError&) {
-          // A statement failed on the server, which aborted the transaction:
-          // only this request's savepoint can save the others. Should that
-          // fail too (the connection is gone), the group fails.
-          if (alone || PQstatus(c) != CONNECTION_OK) throw;
-          exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
-          r->error = std::current_exception();
-        } catch (...) {
-          // A check failed before anything was written, or memory ran out;
-          // after writing, the savepoint undoes the rows, and without one
-          // (alone) the group of one fails.
-          if (wrote && alone) throw;
-          if (wrote) {
-            exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
-          }
-          r->error = std::current_exception();
-        }
+    const auto restart_isolated = [&] {
+      exec(c, "roll back an append", "ROLLBACK");
+      pending.clear();
+      for (detail::CommitRequest* r : group) {
         r->results.clear();
-        head = saved;
+        r->error = nullptr;
       }
-    } while (round.take_more());
+      isolate = true;
+      savepoint = false;
+      next = 0;
+      exec(c, "begin an append", "BEGIN");
+      auto relocked =
+          exec(c, "lock the head row", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
+      head = Head{};
+      head.position = get_i8(relocked.get(), 0, 0);
+      head_before = head.position;  // others may have appended meanwhile
+      if (head.position > 0) {
+        auto last = exec(c, "read the newest event",
+                         "SELECT hash, recorded_at FROM events WHERE position = $1",
+                         Params().i8(head.position));
+        if (PQntuples(last.get()) == 1) {
+          head.hash = to_hash(get_bytes(last.get(), 0, 0));
+          head.recorded_at = from_micros(get_i8(last.get(), 0, 1));
+        }
+      }
+    };
+    for (;;) {
+      try {
+        do {
+          for (; next < group.size(); ++next) {
+            detail::CommitRequest* r = group[next];
+            const bool alone = group.size() == 1 && !round.expects_company();
+            const Head saved = head;
+            bool wrote = false;  // rows of it may be in the transaction
+            if (isolate) {
+              // One round trip: the previous request's savepoint has served.
+              exec_script(c, "open a savepoint",
+                          savepoint ? "RELEASE annals_append; SAVEPOINT annals_append"
+                                    : "SAVEPOINT annals_append");
+              savepoint = true;
+            }
+            try {
+              const Checked checked = check_request(*this, c, *r->batch);
+              std::vector<RecordedEvent> events;
+              wrote = checked.writes;
+              r->results = write_request(*this, c, *r->batch, checked, head,
+                                         collect ? &events : nullptr, isolate);
+              pending.emplace_back(r, std::move(events));
+              continue;
+            } catch (const StorageError&) {
+              // A statement failed on the server, which aborted the transaction.
+              // Alone, or with the connection gone, the group fails; else only
+              // a savepoint can save the others.
+              if (alone || PQstatus(c) != CONNECTION_OK) throw;
+              if (!isolate) throw IsolateRequests{};
+              exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
+              r->error = std::current_exception();
+            } catch (...) {
+              // A check failed before anything was written, or memory ran out;
+              // rows written are undone by the savepoint, by the isolated pass,
+              // or (alone) by failing the group of one.
+              if (wrote && alone) throw;
+              if (wrote && !isolate) throw IsolateRequests{};
+              if (wrote) {
+                exec_script(c, "roll back to a savepoint", "ROLLBACK TO SAVEPOINT annals_append");
+              }
+              r->error = std::current_exception();
+            }
+            r->results.clear();
+            head = saved;
+          }
+        } while (round.take_more());
+        break;
+      } catch (const IsolateRequests&) {
+        restart_isolated();
+      }
+    }
     if (pending.empty()) {
       exec(c, "roll back an append", "ROLLBACK");  // the connection goes back to the pool
       return;

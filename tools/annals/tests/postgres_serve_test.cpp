@@ -14,7 +14,6 @@
 #include <chrono>
 #include <functional>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,13 +65,18 @@ class ServeProcess {
     posix_spawn_file_actions_destroy(&files);
     if (failed != 0) throw std::runtime_error("cannot start annals serve");
     const auto deadline = std::chrono::steady_clock::now() + kPatience;
-    const std::regex address("http://127\\.0\\.0\\.1:([0-9]+)/");
+    // The address line, found with a plain search: std::regex trips GCC 12's
+    // -Wmaybe-uninitialized under the ASan preset's -O1.
+    const std::string address = "http://127.0.0.1:";
     while (std::chrono::steady_clock::now() < deadline && running()) {
-      std::smatch m;
       const std::string out = file_bytes(out_);
-      if (std::regex_search(out, m, address)) {
-        port_ = std::stoi(m[1]);
-        return;
+      if (const auto at = out.find(address); at != std::string::npos) {
+        const auto digits = at + address.size();
+        const auto end = out.find_first_not_of("0123456789", digits);
+        if (end != std::string::npos && end > digits && out[end] == '/') {
+          port_ = std::stoi(out.substr(digits, end - digits));
+          return;
+        }
       }
       std::this_thread::sleep_for(20ms);
     }

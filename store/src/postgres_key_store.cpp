@@ -93,6 +93,16 @@ std::string create_sql(const std::string& schema) {
   return sql;
 }
 
+// For table $1: whether the current role may rewrite it (VACUUM FULL needs
+// the table's owner or the database's, or a member of either), the role's
+// name, and the first transaction id not yet assigned (modulo 2^32, as an
+// xid), below which every change committed so far lies.
+constexpr const char* kMayRewriteSql =
+    "SELECT pg_has_role(t.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'), "
+    "current_user::text, (pg_snapshot_xmax(pg_current_snapshot())::text::numeric "
+    "% 4294967296)::text FROM pg_class t, pg_database d "
+    "WHERE t.oid = to_regclass($1) AND d.datname = current_database()";
+
 void check_timeout(std::chrono::milliseconds timeout, const std::string& option) {
   if (timeout < std::chrono::milliseconds(1) ||
       timeout > std::chrono::milliseconds(std::numeric_limits<int>::max())) {
@@ -288,11 +298,7 @@ class PostgresKeyStore::Impl {
   }
 
   void require_may_scrub(PGconn* c) {
-    Result r = run(c,
-                   "SELECT pg_has_role(t.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'), "
-                   "current_user::text FROM pg_class t, pg_database d "
-                   "WHERE t.oid = to_regclass($1) AND d.datname = current_database()",
-                   Params().text(table_));
+    Result r = run(c, kMayRewriteSql, Params().text(table_));
     check(c, r.get(), "read");
     if (PQntuples(r.get()) == 0 || PQgetvalue(r.get(), 0, 0)[0] == 0) {
       const std::string role = PQntuples(r.get()) == 0 ? "?" : get_bytes(r.get(), 0, 1);
@@ -400,14 +406,7 @@ void scrub_postgres_table(const std::string& connection, const std::string& sche
   if (!c) throw StorageError("PostgreSQL: " + what + error);
   // VACUUM by a role that may not vacuum the table only warns and skips it,
   // so the rights are checked first, and any warning is taken as a failure.
-  // Every change committed before this call has a transaction id below the
-  // snapshot's xmax, the horizon the wait below uses.
-  Result rights = run(c.get(),
-                      "SELECT pg_has_role(t.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'), "
-                      "current_user::text, (pg_snapshot_xmax(pg_current_snapshot())::text::numeric "
-                      "% 4294967296)::text FROM pg_class t, pg_database d "
-                      "WHERE t.oid = to_regclass($1) AND d.datname = current_database()",
-                      Params().text(name));
+  Result rights = run(c.get(), kMayRewriteSql, Params().text(name));
   if (!ok(rights.get())) {
     throw StorageError("PostgreSQL: " + what + error_text(c.get(), rights.get()));
   }

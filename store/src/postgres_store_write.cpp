@@ -240,6 +240,27 @@ StorageError group_error(const StorageError& e, PGconn* c) {
       what.substr(what.rfind("PostgreSQL: ", 0) == 0 ? 12 : 0));
 }
 
+// BEGIN, then the head row's lock, held to the commit (transactions commit
+// one at a time, in position order), and the newest event it names.
+Head begin_locked(PGconn* c) {
+  using Impl = PostgresEventStore::Impl;
+  Impl::exec(c, "begin an append", "BEGIN");
+  auto locked = Impl::exec(c, "lock the head row",
+                           "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
+  Head head;
+  head.position = get_i8(locked.get(), 0, 0);
+  if (head.position > 0) {
+    auto last = Impl::exec(c, "read the newest event",
+                           "SELECT hash, recorded_at FROM events WHERE position = $1",
+                           Params().i8(head.position));
+    if (PQntuples(last.get()) == 1) {
+      head.hash = to_hash(get_bytes(last.get(), 0, 0));
+      head.recorded_at = from_micros(get_i8(last.get(), 0, 1));
+    }
+  }
+  return head;
+}
+
 // Thrown out of a group's optimistic attempt (no savepoints) when a statement
 // failed on the server: the whole transaction is lost, and the group is
 // written again with a savepoint per request.
@@ -256,22 +277,8 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
   try {
     detail::MutexLock order(append_mu_);
     PGconn* c = held.emplace(lease()).get();
-    exec(c, "begin an append", "BEGIN");
-    // Held to the commit: transactions commit one at a time, in position order.
-    auto locked =
-        exec(c, "lock the head row", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
-    Head head;
-    head.position = get_i8(locked.get(), 0, 0);
+    Head head = begin_locked(c);
     std::int64_t head_before = head.position;
-    if (head.position > 0) {
-      auto last = exec(c, "read the newest event",
-                       "SELECT hash, recorded_at FROM events WHERE position = $1",
-                       Params().i8(head.position));
-      if (PQntuples(last.get()) == 1) {
-        head.hash = to_hash(get_bytes(last.get(), 0, 0));
-        head.recorded_at = from_micros(get_i8(last.get(), 0, 1));
-      }
-    }
     const bool collect = !listeners_->empty();
     // A group is first written without savepoints, which cost a round trip
     // per request: the checks that fail for a request alone (expected
@@ -295,21 +302,8 @@ void PostgresEventStore::Impl::write_group(detail::CommitGroup& round) noexcept 
       isolate = true;
       savepoint = false;
       next = 0;
-      exec(c, "begin an append", "BEGIN");
-      auto relocked =
-          exec(c, "lock the head row", "SELECT position FROM annals_head WHERE id = 1 FOR UPDATE");
-      head = Head{};
-      head.position = get_i8(relocked.get(), 0, 0);
+      head = begin_locked(c);
       head_before = head.position;  // others may have appended meanwhile
-      if (head.position > 0) {
-        auto last = exec(c, "read the newest event",
-                         "SELECT hash, recorded_at FROM events WHERE position = $1",
-                         Params().i8(head.position));
-        if (PQntuples(last.get()) == 1) {
-          head.hash = to_hash(get_bytes(last.get(), 0, 0));
-          head.recorded_at = from_micros(get_i8(last.get(), 0, 1));
-        }
-      }
     };
     for (;;) {
       try {
